@@ -1,0 +1,28 @@
+# Two commands do all set-up on a fresh machine: `make reproduce` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SEEDS ?= 5
+
+.PHONY: reproduce test notebooks benchmark clean-venv
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+reproduce: $(VENV)/.installed  ## rebuild every figure and results file in images/
+	$(PY) -m largestep reproduce --seeds $(SEEDS) --out images
+
+test: $(VENV)/.installed  ## unit tests, quick reproduce of every experiment, notebooks in quick mode
+	$(PY) -m pytest -q
+
+notebooks: $(VENV)/.installed  ## re-execute every notebook in place at full scale
+	$(PY) -m largestep.notebooks *.ipynb
+
+benchmark: $(VENV)/.installed
+	$(PY) benchmarks/bench_diag.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,143 @@
+"""Command line: `python -m largestep reproduce [NAME ...] [--quick] [--seeds N] [--out DIR]`."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import experiments
+from .config import apply_overrides, to_dict
+from .results import save_figure, save_json
+from .schedules import ConfigError
+
+QUICK_ENV = "LARGESTEP_QUICK"
+
+
+class UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m largestep",
+        description="Reproduce the experiments of 'SGD with large step sizes learns sparse features' "
+                    "(ICML 2023): results as JSON plus figures.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    rep = sub.add_parser(
+        "reproduce",
+        help="run experiments and write DIR/<name>.json and DIR/<name>.png/.pdf",
+        description="Run the named experiments (all by default), each batched over runs and seeds, and "
+                    "write DIR/<name>.json (config, per-run curves, final metrics, seeds tried and "
+                    "diverged) and its figures DIR/<name>.png and .pdf. Nothing is written when an "
+                    "argument is invalid (exit status 2).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    rep.add_argument("names", nargs="*", metavar="NAME", help="experiments to run (see --list); default: all")
+    rep.add_argument("--list", action="store_true", help="print the known experiments and exit")
+    rep.add_argument("--quick", action="store_true",
+                     help=f"cut iterations (same figure shape) for a fast check; also set by {QUICK_ENV}=1")
+    rep.add_argument("--seeds", type=int, default=5,
+                     help="surviving training seeds per run; diverging seeds are replaced, up to 10x as many tried")
+    rep.add_argument("--out", default="images", help="output directory (created if missing)")
+    rep.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                     help="override a config field of every named experiment by dotted path, value as JSON, "
+                          "e.g. --set iterations=20001 --set runs.0.schedule.lr=0.3 (repeatable)")
+    rep.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def prepare(args) -> list[tuple[experiments.Experiment, object]]:
+    """Check every argument and build every config before anything runs or is written."""
+    known = experiments.available()
+    names = args.names or known
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(f"unknown experiment(s): {', '.join(unknown)} (known: {', '.join(known)})")
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {args.out} exists and is not a directory")
+    plan = []
+    for name in dict.fromkeys(names):
+        exp = experiments.get(name)
+        config = exp.config.quick() if args.quick else exp.config
+        try:
+            config = apply_overrides(config, args.overrides)
+            config.validate()
+        except ConfigError as err:
+            raise UsageError(f"{name}: {err}") from None
+        plan.append((exp, config))
+    return plan
+
+
+def reproduce(args) -> int:
+    args.quick = args.quick or os.environ.get(QUICK_ENV, "") not in ("", "0")
+    if args.list:
+        for name in experiments.available():
+            print(f"{name:18s} {experiments.get(name).title}")
+        return 0
+    plan = prepare(args)
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create --out {args.out}: {err.strerror}") from None
+    if not os.access(out, os.W_OK):
+        raise UsageError(f"--out {args.out} is not writable")
+    from tqdm.auto import tqdm
+
+    for exp, config in plan:
+        start = time.perf_counter()
+        with tqdm(desc=exp.name, unit="it", unit_scale=True, total=0, disable=args.no_progress,
+                  leave=False) as bar:
+            results = exp.run(config, n_seeds=args.seeds, progress=bar)
+        results = {"experiment": exp.name, "quick": bool(args.quick), **results}
+        results["config"] = to_dict(config)
+        results.setdefault("seconds", {})["total"] = time.perf_counter() - start
+        written = [save_json(results, out / f"{exp.name}.json")]
+        for stem, fig in exp.figures(results).items():
+            for ext in ("png", "pdf"):
+                written.append(save_figure(fig, out / f"{stem}.{ext}"))
+            import matplotlib.pyplot as plt
+            plt.close(fig)
+        if exp.extras is not None:
+            written += exp.extras(results, out)
+        print(summary(results))
+        print(f"  wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def summary(results: dict) -> str:
+    """One line per run: final metrics (mean over surviving seeds) and diverged seeds."""
+    from .sweep import divergence_note
+    sec = results.get("seconds", {})
+    timing = ", ".join(f"{k} {v:.1f}s" for k, v in sec.items())
+    lines = [f"{results['experiment']}{' (quick)' if results.get('quick') else ''}: {timing}"]
+    for run in results["runs"]:
+        final = ", ".join(f"{k}={v:.4g}" for k, v in run["final"].items() if v is not None)
+        lines.append(f"  {run['label']:32s} {final or 'no surviving seed'}  [{divergence_note(run)}]")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "reproduce":
+            return reproduce(args)
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: results written so far are complete; the interrupted experiment wrote nothing",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""`diag_sgd` and `diag_gd`: diagonal linear nets on sparse regression, large steps then decays."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import diag_nets, metrics
+from ..config import to_dict
+from ..data import sparse_regression
+from ..plotting import panels
+from ..schedules import ConfigError, Schedule
+from ..sweep import evaluation_grid, run_record, train_until_survivors, Batch
+from . import Experiment
+
+
+@dataclass(frozen=True)
+class DiagRun:
+    label: str
+    algorithm: str  # "gd" (full batch, deterministic) or "sgd" (batch size 1)
+    schedule: Schedule
+
+
+@dataclass(frozen=True)
+class DiagConfig:
+    n: int
+    d: int
+    r: int
+    iterations: int
+    runs: tuple[DiagRun, ...]
+    n_test: int = 1000
+    init_scale: float = 0.1  # u0 = init_scale * 1, v0 = 0
+    data_seed: int = 0
+    grid_early: int = 100  # metrics at each of the first iterations...
+    grid_spaced: int = 250  # ...and at this many evenly spaced ones
+    rank_tol: float = 1e-15  # Jacobian rank: s_k / s_max > tol, on the first 2d test points
+    l0_threshold: float = 1e-50
+
+    def validate(self) -> None:
+        for name in ("n", "d", "r", "iterations", "n_test"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.r > self.d:
+            raise ConfigError(f"r (support size) must be <= d, got r={self.r}, d={self.d}")
+        if 2 * self.d > self.n_test:
+            raise ConfigError(f"the Jacobian rank uses the first 2d test points: need n_test >= 2d = {2 * self.d}")
+        if not self.runs:
+            raise ConfigError("runs must not be empty")
+        if not (np.isfinite(self.init_scale) and self.init_scale > 0):
+            raise ConfigError(f"init_scale must be > 0, got {self.init_scale}")
+        for run in self.runs:
+            if run.algorithm not in ("gd", "sgd"):
+                raise ConfigError(f"run {run.label!r}: algorithm must be 'gd' or 'sgd', got {run.algorithm!r}")
+            run.schedule.validate()
+
+    def quick(self) -> "DiagConfig":
+        """The same experiment with 20x fewer iterations (same figure shape), for CI."""
+        return dataclasses.replace(self, iterations=self.iterations // 20 + 1)
+
+
+def run(config: DiagConfig, n_seeds: int = 5, progress=None) -> dict:
+    """Train every run of `config` (batched over runs and seeds) and return the results dict."""
+    config.validate()
+    data = sparse_regression(config.n, config.d, config.r, config.n_test, config.data_seed)
+    x_eval = data.x_test[: 2 * config.d]
+    grid = evaluation_grid(config.iterations, config.grid_early, config.grid_spaced)
+    steps = np.stack([r.schedule.values(config.iterations) for r in config.runs])
+
+    def evaluate(u, v):
+        beta = u * v
+        return {
+            "train_loss": diag_nets.loss(data.x_train, data.y_train, beta),
+            "test_loss": diag_nets.loss(data.x_test, data.y_test, beta),
+            "l0_norm": metrics.l0_norm(beta, config.l0_threshold),
+            "jacobian_rank": metrics.diag_net_jacobian_rank(x_eval, u, v, config.rank_tol),
+        }
+
+    def train_batch(run_ids, seeds):
+        # GD and SGD rows are two programs; each is batched over its rows.
+        curves, diverged, final_beta, seconds = {}, np.zeros(len(run_ids), bool), [None] * len(run_ids), {}
+        for algorithm in ("gd", "sgd"):
+            rows = [j for j, r in enumerate(run_ids) if config.runs[r].algorithm == algorithm]
+            if not rows:
+                continue
+            c, u, v, s = diag_nets.train(
+                data.x_train, data.y_train, steps[run_ids[rows]], algorithm, seeds[rows], grid, evaluate,
+                config.init_scale, progress)
+            for name, values in c.items():
+                curves.setdefault(name, np.full((len(run_ids), len(grid)), np.nan))[rows] = values
+            for k, value in s.items():
+                seconds[k] = seconds.get(k, 0.0) + value
+            for j, b in zip(rows, u * v):
+                final_beta[j] = b
+        loss_curves = curves["train_loss"]
+        diverged = ~np.isfinite(loss_curves).all(axis=1)
+        for name in curves:  # a diverged row's metrics after its divergence are meaningless
+            curves[name][~np.isfinite(loss_curves)] = np.nan
+        return Batch(curves=curves, diverged=diverged, extras={"beta": final_beta}, seconds=seconds)
+
+    stochastic = [r.algorithm == "sgd" for r in config.runs]
+    rows, seconds = train_until_survivors(train_batch, stochastic, n_seeds)
+    runs = []
+    for spec, run_rows, is_stochastic in zip(config.runs, rows, stochastic):
+        record = run_record(spec.label, {
+            "algorithm": spec.algorithm,
+            "schedule": to_dict(spec.schedule),
+            "decay_iterations": spec.schedule.decay_iterations(config.iterations),
+        }, run_rows, grid, deterministic=not is_stochastic)
+        record.pop("extras", None)  # final betas are not part of the results file
+        runs.append(record)
+    return {"config": to_dict(config), "n_seeds": n_seeds, "runs": runs, "seconds": seconds,
+            "beta_star_support": int(config.r)}
+
+
+def figures(results: dict) -> dict:
+    name = results["experiment"]
+    specs = [
+        {"metric": "train_loss", "log": True, "title": "train loss", "ylim": (1e-5, 1)},
+        {"metric": "test_loss", "log": True, "title": "test loss"},
+    ]
+    if name == "diag_sgd":
+        specs.append({"metric": "jacobian_rank", "title": "Jacobian rank"})
+    specs.append({"metric": "l0_norm", "title": r"$\ell_0$ norm of $\beta$"})
+    return {name: panels(results, specs, suptitle=TITLES[name])}
+
+
+def _sgd_decay(lr, fraction, factor, label=None):
+    return DiagRun(label or f"SGD η={lr:g}, ÷{factor:g} at {fraction:.0%}", "sgd",
+                   Schedule(lr, ((fraction, factor),)))
+
+
+TITLES = {
+    "diag_sgd": "Diagonal nets: SGD with large steps, decayed at different points",
+    "diag_gd": "Diagonal nets: GD with large steps vs SGD",
+}
+
+DIAG_SGD = Experiment(
+    name="diag_sgd",
+    title=TITLES["diag_sgd"],
+    config=DiagConfig(
+        n=80, d=200, r=20, iterations=100_001,
+        runs=(
+            DiagRun("SGD η=0.25", "sgd", Schedule(0.25)),
+            _sgd_decay(0.282, 0.1, 4.8),
+            _sgd_decay(0.282, 0.3, 3.4),
+            _sgd_decay(0.282, 0.5, 1.5),
+        ),
+    ),
+    run=run,
+    figures=figures,
+)
+
+DIAG_GD = Experiment(
+    name="diag_gd",
+    title=TITLES["diag_gd"],
+    config=DiagConfig(
+        n=40, d=100, r=20, iterations=100_001,
+        runs=(
+            DiagRun("GD η=2.0", "gd", Schedule(2.0)),
+            DiagRun("GD η=3.53, ÷4.8 at 10%", "gd", Schedule(3.53, ((0.1, 4.8),))),
+            DiagRun("GD η=3.53, ÷3.4 at 30%", "gd", Schedule(3.53, ((0.3, 3.4),))),
+            DiagRun("GD η=3.53, ÷1.5 at 50%", "gd", Schedule(3.53, ((0.5, 1.5),))),
+            _sgd_decay(0.266, 0.5, 20),
+        ),
+    ),
+    run=run,
+    figures=figures,
+)

@@ -1,0 +1,59 @@
+"""Results files: JSON with nulls for non-finite numbers, written atomically, and figures likewise."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def to_jsonable(obj):
+    """Plain JSON types; numpy arrays become lists and non-finite floats become null."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
+
+
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call write(tmp_path) on a temporary file beside `path`, then rename it into place."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save_json(results: dict, path) -> Path:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(to_jsonable(results), f, allow_nan=False, separators=(",", ":"))
+    return atomic_write(path, write)
+
+
+def load_json(path) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+def save_figure(fig, path, **kwargs) -> Path:
+    fmt = Path(path).suffix.lstrip(".")
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, **kwargs))

@@ -1,0 +1,92 @@
+"""Step-size schedules: the toy experiments' per-iteration schedules and the deep nets' epoch schedules.
+
+A toy schedule maps an iteration index i (0-based: the i-th SGD/GD update) of a run of T iterations
+to a step size.  Every schedule of the paper's toy experiments is one formula,
+
+    eta(i) = lr * warmup(min(i, floor(s*T)) / T) / prod{k : (f, k) in decays, i > floor(f*T)},
+
+where warmup is 1 (none), 1 + (G-1)*x (linear) or 1 + c*x**p (power).  The warmed-up value reached at
+the end of the warmup phase is kept and divided at each decay, as in the paper's code.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range or inconsistent; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Warmup:
+    """Multiply the step size by a growing factor during the first `until` fraction of the run.
+
+    kind="linear": factor 1 + (gain - 1) * i/T  (the 1-D regression's warmup, gain = G).
+    kind="power":  factor 1 + gain * (i/T)**power  (the multi-layer net's warmup: gain 5, power 0.5).
+    """
+
+    kind: str
+    until: float
+    gain: float
+    power: float = 1.0
+
+    def factor(self, x: np.ndarray) -> np.ndarray:
+        if self.kind == "linear":
+            return 1.0 + (self.gain - 1.0) * x
+        return 1.0 + self.gain * np.power(x, self.power)
+
+    def validate(self) -> None:
+        if self.kind not in ("linear", "power"):
+            raise ConfigError(f"warmup kind must be 'linear' or 'power', got {self.kind!r}")
+        if not 0.0 <= self.until <= 1.0:
+            raise ConfigError(f"warmup fraction must lie in [0, 1], got {self.until}")
+        if not math.isfinite(self.gain) or self.gain < 0:
+            raise ConfigError(f"warmup gain must be a finite number >= 0, got {self.gain}")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Constant step `lr`, an optional warmup, then step decays: ((fraction, factor), ...).
+
+    "eta decayed at f by k" divides the step by k once, after iteration floor(f*T).
+    """
+
+    lr: float
+    decays: tuple[tuple[float, float], ...] = ()
+    warmup: Warmup | None = None
+
+    def validate(self) -> None:
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"step size must be a finite number > 0, got {self.lr}")
+        for f, k in self.decays:
+            if not 0.0 <= f <= 1.0:
+                raise ConfigError(f"decay fraction must lie in [0, 1], got {f}")
+            if not (math.isfinite(k) and k > 0):
+                raise ConfigError(f"decay factor must be a finite number > 0, got {k}")
+        if self.warmup is not None:
+            self.warmup.validate()
+
+    def decay_iterations(self, iterations: int) -> list[int]:
+        """The iterations after which the step is divided (the dashed lines of the figures)."""
+        return [math.floor(f * iterations) for f, _ in self.decays]
+
+    def values(self, iterations: int) -> np.ndarray:
+        """Step size of each of the `iterations` updates, float64 array of length `iterations`."""
+        i = np.arange(iterations, dtype=np.int64)
+        eta = np.full(iterations, float(self.lr))
+        if self.warmup is not None:
+            end = math.floor(self.warmup.until * iterations)
+            eta *= self.warmup.factor(np.minimum(i, end) / iterations)
+        for f, k in self.decays:
+            eta[i > math.floor(f * iterations)] /= k
+        return eta
+
+    def describe(self) -> str:
+        parts = [f"η={self.lr:g}"]
+        if self.warmup is not None:
+            parts.append(f"{self.warmup.kind} warmup to {self.warmup.until:.0%}")
+        parts += [f"÷{k:g} at {f:.0%}" for f, k in self.decays]
+        return ", ".join(parts)

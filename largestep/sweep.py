@@ -1,0 +1,165 @@
+"""Seeds, divergence and results records shared by every toy experiment.
+
+An experiment supplies `train_batch(run_ids, seeds) -> Batch`: one batched program that trains row j
+as run `run_ids[j]` with training seed `seeds[j]` and reports its metrics on the evaluation grid.
+`train_until_survivors` calls it in rounds until every stochastic run has N surviving seeds
+(or 10*N tried), as the spec's divergence policy asks, and `run_record` turns the rows of one run
+into the results schema (statistics over surviving seeds only).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+
+def evaluation_grid(iterations: int, n_early: int = 100, n_spaced: int = 250) -> np.ndarray:
+    """Iteration counts at which metrics are recorded: 0..n_early-1 and n_spaced points over [0, T].
+
+    "At iteration k" means after k updates, so 0 is the initialization and T the end of training.
+    """
+    early = np.arange(min(n_early, iterations + 1))
+    spaced = np.round(np.linspace(0, iterations, n_spaced)).astype(np.int64)
+    return np.unique(np.concatenate([early, spaced, [iterations]]))
+
+
+@dataclass
+class Batch:
+    """What one batched training program returns for its R rows.
+
+    curves: metric -> (R, G) array on the evaluation grid (NaN after a row diverged).
+    diverged: (R,) bool, True where the loss became non-finite.
+    final: metric -> (R,) values at the end; defaults to the last grid column of each curve.
+    extras: name -> list of R per-row objects (final weights, snapshots...), kept for survivors.
+    seconds: name -> wall seconds spent, e.g. {"train": ..., "metrics": ...}.
+    """
+
+    curves: dict[str, np.ndarray]
+    diverged: np.ndarray
+    final: dict[str, np.ndarray] = field(default_factory=dict)
+    extras: dict[str, list] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for name, values in self.curves.items():
+            self.final.setdefault(name, values[:, -1])
+
+
+@dataclass
+class SeedRow:
+    seed: int
+    diverged: bool
+    curves: dict[str, np.ndarray]
+    final: dict[str, float]
+    extras: dict[str, object]
+
+
+def _rows_of(batch: Batch, run_ids: np.ndarray, seeds: np.ndarray) -> list[tuple[int, SeedRow]]:
+    rows = []
+    for j, (run, seed) in enumerate(zip(run_ids, seeds)):
+        rows.append((int(run), SeedRow(
+            seed=int(seed),
+            diverged=bool(batch.diverged[j]),
+            curves={k: v[j] for k, v in batch.curves.items()},
+            final={k: float(v[j]) for k, v in batch.final.items()},
+            extras={k: v[j] for k, v in batch.extras.items()},
+        )))
+    return rows
+
+
+def _kept_prefix(rows: list[SeedRow], n_seeds: int) -> list[SeedRow]:
+    """Seeds in order up to the n-th survivor: what sequential drawing 'until N survive' would see."""
+    rows = sorted(rows, key=lambda r: r.seed)
+    survivors = 0
+    for i, row in enumerate(rows):
+        survivors += not row.diverged
+        if survivors == n_seeds:
+            return rows[: i + 1]
+    return rows
+
+
+def train_until_survivors(
+    train_batch: Callable[[np.ndarray, np.ndarray], Batch],
+    stochastic: Sequence[bool],
+    n_seeds: int,
+    max_tries_factor: int = 10,
+) -> tuple[list[list[SeedRow]], dict[str, float]]:
+    """Train every run until it has `n_seeds` surviving seeds, all runs batched in each round.
+
+    Deterministic runs (GD, gradient flow: no training randomness) are trained once, with seed 0.
+    Returns the rows of each run (seed order, truncated after the n-th survivor) and the summed
+    seconds of the batches.
+    """
+    n_runs = len(stochastic)
+    max_tries = [max_tries_factor * n_seeds if s else 1 for s in stochastic]
+    rows: list[list[SeedRow]] = [[] for _ in range(n_runs)]
+    seconds: dict[str, float] = {}
+    want = [n_seeds if s else 1 for s in stochastic]
+    while True:
+        run_ids, seeds = [], []
+        for run in range(n_runs):
+            tried = len(rows[run])
+            alive = sum(not r.diverged for r in rows[run])
+            need = want[run] - alive
+            if need <= 0 or tried >= max_tries[run]:
+                continue
+            if tried == 0:
+                count = want[run]
+            else:  # draw enough that, at the survival rate seen so far, one more round likely suffices
+                rate = max(alive / tried, 1.0 / (tried + 1))
+                count = math.ceil(1.5 * need / rate)
+            count = min(count, max_tries[run] - tried)
+            run_ids += [run] * count
+            seeds += list(range(tried, tried + count))
+        if not run_ids:
+            break
+        run_ids_arr, seeds_arr = np.array(run_ids), np.array(seeds)
+        batch = train_batch(run_ids_arr, seeds_arr)
+        for key, value in batch.seconds.items():
+            seconds[key] = seconds.get(key, 0.0) + value
+        for run, row in _rows_of(batch, run_ids_arr, seeds_arr):
+            rows[run].append(row)
+    return [_kept_prefix(r, w) for r, w in zip(rows, want)], seconds
+
+
+def _stack(rows: list[SeedRow], metric: str) -> np.ndarray:
+    return np.stack([r.curves[metric] for r in rows]) if rows else np.zeros((0, 0))
+
+
+def run_record(label: str, spec: dict, rows: list[SeedRow], grid: np.ndarray,
+               deterministic: bool = False) -> dict:
+    """One run's entry of the results schema; statistics are over surviving seeds only."""
+    survivors = [r for r in rows if not r.diverged]
+    diverged = [r for r in rows if r.diverged]
+    metrics = list(rows[0].curves) if rows else []
+    finals = list(rows[0].final) if rows else []
+    record = {
+        "label": label,
+        **spec,
+        "deterministic": deterministic,
+        "seeds": [r.seed for r in survivors],
+        "seeds_tried": len(rows),
+        "seeds_diverged": len(diverged),
+        "diverged_seeds": [r.seed for r in diverged],
+        "diverged": not survivors,
+        "final": {k: float(np.mean([r.final[k] for r in survivors])) if survivors else math.nan
+                  for k in finals},
+        "final_median": {k: float(np.median([r.final[k] for r in survivors])) if survivors else math.nan
+                         for k in finals},
+        "final_per_seed": [{"seed": r.seed, "diverged": r.diverged, **r.final} for r in rows],
+        "curves": {"iteration": grid, **{m: _stack(survivors, m) for m in metrics}},
+        "curves_diverged": {m: _stack(diverged, m) for m in metrics},
+    }
+    extras = {k: [r.extras[k] for r in survivors] for k in (rows[0].extras if rows else {})}
+    if extras:
+        record["extras"] = extras
+    return record
+
+
+def divergence_note(run: dict) -> str:
+    """'k of m diverged' for legends and summaries (survival conditioning is part of the result)."""
+    if run.get("deterministic"):
+        return "diverged" if run["diverged"] else "deterministic"
+    return f"{run['seeds_diverged']} of {run['seeds_tried']} diverged"
