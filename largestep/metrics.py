@@ -75,47 +75,55 @@ def diag_net_jacobian_rank(x_eval, u, v, tol: float = 1e-15) -> np.ndarray:
     return ranks
 
 
-def _correlation(phi: np.ndarray) -> np.ndarray:
-    """Pearson correlation between columns (neurons) across rows (examples), exactly symmetric."""
-    centered = phi - phi.mean(0, keepdims=True)
-    norms = np.linalg.norm(centered, axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        unit = centered / norms
+def _tensor(a, dtype=None) -> torch.Tensor:
+    t = a if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a))
+    return t.to(dtype or (t.dtype if t.is_floating_point() else torch.float64))
+
+
+def _correlation(phi: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation between columns (neurons) across rows (examples); exactly symmetric."""
+    centered = phi - phi.mean(0, keepdim=True)
+    unit = centered / centered.norm(dim=0)  # a constant neuron gives NaNs, which compare False below
     corr = unit.T @ unit
-    return np.triu(corr) + np.triu(corr, 1).T
+    upper = torch.triu(corr, 1)
+    return upper + upper.T + torch.diag(torch.diagonal(corr))
 
 
-def deduplicated_neurons(phi, corr_threshold: float) -> np.ndarray:
+def deduplicated_neurons(phi, corr_threshold: float) -> torch.Tensor:
     """Indices of the neurons kept by the spec's greedy correlation scan, in index order.
 
     Neurons that are zero on every example are dropped.  Scanning the rest in index order, a neuron is
     removed when |corr| with any neuron still kept, other than itself, exceeds the threshold.  Every
     neuron after the current one is still kept when it is scanned, and a kept earlier neuron had no
-    such partner after it (so none equal to the current one), hence neuron i is removed exactly when
-    some later live neuron j > i has |corr_ij| > threshold: the scan is one upper-triangular test.
+    such partner after it (so not the current one), hence neuron i is removed exactly when some later
+    live neuron j > i has |corr_ij| > threshold: the whole scan is one upper-triangular test.
+    Runs on phi's device, in phi's floating dtype.
     """
-    phi = np.asarray(_numpy(phi), dtype=np.float64)
-    live = np.flatnonzero((phi != 0).any(0))
-    corr = np.abs(_correlation(phi[:, live]))
-    with np.errstate(invalid="ignore"):
-        duplicate = np.triu(corr > corr_threshold, 1).any(1)
+    phi = _tensor(phi)
+    live = torch.nonzero((phi != 0).any(0)).flatten()
+    corr = _correlation(phi[:, live]).abs()
+    duplicate = torch.triu(corr > corr_threshold, 1).any(1)
     return live[~duplicate]
 
 
 def feature_sparsity(phi, corr_threshold: float = 0.99, normalize_rows: bool = True) -> float:
-    """Feature sparsity of post-ReLU features phi (examples x neurons); lower is sparser.
+    """Feature sparsity of post-ReLU features phi (examples x neurons): lower is sparser, in [0, 1].
 
-    normalize_rows=True (toy nets): each example's feature vector is scaled to unit l2 norm first.
-    Near-duplicate neurons are removed (see `deduplicated_neurons`), then the value is
-    (non-zero entries over the surviving neurons) / (examples x all neurons).  In [0, 1].
-    normalize_rows=False is the deep-net variant (no per-example scaling; the caller subsamples).
+    normalize_rows=True (toy nets): each example's feature vector is first scaled to unit l2 norm
+    (all-zero rows stay zero).  Near-duplicate neurons are removed (`deduplicated_neurons`), then the
+    value is (non-zero entries over the surviving neurons) / (examples x all neurons).
+    normalize_rows=False is the deep-net variant (no per-example scaling; the caller subsamples
+    neurons).  Accepts numpy arrays or torch tensors (computed on the tensor's device; integer or
+    numpy input in float64).
     """
-    phi = np.asarray(_numpy(phi), dtype=np.float64)
+    phi = _tensor(phi)
+    if phi.numel() == 0:
+        return 0.0
     if normalize_rows:
-        norms = np.linalg.norm(phi, axis=1, keepdims=True)
-        phi = np.divide(phi, norms, out=np.zeros_like(phi), where=norms > 0)
+        norms = phi.norm(dim=1, keepdim=True)
+        phi = torch.where(norms > 0, phi / torch.where(norms > 0, norms, 1), 0)
     kept = deduplicated_neurons(phi, corr_threshold)
-    return float((phi[:, kept] != 0).sum() / phi.size) if phi.size else 0.0
+    return float((phi[:, kept] != 0).sum().item() / phi.numel())
 
 
 def effective_rank(features, eps: float = 0.0) -> float:
