@@ -90,3 +90,56 @@ class Schedule:
             parts.append(f"{self.warmup.kind} warmup to {self.warmup.until:.0%}")
         parts += [f"÷{k:g} at {f:.0%}" for f, k in self.decays]
         return ", ".join(parts)
+
+
+# ---- deep nets: step size as a function of the fractional epoch (spec.md, "Deep nets") ----
+
+DEEP_SCHEDULES = ("constant", "piecewise", "cosine", "piecewise_01epochs", "piecewise_03epochs",
+                  "piecewise_05epochs")
+
+
+def lr_schedule(name: str, epochs: float, lr_init: float, warmup_factor: float = 1.0,
+                warmup_exp: float = 1.0):
+    """The deep nets' schedule `name` as a function of the fractional epoch t (float or numpy array).
+
+    t = epoch - 1 + (i+1)/steps_per_epoch, so t runs over (0, epochs].  For piecewise_0Xepochs the
+    large-step phase lasts while t/T < f (f = 0.X); warmup_exp > 1 grows the step geometrically,
+    < 1 as 1 + (100 t/T)**w, = 1 linearly towards warmup_factor*lr_init at T/2; the step reached at f is
+    then divided by 10, and by 100 from 0.9 T on, as in the paper's code.
+    """
+    if name not in DEEP_SCHEDULES:
+        raise ConfigError(f"unknown lr_schedule {name!r} (known: {', '.join(DEEP_SCHEDULES)})")
+    for label, value in (("epochs", epochs), ("lr_init", lr_init), ("warmup_factor", warmup_factor),
+                         ("warmup_exp", warmup_exp)):
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{label} must be a finite number > 0, got {value}")
+    eta, T, w = float(lr_init), float(epochs), float(warmup_exp)
+
+    def scalar_or_array(fn):
+        def schedule(t):
+            out = fn(np.asarray(t, dtype=np.float64))
+            return float(out) if np.ndim(out) == 0 else out
+        return schedule
+
+    if name == "constant":
+        return scalar_or_array(lambda t: np.full_like(t, eta))
+    if name == "piecewise":
+        return scalar_or_array(lambda t: np.where(t / T < 0.5, eta, np.where(t / T < 0.75, eta / 10, eta / 100)))
+    if name == "cosine":
+        return scalar_or_array(lambda t: eta * (0.5 + 0.5 * np.cos(np.pi * t / T)))
+    f = int(name[len("piecewise_"):len("piecewise_") + 2]) / 10
+    if w > 1:
+        def warm(x):
+            return eta * w ** (100 * x)
+    elif w < 1:
+        def warm(x):
+            return eta * (1 + (100 * x) ** w)
+    else:
+        def warm(x):
+            return eta * (1 + (warmup_factor - 1) * x / 0.5)
+    peak = eta * (w ** (100 * f) if w > 1 else (1 + (100 * f) ** w) if w < 1 else (f / 0.5) * warmup_factor)
+
+    def piecewise_decay(t):
+        x = t / T
+        return np.where(x < f, warm(np.minimum(x, f)), np.where(x < 0.9, peak / 10, peak / 100))
+    return scalar_or_array(piecewise_decay)
