@@ -1,0 +1,166 @@
+"""The 2-D plane, the batched surface, the 1-D stabilization model, the animation, and the two experiments."""
+import json
+
+import numpy as np
+import pytest
+
+from largestep import diag_nets, landscape, stabilization
+from largestep.__main__ import main
+from largestep.data import sparse_regression
+from largestep.experiments.valley import sign_symmetric_distance
+from largestep.schedules import Schedule
+
+
+@pytest.fixture
+def plane_points():
+    rng = np.random.default_rng(0)
+    w_init, w_star, w_flow = rng.normal(size=(3, 12))
+    return w_init, w_star, w_flow
+
+
+def test_plane_basis_is_orthonormal_and_landmarks_land_where_they_should(plane_points):
+    w_init, w_star, w_flow = plane_points
+    plane = landscape.plane_through(w_init, w_star, w_flow)
+    np.testing.assert_allclose(plane.basis @ plane.basis.T, np.eye(2), atol=1e-12)
+    np.testing.assert_allclose(landscape.project(plane, w_init), [0, 0], atol=1e-12)
+    # w* lies on the first axis at its distance from w_init
+    np.testing.assert_allclose(landscape.project(plane, w_star), [np.linalg.norm(w_star - w_init), 0], atol=1e-12)
+    # w_flow lies in the plane (upper half): its projection recovers it, and keeps its distance to w_init
+    a, b = landscape.project(plane, w_flow)
+    assert b > 0
+    np.testing.assert_allclose(np.hypot(a, b), np.linalg.norm(w_flow - w_init), rtol=1e-12)
+    np.testing.assert_allclose(landscape.points(plane, [a, b]), w_flow, atol=1e-12)
+    # a point off the plane: the residual of its projection is orthogonal to both directions
+    w = np.random.default_rng(1).normal(size=12)
+    residual = w - landscape.points(plane, landscape.project(plane, w))
+    np.testing.assert_allclose(plane.basis @ residual, [0, 0], atol=1e-12)
+
+
+def test_plane_refuses_a_flow_endpoint_on_the_line_to_w_star(plane_points):
+    w_init, w_star, _ = plane_points
+    with pytest.raises(ValueError):
+        landscape.plane_through(w_init, w_star, w_init + 0.3 * (w_star - w_init))
+
+
+def test_batched_surface_equals_pointwise_loss_on_random_grid_points():
+    data = sparse_regression(20, 30, 3)
+    rng = np.random.default_rng(2)
+    w_init = np.concatenate([np.full(30, 0.1), np.zeros(30)])
+    s = np.sqrt(data.extras["beta_star"])
+    plane = landscape.plane_through(w_init, np.concatenate([s, s]), rng.normal(size=60))
+    alphas, betas = np.sort(rng.uniform(-1, 3, 17)), np.sort(rng.uniform(-1, 3, 13))
+    values = landscape.surface(plane, alphas, betas, data.x_test, data.y_test, clip=np.inf)
+    assert values.shape == (13, 17)
+    for j, i in zip(rng.integers(0, 13, 25), rng.integers(0, 17, 25)):
+        w = w_init + alphas[i] * plane.basis[0] + betas[j] * plane.basis[1]
+        beta = (w[:30] * w[30:])[None]
+        np.testing.assert_allclose(values[j, i], diag_nets.loss(data.x_test, data.y_test, beta)[0], rtol=1e-12)
+    clipped = landscape.surface(plane, alphas, betas, data.x_test, data.y_test, clip=1.0)
+    np.testing.assert_array_equal(clipped, np.minimum(values, 1.0))
+
+
+def test_1d_model_batched_matches_a_plain_loop():
+    iterations, etas, seeds = 500, [0.8, 1.02, 1.3], [3, 4, 5]
+    out = stabilization.run_sgd(etas, seeds, iterations, np.arange(iterations + 1))
+    for row, (eta, seed) in enumerate(zip(etas, seeds)):
+        x = stabilization.sample_inputs(seed, iterations, 1.0, 1.1)
+        theta, path = 0.5, [0.5]
+        for k in range(iterations):
+            # same operations in the same order: the bouncing regime amplifies any rounding difference
+            theta = theta + eta * theta * (x[k] * x[k]) * (1.0 - theta * theta)
+            path.append(theta)
+        np.testing.assert_allclose(out["theta"][row], path, rtol=1e-12)
+        losses = stabilization.population_loss(np.array(path[iterations // 2:]), 1.0, 1.0, 1.1)
+        np.testing.assert_allclose(out["loss_min_last_half"][row], losses.min(), rtol=1e-12)
+        np.testing.assert_allclose(out["loss_max_last_half"][row], losses.max(), rtol=1e-12)
+
+
+def test_1d_model_inside_interval_neither_converges_nor_diverges_and_below_converges():
+    low, high = stabilization.bouncing_interval(1.0, 1.0, 1.1)
+    threshold = stabilization.stability_threshold(1.0, 1.1)
+    inside, below, above = 1.02, 0.8, 2.0
+    assert low < inside < high and below < threshold < low
+    iterations = 100_000
+    out = stabilization.run_sgd([inside, below, above], [0, 0, 0], iterations, np.array([0, iterations]))
+    assert not out["diverged"][0]
+    assert 1e-4 < out["loss_min_last_half"][0] and out["loss_max_last_half"][0] < 0.2
+    theta = out["theta"][0, -1]
+    assert abs(theta - 1.0) > 1e-3  # still off theta* after 10^5 steps
+    assert out["loss_max_last_half"][1] < 1e-20 and not out["diverged"][1]
+    assert out["diverged"][2] and 0 < out["diverged_at"][2] < 100
+    assert np.isnan(out["loss_min_last_half"][2])
+
+
+def test_sign_symmetric_distance_ignores_pair_flips_only():
+    rng = np.random.default_rng(3)
+    s = np.abs(rng.normal(size=6))
+    u, v = s + 0.1 * rng.normal(size=6), s + 0.1 * rng.normal(size=6)
+    plain = np.sqrt(((u - s) ** 2 + (v - s) ** 2).sum())
+    flip = np.array([1, -1, 1, -1, -1, 1.0])
+    got = sign_symmetric_distance(np.stack([u, u * flip]), np.stack([v, v * flip]), s)
+    np.testing.assert_allclose(got, [plain, plain], rtol=1e-12)
+    # flipping u alone changes beta: it is not a symmetry and must cost distance
+    assert sign_symmetric_distance((u * flip)[None], v[None], s)[0] > plain + 0.5
+
+
+def test_animation_has_one_frame_per_iteration(tmp_path):
+    from PIL import Image
+
+    a, b = np.linspace(-0.5, 2.3, 20), np.linspace(-0.3, 1.15, 15)
+    values = np.exp(-np.add.outer(b, a) ** 2) + 1e-3
+    frames = 17
+    t = np.linspace(0, 1, frames)
+    paths = landscape.animate(tmp_path / "anim.gif", a, b, values,
+                              {"flow": (np.stack([t, t / 2], 1), "black"), "sgd": (np.stack([2 * t, t], 1), "green")},
+                              {"w_init": (0, 0)}, np.arange(frames), fps=10, hold_s=1.0)
+    assert paths[0] == tmp_path / "anim.gif"
+    with Image.open(paths[0]) as gif:
+        assert gif.n_frames == frames
+        gif.seek(0)
+        first = np.asarray(gif.convert("RGB")).copy()
+        gif.seek(frames - 1)
+        last = np.asarray(gif.convert("RGB"))
+        assert gif.info["duration"] == 1000  # the final frame is held
+    assert (first != last).any()
+
+
+def test_loss_surface_runs_reproduce_the_papers_printed_numbers():
+    """GF (GD eta=0.03) and GD (eta=3, /3 at the midpoint) are deterministic: the paper's notebook prints
+    their final train and test losses."""
+    data = sparse_regression(20, 30, 3)
+    steps = np.stack([Schedule(0.03).values(10_001), Schedule(3.0, ((0.5, 3.0),)).values(10_001)])
+    _, u, v, _ = diag_nets.train(data.x_train, data.y_train, steps, "gd", [0, 0], np.array([10_001]),
+                                 lambda u, v: {})
+    beta = u * v
+    train = diag_nets.loss(data.x_train, data.y_train, beta)
+    np.testing.assert_allclose(train[0], 4.902335457375223e-06, rtol=1e-9)
+    # GD at the edge of stability amplifies rounding (summation order): 3 digits of a 1e-10 loss
+    np.testing.assert_allclose(train[1], 1.6436803027068225e-10, rtol=1e-3)
+    test = diag_nets.loss(data.x_test, data.y_test, beta)
+    np.testing.assert_allclose(test[0], 0.014909591370857017, rtol=1e-9)
+    np.testing.assert_allclose(test[1], 0.12648761921433635, rtol=1e-4)
+
+
+def test_reproduce_writes_results_figures_and_animation(tmp_path):
+    from PIL import Image
+
+    assert main(["reproduce", "stabilization_1d", "loss_surface", "--quick", "--seeds", "2",
+                 "--out", str(tmp_path), "--no-progress"]) == 0
+    stab = json.loads((tmp_path / "stabilization_1d.json").read_text())
+    assert [r["lr"] for r in stab["runs"]][:3] == [0.8, 1.02, 2.0]
+    below, inside, divergent = stab["runs"][:3]
+    assert divergent["diverged"] is True and not below["diverged"] and not inside["diverged"]
+    assert set(inside["final"]) >= {"loss_min_last_half", "loss_max_last_half"}
+    assert inside["final"]["loss_min_last_half"] > 1e-4 and below["final"]["loss_max_last_half"] < 1e-20
+
+    surf = json.loads((tmp_path / "loss_surface.json").read_text())
+    assert [r["algorithm"] for r in surf["runs"]] == ["gd", "gd", "sgd"]
+    for run in surf["runs"]:
+        assert set(run["final"]) >= {"train_loss", "test_loss", "distance_to_w_star"}
+    n = surf["config"]["grid_points"]
+    assert len(surf["surface"]["a"]) == len(surf["surface"]["b"]) == n
+    assert np.array(surf["surface"]["train_loss"]).shape == (n, n)
+    for stem in ("stabilization_1d", "loss_surface", "loss_surface_curves"):
+        assert (tmp_path / f"{stem}.png").stat().st_size > 10_000
+    with Image.open(tmp_path / "loss_surface_animation.gif") as gif:
+        assert gif.n_frames == len(surf["animation"]["iteration"])
