@@ -43,24 +43,25 @@ def points(plane: Plane, coefficients: np.ndarray) -> np.ndarray:
     return plane.origin + np.asarray(coefficients, float) @ plane.basis
 
 
-def diag_net_loss(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """||X(u*v) - y||^2 / (2n) for each point w = (u, v) of w (..., 2d)."""
-    d = x.shape[1]
-    beta = w[..., :d] * w[..., d:]
-    residual = beta @ x.T - y
-    return 0.5 * np.mean(residual * residual, axis=-1)
-
-
 def surface(plane: Plane, alphas: np.ndarray, betas: np.ndarray, x: np.ndarray, y: np.ndarray,
             clip: float = 100.0) -> np.ndarray:
-    """Diagonal-net loss on the grid: entry [j, i] is the loss at a = alphas[i], b = betas[j], at most clip.
+    """Diagonal-net loss ||X(u*v) - y||^2 / (2n) on the grid: entry [j, i] is the loss at a = alphas[i],
+    b = betas[j] (rows follow b, the layout contourf(alphas, betas, Z) expects), at most clip.
 
-    Rows follow b and columns a, the layout contourf(alphas, betas, Z) expects.  One batched evaluation:
-    every grid point is a row of one (len(betas) * len(alphas), 2d) array.
+    On the plane, beta = u*v is a quadratic polynomial in (a, b), so the residual X beta - y is a fixed
+    combination of six n-vectors with the monomials 1, a, b, a^2, ab, b^2: the whole grid is one
+    (points x 6) @ (6 x n) product instead of a (points x 2d) point cloud pushed through X.
     """
+    d = x.shape[1]
+    (u0, v0), (u1, v1), (u2, v2) = [(w[:d], w[d:]) for w in (plane.origin, *plane.basis)]
+    coefficients = np.stack([u0 * v0, u0 * v1 + u1 * v0, u0 * v2 + u2 * v0, u1 * v1, u1 * v2 + u2 * v1, u2 * v2])
+    residual_basis = coefficients @ x.T
+    residual_basis[0] -= y
     a, b = np.meshgrid(np.asarray(alphas, float), np.asarray(betas, float))
-    grid = points(plane, np.stack([a, b], axis=-1))
-    return np.minimum(diag_net_loss(x, y, grid), clip)
+    monomials = np.stack([np.ones_like(a), a, b, a * a, a * b, b * b], axis=-1)
+    residual = monomials @ residual_basis
+    loss = 0.5 * np.einsum("...n,...n->...", residual, residual) / len(x)
+    return np.minimum(loss, clip)
 
 
 def log_levels(values: np.ndarray, per_decade: int = 3) -> np.ndarray:

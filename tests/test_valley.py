@@ -55,6 +55,10 @@ def test_batched_surface_equals_pointwise_loss_on_random_grid_points():
         w = w_init + alphas[i] * plane.basis[0] + betas[j] * plane.basis[1]
         beta = (w[:30] * w[30:])[None]
         np.testing.assert_allclose(values[j, i], diag_nets.loss(data.x_test, data.y_test, beta)[0], rtol=1e-12)
+    # at w* (a = ||w* - w_init||, b = 0) the loss vanishes: no cancellation error from the expansion
+    at_star = landscape.surface(plane, [np.linalg.norm(np.concatenate([s, s]) - w_init)], [0.0],
+                                data.x_test, data.y_test)
+    assert at_star[0, 0] < 1e-28
     clipped = landscape.surface(plane, alphas, betas, data.x_test, data.y_test, clip=1.0)
     np.testing.assert_array_equal(clipped, np.minimum(values, 1.0))
 
