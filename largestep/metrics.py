@@ -4,12 +4,26 @@ All functions accept numpy arrays or torch tensors and are batched where a leadi
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import torch
 
 
 def _numpy(a) -> np.ndarray:
     return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+
+
+@contextlib.contextmanager
+def single_threaded():
+    """Small batched LAPACK calls run fastest on one thread, and far faster than on several when the
+    machine is busy (threads then spin waiting for each other)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def l0_norm(beta, threshold: float = 1e-50) -> np.ndarray:
@@ -35,44 +49,61 @@ def rank_from_gram(gram, tol: float) -> np.ndarray:
     return rank_from_singular_values(np.sqrt(eig), tol)
 
 
-def diag_net_jacobian_rank(x_eval, u, v, tol: float = 1e-15) -> np.ndarray:
-    """Rank of the Jacobian of the diagonal net h(x) = <u*v, x> at the points x_eval, batched over rows of u, v.
+class DiagNetJacobianRank:
+    """Rank of the Jacobian of the diagonal net h(x) = <u*v, x> at fixed points x_eval, batched over rows of u, v.
 
-    Row i of phi is (x_i * v, x_i * u), so phi phi^T = X diag(u^2 + v^2) X^T and the singular values of phi
-    are those of X diag(w), w = sqrt(u^2 + v^2).  With X of full column rank, the k-th largest lies in
-    [sigma_min(X), sigma_max(X)] * (k-th largest w), which settles most counts without an SVD; an exact
-    SVD (over the columns that could still count) is computed only for rows where the bracket straddles tol.
+    Row i of phi is (x_i * v, x_i * u), so phi phi^T = X diag(u^2 + v^2) X^T: the singular values of phi are
+    those of A = X diag(w), w = sqrt(u^2 + v^2).  Cheap bounds settle most counts without an SVD.  With the
+    columns sorted by w (descending) and c_j the column norms of X:
+      s_k >= sigma_min(X) w_k                                   (X of full column rank),
+      s_k <= min(sigma_max(X) w_k, ||A[:, k:]||_F)              (interlacing: drop the first k-1 columns),
+      max_j c_j w_j <= s_max <= min(sigma_max(X) w_1, ||A||_F).
+    Rows where the bounds straddle the threshold get an exact SVD, batched, of R[:, cols] diag(w[cols]) over
+    the columns that could still count, where X = QR (same singular values as X diag(w), half the rows).
+    Built once per evaluation set: the decompositions of X are reused at every call.
     """
-    x = np.asarray(_numpy(x_eval), dtype=np.float64)
-    u = np.atleast_2d(np.asarray(_numpy(u), dtype=np.float64))
-    v = np.atleast_2d(np.asarray(_numpy(v), dtype=np.float64))
-    w = np.sqrt(u * u + v * v)
-    n_eval, d = x.shape
-    ranks = np.zeros(len(w), dtype=np.int64)
-    if n_eval >= d:
+
+    def __init__(self, x_eval, tol: float = 1e-15):
+        x = np.asarray(_numpy(x_eval), dtype=np.float64)
+        self.tol = tol
+        n_eval, d = x.shape
         sx = np.linalg.svd(x, compute_uv=False)
-        lo, hi = sx[-1], sx[0]
-    else:  # X diag(w) has at most n_eval non-zero singular values: no bracket, SVD every row
-        lo, hi = 0.0, np.inf
-    order = np.argsort(-w, axis=1)
-    w_sorted = np.take_along_axis(w, order, axis=1)
-    w_max = w_sorted[:, :1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sure_in = (lo * w_sorted) > tol * (hi * w_max)
-        maybe = (hi * w_sorted) > tol * (lo * w_max)
-    if n_eval < d:
-        sure_in[:] = False
-    for row in range(len(w)):
-        if w_max[row, 0] == 0 or not np.isfinite(w_max[row, 0]):
-            continue
-        n_in, n_maybe = int(sure_in[row].sum()), int(maybe[row].sum())
-        if n_in == n_maybe:
-            ranks[row] = n_in
-        else:
-            cols = order[row, :n_maybe]
-            s = np.linalg.svd(x[:, cols] * w[row, cols], compute_uv=False)
-            ranks[row] = rank_from_singular_values(s, tol)
-    return ranks
+        self.lo = sx[-1] if n_eval >= d else 0.0  # else A has at most n_eval non-zero singular values
+        self.hi = sx[0]
+        self.column_norms = np.linalg.norm(x, axis=0)
+        self.factor = torch.from_numpy(np.linalg.qr(x, mode="r") if n_eval >= d else x)
+
+    def __call__(self, u, v) -> np.ndarray:
+        u = np.atleast_2d(np.asarray(_numpy(u), dtype=np.float64))
+        v = np.atleast_2d(np.asarray(_numpy(v), dtype=np.float64))
+        w = np.sqrt(u * u + v * v)
+        tol, lo, hi = self.tol, self.lo, self.hi
+        order = np.argsort(-w, axis=1)
+        w_sorted = np.take_along_axis(w, order, axis=1)
+        col_mass = (self.column_norms[order] * w_sorted) ** 2  # ||A e_j||^2 in sorted order
+        tail = np.sqrt(np.cumsum(col_mass[:, ::-1], axis=1)[:, ::-1])  # ||A[:, k:]||_F
+        s_max_lo = np.maximum(np.sqrt(col_mass.max(1)), lo * w_sorted[:, 0])[:, None]
+        s_max_hi = np.minimum(hi * w_sorted[:, 0], tail[:, 0])[:, None]
+        n_in = (lo * w_sorted > tol * s_max_hi).sum(1)
+        n_maybe = (np.minimum(hi * w_sorted, tail) > tol * s_max_lo).sum(1)
+        ranks = n_in.astype(np.int64)
+        valid = np.isfinite(w_sorted[:, 0]) & (w_sorted[:, 0] > 0)
+        ranks[~valid] = 0
+        exact = np.flatnonzero(valid & (n_in != n_maybe))
+        if exact.size:
+            width = int(n_maybe[exact].max())
+            cols = torch.from_numpy(order[exact, :width])
+            scale = torch.from_numpy(np.take_along_axis(w[exact], order[exact, :width], axis=1))
+            scale[torch.arange(width)[None, :] >= torch.from_numpy(n_maybe[exact])[:, None]] = 0  # pad: zero columns
+            a = self.factor[:, cols].permute(1, 0, 2) * scale[:, None, :]
+            with single_threaded():
+                ranks[exact] = rank_from_singular_values(torch.linalg.svdvals(a).numpy(), tol)
+        return ranks
+
+
+def diag_net_jacobian_rank(x_eval, u, v, tol: float = 1e-15) -> np.ndarray:
+    """One-off form of `DiagNetJacobianRank(x_eval, tol)(u, v)`."""
+    return DiagNetJacobianRank(x_eval, tol)(u, v)
 
 
 def _tensor(a, dtype=None) -> torch.Tensor:
@@ -137,3 +168,42 @@ def effective_rank(features, eps: float = 0.0) -> float:
         return 0.0
     p = s / s.sum()
     return float(-(p * np.log(p)).sum())
+
+
+def per_example_gradients(model, x_eval, params=None, batched: bool = False) -> torch.Tensor:
+    """phi: row i is the gradient of the scalar output at x_eval[i] w.r.t. all parameters (biases included).
+
+    model: a torch.nn.Module with one scalar output per example (its parameters are used unless `params`
+    is given), or a function f(params_dict, x) -> scalar for one example x.  batched=True: every tensor
+    of `params` has a leading run axis R and the result is (R, n, P) instead of (n, P).
+    Per-example gradients come from torch.func (vmap of grad), no Python loop over examples or runs.
+    """
+    from torch.func import functional_call, grad, vmap
+
+    if isinstance(model, torch.nn.Module):
+        if params is None:
+            params = {k: v.detach() for k, v in model.named_parameters()}
+        module = model
+
+        def model(p, x):
+            return functional_call(module, p, (x.unsqueeze(0),)).reshape(())
+    x_eval = _tensor(x_eval)
+    per_example = vmap(grad(model), in_dims=(None, 0))
+    if batched:
+        per_example = vmap(per_example, in_dims=(0, None))
+    grads = per_example(params, x_eval.to(next(iter(params.values())).dtype))
+    lead = 2 if batched else 1
+    return torch.cat([g.reshape(*g.shape[:lead], -1) for g in grads.values()], dim=-1)
+
+
+def jacobian_rank(model, x_eval, tol: float = 1e-4, params=None, batched: bool = False):
+    """Rank of the Jacobian phi (`per_example_gradients`): the number of s_k / s_max > tol.
+
+    Computed from float64 eigenvalues of the smaller Gram matrix (phi phi^T or phi^T phi, threshold
+    squared, `rank_from_gram`).  Returns an int, or an (R,) array when batched.
+    """
+    phi = per_example_gradients(model, x_eval, params, batched).to(torch.float64)
+    phi_t = phi.transpose(-1, -2)
+    gram = phi @ phi_t if phi.shape[-2] <= phi.shape[-1] else phi_t @ phi
+    ranks = rank_from_gram(gram, tol)
+    return ranks if batched else int(ranks)

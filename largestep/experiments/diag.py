@@ -64,6 +64,7 @@ def run(config: DiagConfig, n_seeds: int = 5, progress=None) -> dict:
     config.validate()
     data = sparse_regression(config.n, config.d, config.r, config.n_test, config.data_seed)
     x_eval = data.x_test[: 2 * config.d]
+    jacobian_rank = metrics.DiagNetJacobianRank(x_eval, config.rank_tol)
     grid = evaluation_grid(config.iterations, config.grid_early, config.grid_spaced)
     steps = np.stack([r.schedule.values(config.iterations) for r in config.runs])
 
@@ -73,7 +74,7 @@ def run(config: DiagConfig, n_seeds: int = 5, progress=None) -> dict:
             "train_loss": diag_nets.loss(data.x_train, data.y_train, beta),
             "test_loss": diag_nets.loss(data.x_test, data.y_test, beta),
             "l0_norm": metrics.l0_norm(beta, config.l0_threshold),
-            "jacobian_rank": metrics.diag_net_jacobian_rank(x_eval, u, v, config.rank_tol),
+            "jacobian_rank": jacobian_rank(u, v),
         }
 
     def train_batch(run_ids, seeds):

@@ -1,0 +1,83 @@
+"""The reproduce command: quick runs of every experiment, and every bad input (exit 2, nothing written)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from largestep import experiments
+from largestep.__main__ import main
+
+
+def _run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("name", experiments.available())
+def test_quick_reproduce_writes_results_and_figures(name, tmp_path, capsys):
+    code, out, err = _run(["reproduce", name, "--quick", "--seeds", "2", "--out", str(tmp_path), "--no-progress"],
+                          capsys)
+    assert code == 0, err
+    results = json.loads((tmp_path / f"{name}.json").read_text())
+    assert results["experiment"] == name and results["quick"] is True
+    config_runs = results["config"].get("runs")
+    if config_runs:
+        assert [r["label"] for r in results["runs"]] == [r["label"] for r in config_runs]
+    for run in results["runs"]:
+        assert run["seeds_tried"] >= len(run["seeds"]) >= 0
+        assert run["seeds_diverged"] == len(run["diverged_seeds"])
+        assert set(run["final"]) and "iteration" in run["curves"]
+    assert (tmp_path / f"{name}.png").stat().st_size > 10_000
+    assert (tmp_path / f"{name}.pdf").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+def test_list_names_every_experiment(capsys):
+    code, out, _ = _run(["reproduce", "--list"], capsys)
+    assert code == 0
+    assert [line.split()[0] for line in out.strip().splitlines()] == experiments.available()
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["reproduce", "no_such_experiment"], "unknown experiment"),
+    (["reproduce", "diag_sgd", "--seeds", "0"], "--seeds must be >= 1"),
+    (["reproduce", "diag_sgd", "--set", "runs.0.schedule.lr=-0.1"], "step size must be"),
+    (["reproduce", "diag_sgd", "--set", "runs.1.schedule.decays.0.0=1.5"], "decay fraction must lie in [0, 1]"),
+    (["reproduce", "diag_sgd", "--set", "iterations=0"], "iterations must be >= 1"),
+    (["reproduce", "diag_sgd", "--set", "no_such_field=3"], "no field"),
+    (["reproduce", "diag_sgd", "--set", "iterations=many"], "expected an integer"),
+    (["reproduce", "diag_sgd", "--set", "runs.0.algorithm=adam"], "algorithm must be"),
+])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(argv, message, tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    code, out, err = _run(argv + ["--quick", "--out", str(out_dir)], capsys)
+    assert code == 2
+    assert message in err and err.count("\n") == 1
+    assert not out_dir.exists()
+
+
+def test_out_that_is_a_file_is_refused(tmp_path, capsys):
+    target = tmp_path / "file"
+    target.write_text("keep me")
+    code, _, err = _run(["reproduce", "diag_sgd", "--quick", "--out", str(target)], capsys)
+    assert code == 2 and "not a directory" in err
+    assert target.read_text() == "keep me"
+
+
+def test_overrides_reach_the_run(tmp_path, capsys):
+    code, _, err = _run(["reproduce", "diag_gd", "--quick", "--seeds", "1", "--out", str(tmp_path), "--no-progress",
+                         "--set", "iterations=300", "--set", "runs.0.schedule.lr=1.5"], capsys)
+    assert code == 0, err
+    results = json.loads((tmp_path / "diag_gd.json").read_text())
+    assert results["config"]["iterations"] == 300
+    assert results["runs"][0]["schedule"]["lr"] == 1.5
+    assert results["runs"][0]["curves"]["iteration"][-1] == 300
+
+
+def test_the_module_runs_as_a_program_and_has_help():
+    done = subprocess.run([sys.executable, "-m", "largestep", "reproduce", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "--seeds" in done.stdout and "--quick" in done.stdout
+    bad = subprocess.run([sys.executable, "-m", "largestep", "reproduce", "nope"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: unknown experiment")

@@ -1,0 +1,121 @@
+import numpy as np
+import pytest
+import torch
+
+from largestep import diag_nets
+from largestep.data import sparse_regression
+from largestep.schedules import Schedule
+from largestep.sweep import evaluation_grid
+
+
+@pytest.fixture(scope="module")
+def data():
+    return sparse_regression(n=12, d=9, r=3, n_test=30, seed=0)
+
+
+def _autograd_step(x, y, u, v, eta, batch):
+    """One step of plain gradient descent on the loss of the examples `batch`, by autograd."""
+    u = torch.tensor(u, requires_grad=True)
+    v = torch.tensor(v, requires_grad=True)
+    xb, yb = torch.tensor(x[batch]), torch.tensor(y[batch])
+    loss = 0.5 * ((xb @ (u * v) - yb) ** 2).mean()
+    loss.backward()
+    return (u - eta * u.grad).detach().numpy(), (v - eta * v.grad).detach().numpy()
+
+
+def _random_params(rng, rows, d):
+    return rng.normal(size=(rows, d)), rng.normal(size=(rows, d))
+
+
+def test_sgd_step_equals_autograd(data):
+    rng = np.random.default_rng(1)
+    u, v = _random_params(rng, 3, data.x_train.shape[1])
+    idx = np.array([[4, 0, 11]])  # one step, one example per row
+    etas = np.array([[0.1, 0.05, 0.3]])
+    got_u, got_v = u.copy(), v.copy()
+    scratch = [np.empty_like(u) for _ in range(3)]
+    diag_nets._sgd_steps(got_u, got_v, data.x_train[idx], data.y_train[idx], etas, scratch)
+    for row in range(3):
+        want_u, want_v = _autograd_step(data.x_train, data.y_train, u[row], v[row], etas[0, row], [idx[0, row]])
+        np.testing.assert_allclose(got_u[row], want_u, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(got_v[row], want_v, rtol=1e-13, atol=1e-15)
+
+
+def test_gd_step_equals_autograd(data):
+    rng = np.random.default_rng(2)
+    u, v = _random_params(rng, 2, data.x_train.shape[1])
+    etas = np.array([[0.2, 0.7]])
+    got_u, got_v = u.copy(), v.copy()
+    scratch = [np.empty_like(u) for _ in range(3)]
+    diag_nets._gd_steps(got_u, got_v, data.x_train, data.y_train, etas, scratch)
+    everything = np.arange(len(data.x_train))
+    for row in range(2):
+        want_u, want_v = _autograd_step(data.x_train, data.y_train, u[row], v[row], etas[0, row], everything)
+        np.testing.assert_allclose(got_u[row], want_u, rtol=1e-13, atol=1e-15)
+        np.testing.assert_allclose(got_v[row], want_v, rtol=1e-13, atol=1e-15)
+
+
+def _train(data, schedules, algorithm, seeds, iterations=300):
+    steps = np.stack([s.values(iterations) for s in schedules])
+    grid = evaluation_grid(iterations, 20, 15)
+
+    def evaluate(u, v):
+        return {"loss": diag_nets.loss(data.x_train, data.y_train, u * v), "u": u.copy(), "v": v.copy()}
+
+    curves, u, v, _ = diag_nets.train(data.x_train, data.y_train, steps, algorithm, seeds, grid, evaluate)
+    return curves, u, v
+
+
+@pytest.mark.parametrize("algorithm", ["sgd", "gd"])
+def test_batched_runs_equal_runs_one_by_one(data, algorithm):
+    schedules = [Schedule(0.05), Schedule(0.1, ((0.3, 2.0),)), Schedule(0.08, ((0.5, 4.0),))]
+    seeds = [3, 7, 3]
+    batched, u, v = _train(data, schedules, algorithm, seeds)
+    for row, (schedule, seed) in enumerate(zip(schedules, seeds)):
+        alone, u1, v1 = _train(data, [schedule], algorithm, [seed])
+        np.testing.assert_allclose(batched["u"][row], alone["u"][0], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(batched["loss"][row], alone["loss"][0], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(u[row], u1[0], rtol=1e-12, atol=1e-14)
+
+
+def test_sgd_follows_its_sampling_stream_step_by_step(data):
+    """Independent check of the loop: replay the same indices with the autograd step."""
+    iterations = 40
+    schedule = Schedule(0.1, ((0.5, 2.0),))
+    curves, u, v = _train(data, [schedule], "sgd", [5], iterations)
+    ref_u = np.full(data.x_train.shape[1], 0.1)
+    ref_v = np.zeros(data.x_train.shape[1])
+    for i, (k, eta) in enumerate(zip(diag_nets.sgd_indices(5, len(data.x_train), iterations), schedule.values(iterations))):
+        ref_u, ref_v = _autograd_step(data.x_train, data.y_train, ref_u, ref_v, eta, [k])
+    np.testing.assert_allclose(u[0], ref_u, rtol=1e-11, atol=1e-14)
+    np.testing.assert_allclose(v[0], ref_v, rtol=1e-11, atol=1e-14)
+
+
+def test_same_seed_same_result_other_seed_other_result(data):
+    a, _, _ = _train(data, [Schedule(0.1)], "sgd", [1])
+    b, _, _ = _train(data, [Schedule(0.1)], "sgd", [1])
+    c, _, _ = _train(data, [Schedule(0.1)], "sgd", [2])
+    np.testing.assert_array_equal(a["loss"], b["loss"])
+    assert not np.array_equal(a["loss"], c["loss"])
+
+
+def test_a_diverging_row_does_not_disturb_the_others(data):
+    good, bad = Schedule(0.05), Schedule(50.0)
+    both, _, _ = _train(data, [good, bad], "sgd", [0, 0])
+    alone, _, _ = _train(data, [good], "sgd", [0])
+    assert not np.isfinite(both["loss"][1, -1])
+    np.testing.assert_allclose(both["loss"][0], alone["loss"][0], rtol=1e-12)
+
+
+def test_sparse_regression_has_the_specified_structure():
+    data = sparse_regression(n=80, d=200, r=20, n_test=1000, seed=0)
+    beta = data.extras["beta_star"]
+    assert data.x_train.shape == (80, 200) and data.x_test.shape == (1000, 200)
+    assert np.count_nonzero(beta) == 20 and np.all(beta[:20] > 0) and np.all(beta[20:] == 0)
+    assert np.linalg.norm(beta) == pytest.approx(1.0)
+    np.testing.assert_allclose(data.y_train, data.x_train @ beta)
+    again = sparse_regression(n=80, d=200, r=20, n_test=1000, seed=0)
+    np.testing.assert_array_equal(again.x_train, data.x_train)
+    # the paper's stream: legacy RandomState(0), X first, then X_test, then beta*
+    rs = np.random.RandomState(0)
+    np.testing.assert_array_equal(rs.multivariate_normal(np.zeros(200), np.eye(200), 80), data.x_train)

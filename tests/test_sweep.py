@@ -1,0 +1,58 @@
+import json
+
+import numpy as np
+
+from largestep.results import save_json
+from largestep.sweep import Batch, evaluation_grid, run_record, train_until_survivors
+
+
+def test_evaluation_grid_has_the_first_100_and_250_spaced_points():
+    grid = evaluation_grid(100_001)
+    assert list(grid[:100]) == list(range(100))
+    assert grid[-1] == 100_001 and grid[0] == 0
+    assert np.all(np.diff(grid) > 0)
+    assert len(grid) == 100 + 250 - 1  # 0 is in both parts
+
+
+def _fake_trainer(diverges, log):
+    """Row (run, seed) diverges when diverges(run, seed); its 'loss' curve is run + seed/1000."""
+    def train_batch(run_ids, seeds):
+        log.append(list(zip(run_ids.tolist(), seeds.tolist())))
+        loss = np.array([[r + s / 1000] * 3 for r, s in zip(run_ids, seeds)], dtype=float)
+        bad = np.array([diverges(r, s) for r, s in zip(run_ids, seeds)])
+        loss[bad, 1:] = np.nan
+        return Batch(curves={"loss": loss}, diverged=bad, seconds={"train": 1.0})
+    return train_batch
+
+
+def test_survivors_are_drawn_until_n_survive_and_the_prefix_is_kept():
+    log = []
+    # run 0 never diverges, run 1: every seed divisible by 3 survives, run 2: deterministic, run 3: always diverges
+    rows, seconds = train_until_survivors(
+        _fake_trainer(lambda r, s: (r == 1 and s % 3 != 0) or r == 3, log),
+        stochastic=[True, True, False, True], n_seeds=3)
+    assert [r.seed for r in rows[0]] == [0, 1, 2]
+    assert [r.seed for r in rows[1]] == list(range(7))  # survivors 0, 3, 6: stop at the third
+    assert [r.diverged for r in rows[1]] == [False, True, True, False, True, True, False]
+    assert [r.seed for r in rows[2]] == [0]
+    assert [r.seed for r in rows[3]] == list(range(30))  # 10 * N tries, none survived
+    assert all(r.diverged for r in rows[3])
+    assert seconds["train"] == len(log)
+    first_round = log[0]
+    assert sorted(set(r for r, _ in first_round)) == [0, 1, 2, 3]
+    tried = [pair for batch in log for pair in batch]
+    assert len(tried) == len(set(tried))  # no (run, seed) trained twice
+
+
+def test_run_record_statistics_are_over_survivors_only(tmp_path):
+    log = []
+    rows, _ = train_until_survivors(_fake_trainer(lambda r, s: s == 1, log), [True], n_seeds=2)
+    grid = np.array([0, 5, 10])
+    rec = run_record("run", {"schedule": {"lr": 0.1}}, rows[0], grid)
+    assert rec["seeds"] == [0, 2] and rec["seeds_tried"] == 3 and rec["diverged_seeds"] == [1]
+    assert rec["final"]["loss"] == np.mean([0.000, 0.002])
+    assert rec["curves"]["loss"].shape == (2, 3)
+    assert rec["diverged"] is False
+    path = save_json({"runs": [rec]}, tmp_path / "r.json")
+    back = json.loads(path.read_text())
+    assert back["runs"][0]["curves_diverged"]["loss"] == [[0.001, None, None]]  # NaN -> null
