@@ -6,8 +6,9 @@ divergence, results records), plotting, experiments (the paper's experiments), r
 import os
 
 __version__ = "0.1.0"
+QUICK_ENV = "LARGESTEP_QUICK"
 
 
 def quick_mode() -> bool:
     """True when LARGESTEP_QUICK is set (CI runs notebooks and `reproduce` at small scale)."""
-    return os.environ.get("LARGESTEP_QUICK", "") not in ("", "0")
+    return os.environ.get(QUICK_ENV, "") not in ("", "0")

@@ -4,15 +4,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
-from . import experiments
-from .config import apply_overrides, to_dict
+from . import QUICK_ENV, experiments, quick_mode
+from .config import apply_overrides
 from .results import save_figure, save_json
 from .schedules import ConfigError
-
-QUICK_ENV = "LARGESTEP_QUICK"
 
 
 class UsageError(Exception):
@@ -75,7 +72,7 @@ def prepare(args) -> list[tuple[experiments.Experiment, object]]:
 
 
 def reproduce(args) -> int:
-    args.quick = args.quick or os.environ.get(QUICK_ENV, "") not in ("", "0")
+    args.quick = args.quick or quick_mode()
     if args.list:
         for name in experiments.available():
             print(f"{name:18s} {experiments.get(name).title}")
@@ -88,16 +85,9 @@ def reproduce(args) -> int:
         raise UsageError(f"cannot create --out {args.out}: {err.strerror}") from None
     if not os.access(out, os.W_OK):
         raise UsageError(f"--out {args.out} is not writable")
-    from tqdm.auto import tqdm
-
     for exp, config in plan:
-        start = time.perf_counter()
-        with tqdm(desc=exp.name, unit="it", unit_scale=True, total=0, disable=args.no_progress,
-                  leave=False) as bar:
-            results = exp.run(config, n_seeds=args.seeds, progress=bar)
-        results = {"experiment": exp.name, "quick": bool(args.quick), **results}
-        results["config"] = to_dict(config)
-        results.setdefault("seconds", {})["total"] = time.perf_counter() - start
+        results = experiments.run_experiment(exp, config, n_seeds=args.seeds, quick=args.quick,
+                                             progress=not args.no_progress)
         written = [save_json(results, out / f"{exp.name}.json")]
         for stem, fig in exp.figures(results).items():
             for ext in ("png", "pdf"):
@@ -106,21 +96,9 @@ def reproduce(args) -> int:
             plt.close(fig)
         if exp.extras is not None:
             written += exp.extras(results, out)
-        print(summary(results))
+        print(experiments.summary(results))
         print(f"  wrote {', '.join(str(p) for p in written)}")
     return 0
-
-
-def summary(results: dict) -> str:
-    """One line per run: final metrics (mean over surviving seeds) and diverged seeds."""
-    from .sweep import divergence_note
-    sec = results.get("seconds", {})
-    timing = ", ".join(f"{k} {v:.1f}s" for k, v in sec.items())
-    lines = [f"{results['experiment']}{' (quick)' if results.get('quick') else ''}: {timing}"]
-    for run in results["runs"]:
-        final = ", ".join(f"{k}={v:.4g}" for k, v in run["final"].items() if v is not None)
-        lines.append(f"  {run['label']:32s} {final or 'no surviving seed'}  [{divergence_note(run)}]")
-    return "\n".join(lines)
 
 
 def main(argv=None) -> int:

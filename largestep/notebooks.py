@@ -11,9 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+from . import QUICK_ENV
 from .results import atomic_write
-
-QUICK_ENV = "LARGESTEP_QUICK"
 
 
 def execute(path, quick: bool = False, save: bool = True, timeout: int = 3600):

@@ -48,3 +48,49 @@ def get(name: str) -> Experiment:
     if name not in _MODULES:
         raise KeyError(name)
     return getattr(importlib.import_module(_MODULES[name]), name.upper())
+
+
+def run_experiment(experiment: Experiment, config=None, n_seeds: int = 5, quick: bool = False,
+                   progress: bool = True) -> dict:
+    """Validate, run with a progress bar, and return the complete results dict (as written to JSON).
+
+    The one entry point shared by `reproduce` and the notebooks.  config defaults to the experiment's
+    full-scale config (its quick() version when quick=True).
+    """
+    import time
+
+    from tqdm.auto import tqdm
+
+    from ..config import to_dict
+
+    if config is None:
+        config = experiment.config.quick() if quick else experiment.config
+    config.validate()
+    start = time.perf_counter()
+    with tqdm(desc=experiment.name, unit="it", unit_scale=True, total=0, disable=not progress,
+              leave=False) as bar:
+        results = experiment.run(config, n_seeds=n_seeds, progress=bar)
+    results = {"experiment": experiment.name, "quick": bool(quick), **results, "config": to_dict(config)}
+    results.setdefault("seconds", {})["total"] = time.perf_counter() - start
+    return results
+
+
+def summary(results: dict) -> str:
+    """One line per run: each final metric's mean [min, max] over surviving seeds, and what diverged."""
+    import numpy as np
+
+    from ..sweep import divergence_note
+
+    seconds = ", ".join(f"{k} {v:.1f}s" for k, v in results.get("seconds", {}).items())
+    lines = [f"{results['experiment']}{' (quick)' if results.get('quick') else ''}: {seconds}"]
+    for run in results["runs"]:
+        alive = [s for s in run["final_per_seed"] if not s["diverged"]]
+        parts = []
+        for key, mean in run["final"].items():
+            values = [s[key] for s in alive if s.get(key) is not None]
+            if mean is None or not values:
+                continue
+            spread = f" [{min(values):.3g}, {max(values):.3g}]" if len(values) > 1 else ""
+            parts.append(f"{key}={mean:.4g}{spread}")
+        lines.append(f"  {run['label']}: {', '.join(parts) or 'no surviving seed'}  ({divergence_note(run)})")
+    return "\n".join(lines)
