@@ -1,0 +1,524 @@
+"""ReLU nets: `relu_1d`, `relu_1d_overreg` (1-D regression), `relu_two_layer`, `relu_multi_layer` (teacher-student).
+
+One config class covers the four: the data (the 12 points of the 1-D regression, or a teacher on the unit
+sphere), the student (hidden widths, biases, initialization) and the runs (step-size schedules).  All
+runs and seeds of an experiment train as one batched program (`relu_nets.train`); metrics are recorded
+on the evaluation grid for every row that has not diverged.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .. import metrics, relu_nets
+from ..config import to_dict
+from ..data import Regression, relu_1d_points, teacher_student
+from ..plotting import STYLE, as_array, panels, plot_metric, run_colors, run_label, survival_note
+from ..schedules import ConfigError, Schedule, Warmup
+from ..sweep import Batch, evaluation_grid, run_record, train_until_survivors
+from . import Experiment
+
+# A row counts as diverged once its training loss overflows float32, the precision of the paper's
+# code (there the loss turns inf/NaN); our float64 training would otherwise carry on a little longer.
+DIVERGED_LOSS = float(np.finfo(np.float32).max)
+
+
+@dataclass(frozen=True)
+class ReluRun:
+    label: str
+    schedule: Schedule
+
+
+@dataclass(frozen=True)
+class ReluConfig:
+    task: str  # "1d" (the 12 points; train set = test set) or "teacher_student"
+    widths: tuple[int, ...]  # hidden widths of the student
+    iterations: int
+    runs: tuple[ReluRun, ...]
+    biases: bool = False  # first-layer bias (two-layer) / a bias on every layer (multi-layer)
+    init: str = "gaussian"  # "gaussian" (scales below) or "1d" (w = 2.5 * (+-1), b = 2.5 N(0,1), a = 4 N(0,1))
+    init_scale: float = 1.0  # hidden weights ~ init_scale * N(0, 1)
+    output_init_scale: float | None = None  # two-layer output weights ~ this * N(0, 1); None: as init_scale
+    d: int = 1
+    n: int = 12
+    n_test: int = 1000
+    teacher_widths: tuple[int, ...] = ()
+    data_seed: int = 0
+    corr_threshold: float = 0.99  # feature sparsity de-duplication
+    rank_tol: float = 1e-4
+    rank_points: int = 0  # 0: as many test points as the net has parameters; else uniform over the data's x range
+    grid_early: int = 100
+    grid_spaced: int = 150
+    snapshot_fractions: tuple[float, ...] = ()  # predictor snapshots (1-D): after floor(f * T) updates
+    neuron_movement: bool = False  # keep first-layer weights at init and end (two-layer, d = 2)
+
+    def validate(self) -> None:
+        if self.task not in ("1d", "teacher_student"):
+            raise ConfigError(f"task must be '1d' or 'teacher_student', got {self.task!r}")
+        if self.init not in ("gaussian", "1d"):
+            raise ConfigError(f"init must be 'gaussian' or '1d', got {self.init!r}")
+        if not self.widths:
+            raise ConfigError("widths must list at least one hidden layer width, got an empty list")
+        if any(w < 1 for w in self.widths):
+            raise ConfigError(f"hidden widths must be >= 1, got {list(self.widths)}")
+        if self.init == "1d" and (len(self.widths) != 1 or self.d != 1):
+            raise ConfigError("init '1d' is the two-layer net on 1-D inputs: widths must have one entry and d = 1")
+        for name in ("iterations", "d", "n", "n_test", "grid_spaced"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.task == "teacher_student":
+            if not self.teacher_widths or any(w < 1 for w in self.teacher_widths):
+                raise ConfigError(f"teacher_widths must be non-empty and >= 1, got {list(self.teacher_widths)}")
+            if self.rank_points == 0 and self.n_parameters() > self.n_test:
+                raise ConfigError(f"the Jacobian rank uses as many test points as parameters "
+                                  f"({self.n_parameters()}): n_test must be at least that")
+        if not (0 < self.corr_threshold <= 1):
+            raise ConfigError(f"corr_threshold must lie in (0, 1], got {self.corr_threshold}")
+        if not (0 < self.rank_tol < 1):
+            raise ConfigError(f"rank_tol must lie in (0, 1), got {self.rank_tol}")
+        if not all(0 <= f <= 1 for f in self.snapshot_fractions):
+            raise ConfigError(f"snapshot fractions must lie in [0, 1], got {list(self.snapshot_fractions)}")
+        if self.neuron_movement and (self.d != 2 or len(self.widths) != 1):
+            raise ConfigError("neuron_movement draws first-layer weights in the plane: needs d = 2 and one hidden layer")
+        if not self.runs:
+            raise ConfigError("runs must not be empty")
+        for run in self.runs:
+            try:
+                run.schedule.validate()
+                if len(run.schedule.decays) > self.iterations:
+                    raise ConfigError(f"{len(run.schedule.decays)} decays but only {self.iterations} iterations")
+                warmup = run.schedule.warmup
+                if warmup is not None and run.schedule.decays and warmup.until > min(f for f, _ in run.schedule.decays):
+                    raise ConfigError(f"the warmup (until {warmup.until}) must end before the first decay")
+            except ConfigError as err:
+                raise ConfigError(f"run {run.label!r}: {err}") from None
+
+    def n_parameters(self) -> int:
+        sizes = [self.d, *self.widths, 1]
+        biases = [self.biases] * len(self.widths) + [self.biases and len(self.widths) > 1]
+        return sum(a * b + (b if bias else 0) for a, b, bias in zip(sizes[:-1], sizes[1:], biases))
+
+    def quick(self) -> "ReluConfig":
+        """The same experiment with 20x fewer iterations (same figure shape), for CI."""
+        return dataclasses.replace(self, iterations=self.iterations // 20 + 1)
+
+
+def make_student(config: ReluConfig, seed: int) -> list:
+    """The student net of training seed `seed` (R = 1); every schedule of a seed starts from it."""
+    rng = relu_nets.init_rng(seed)
+    if config.init == "1d":
+        return relu_nets.two_layer_1d(rng, config.widths[0])
+    if len(config.widths) == 1:
+        out_scale = config.init_scale if config.output_init_scale is None else config.output_init_scale
+        layers = relu_nets.two_layer_gaussian(rng, config.d, config.widths[0], config.init_scale, out_scale)
+        if config.biases:  # first-layer bias, PyTorch's default init; no output bias
+            layers[0] = (layers[0][0], rng.uniform(-1, 1, (1, config.widths[0])) / np.sqrt(config.d))
+        return layers
+    return relu_nets.multi_layer_gaussian(rng, config.d, config.widths, config.init_scale, config.biases)
+
+
+def make_data(config: ReluConfig) -> Regression:
+    if config.task == "1d":
+        return relu_1d_points()
+
+    def make_teacher(rng):
+        if len(config.teacher_widths) == 1:
+            teacher = relu_nets.two_layer_teacher(rng, config.d, config.teacher_widths[0])
+        else:  # weights N(0, 1), PyTorch-default biases (the paper's teacher)
+            teacher = relu_nets.multi_layer_gaussian(rng, config.d, config.teacher_widths, 1.0, biases=True)
+        return (lambda x: relu_nets.predict(teacher, x)[0]), teacher
+
+    return teacher_student(config.n, config.n_test, config.d, make_teacher, config.data_seed)
+
+
+def rank_points(config: ReluConfig, data: Regression) -> np.ndarray:
+    if config.rank_points:  # uniform over the data's x range (1-D), drawn from the data seed
+        rng = np.random.default_rng([config.data_seed, 0xE7A1])
+        lo, hi = data.x_train.min(0), data.x_train.max(0)
+        return np.sort(rng.uniform(lo, hi, (config.rank_points, config.d)), axis=0)
+    return data.x_test[: config.n_parameters()]
+
+
+def feature_names(config: ReluConfig) -> list[str]:
+    if len(config.widths) == 1:
+        return ["feature_sparsity"]
+    return [f"feature_sparsity_layer{l + 1}" for l in range(len(config.widths))]
+
+
+def run(config: ReluConfig, n_seeds: int = 5, progress=None) -> dict:
+    """Train every run of `config` (batched over runs and seeds) and return the results dict."""
+    config.validate()
+    # The metrics are many small LAPACK/torch calls (<= 300x300): one thread is fastest, and on a shared,
+    # busy machine multi-threaded ones (spinning OpenMP barriers) were 10-400x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run(config, n_seeds, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(config: ReluConfig, n_seeds: int, progress) -> dict:
+    data = make_data(config)
+    x_rank = rank_points(config, data)
+    grid = evaluation_grid(config.iterations, config.grid_early, config.grid_spaced)
+    grid_column = {int(k): g for g, k in enumerate(grid)}
+    snapshot_its = sorted({int(np.floor(f * config.iterations)) for f in config.snapshot_fractions})
+    x_plot = _plot_inputs(data) if snapshot_its else None
+    stops = np.unique(np.concatenate([grid, snapshot_its])).astype(np.int64)
+    steps = np.stack([r.schedule.values(config.iterations) for r in config.runs])
+    names = ["train_loss", "test_loss", "jacobian_rank", *feature_names(config)]
+    if len(config.widths) > 1:
+        names.append("effective_rank")
+
+    def train_batch(run_ids, seeds):
+        layers = relu_nets.stack([make_student(config, int(s)) for s in seeds])
+        rows = len(seeds)
+        curves = {name: np.full((rows, len(grid)), np.nan) for name in names}
+        diverged = np.zeros(rows, bool)
+        snapshots = np.full((rows, len(snapshot_its), 0 if x_plot is None else len(x_plot)), np.nan)
+        first_layer = {}
+
+        def on_stop(k, layers):
+            if k in grid_column:
+                values = evaluate(config, data, x_rank, layers, diverged)
+                for name, v in values.items():
+                    curves[name][:, grid_column[k]] = v
+            if k in snapshot_its:
+                snapshots[:, snapshot_its.index(k)] = relu_nets.predict(layers, x_plot)
+            if config.neuron_movement and k in (0, config.iterations):
+                first_layer[k] = (layers[0][0].copy(), layers[-1][0][:, 0].copy())
+
+        seconds = relu_nets.train(layers, data.x_train, data.y_train, steps[run_ids], seeds, stops, on_stop,
+                                  progress)
+        extras = {}
+        if snapshot_its:
+            extras["snapshots"] = list(snapshots)
+        if config.neuron_movement:
+            extras["first_layer_init"] = list(first_layer[0][0])
+            extras["first_layer_final"] = list(first_layer[config.iterations][0])
+            extras["output_weights_final"] = list(first_layer[config.iterations][1])
+        return Batch(curves=curves, diverged=diverged, extras=extras, seconds=seconds)
+
+    rows, seconds = train_until_survivors(train_batch, [True] * len(config.runs), n_seeds)
+    runs = [run_record(spec.label, {
+        "schedule": to_dict(spec.schedule),
+        "decay_iterations": spec.schedule.decay_iterations(config.iterations),
+    }, run_rows, grid) for spec, run_rows in zip(config.runs, rows)]
+    results = {"config": to_dict(config), "n_seeds": n_seeds, "runs": runs, "seconds": seconds,
+               "n_parameters": config.n_parameters(),
+               "data": {"x_train": data.x_train, "y_train": data.y_train}}
+    if snapshot_its:
+        results["snapshot_iterations"] = snapshot_its
+        results["snapshot_x"] = x_plot[:, 0]
+    if config.neuron_movement:
+        teacher = data.extras["teacher"]
+        results["teacher_neurons"] = teacher[0][0][0]
+        results["teacher_output_weights"] = teacher[1][0][0, 0]
+    return results
+
+
+def evaluate(config: ReluConfig, data: Regression, x_rank: np.ndarray, layers: list, diverged: np.ndarray) -> dict:
+    """Metrics of the R nets at one grid point; rows diverged (now or before) get NaN and are flagged."""
+    train_loss = relu_nets.mse(layers, data.x_train, data.y_train)
+    diverged |= ~(train_loss <= DIVERGED_LOSS)  # NaN compares False: flagged too
+    alive = np.flatnonzero(~diverged)
+    rows = len(train_loss)
+    values = {"train_loss": np.where(diverged, np.nan, train_loss)}
+    test_loss = train_loss if config.task == "1d" else relu_nets.mse(layers, data.x_test, data.y_test)
+    values["test_loss"] = np.where(diverged, np.nan, test_loss)
+    for name in ["jacobian_rank", *feature_names(config)] + (["effective_rank"] if len(config.widths) > 1 else []):
+        values[name] = np.full(rows, np.nan)
+    if alive.size == 0:
+        return values
+    alive_layers = [(w[alive], None if b is None else b[alive]) for w, b in layers]
+    params = relu_nets.torch_params(alive_layers)
+    values["jacobian_rank"][alive] = metrics.jacobian_rank(relu_nets.forward_one, x_rank, config.rank_tol,
+                                                           params=params, batched=True)
+    features = relu_nets.hidden_features(alive_layers, data.x_train)
+    for name, phi in zip(feature_names(config), features):
+        values[name][alive] = [metrics.feature_sparsity(p, config.corr_threshold) for p in phi]
+    if len(config.widths) > 1:  # last hidden layer on the Jacobian evaluation points
+        last = relu_nets.hidden_features(alive_layers, x_rank)[-1]
+        values["effective_rank"][alive] = [metrics.effective_rank(f) for f in last]
+    return values
+
+
+def _plot_inputs(data: Regression) -> np.ndarray:
+    lo, hi = data.x_train.min(), data.x_train.max()
+    pad = 0.1 * (hi - lo)
+    return np.linspace(lo - pad, hi + pad, 241)[:, None]
+
+
+# ---- claims: the issue's checks, computed from a results dict (used by notebooks and the README)
+
+
+def _final(run: dict, metric: str) -> np.ndarray:
+    return np.array([r[metric] for r in run["final_per_seed"] if not r["diverged"]], dtype=float)
+
+
+def summarize(results: dict) -> list[str]:
+    """One line per run: median and [min, max] over surviving seeds of each final metric."""
+    lines = []
+    metrics_ = [k for k in results["runs"][0]["final"]]
+    for run in results["runs"]:
+        parts = []
+        for m in metrics_:
+            v = _final(run, m)
+            if v.size:
+                parts.append(f"{m} {np.median(v):.3g} [{v.min():.3g}, {v.max():.3g}]")
+        lines.append(f"{run['label']}: {run['seeds_diverged']} of {run['seeds_tried']} diverged; "
+                     + "; ".join(parts))
+    return lines
+
+
+def claims(results: dict) -> list[tuple[str, bool, str]]:
+    """The issue's claims for this experiment: (claim, holds, numbers), on surviving seeds."""
+    name, runs = results["experiment"], results["runs"]
+    med = lambda run, m: float(np.median(_final(run, m))) if _final(run, m).size else np.nan  # noqa: E731
+    out = []
+    if name in ("relu_two_layer", "relu_multi_layer"):
+        small, large = runs[0], runs[1:]
+        sparsities = [k for k in small["final"] if k.startswith("feature_sparsity")]
+        for m in sparsities:
+            worst = max(_final(r, m).max(initial=-np.inf) for r in large)
+            best_small = _final(small, m).min(initial=np.inf)
+            out.append((f"every large-step seed ends with lower {m} than every small-step seed",
+                        bool(worst < best_small),
+                        f"large-step max {worst:.3f} vs small-step min {best_small:.3f}"))
+            out.append((f"50% run sparser ({m}, median) than the 10% run",
+                        bool(med(large[-1], m) < med(large[0], m)),
+                        f"{med(large[-1], m):.3f} vs {med(large[0], m):.3f}"))
+        out.append(("every large-step run has lower median test loss than the small step",
+                    all(med(r, "test_loss") < med(small, "test_loss") for r in large),
+                    ", ".join(f"{r['label']}: {med(r, 'test_loss'):.3g}" for r in runs)))
+        out.append(("Jacobian rank (median) lower at 50% than for the small step",
+                    bool(med(large[-1], "jacobian_rank") < med(small, "jacobian_rank")),
+                    f"{med(large[-1], 'jacobian_rank'):.0f} vs {med(small, 'jacobian_rank'):.0f}"))
+        test = [_final(r, "test_loss") for r in large]
+        monotone = all(med(a, "test_loss") > med(b, "test_loss") for a, b in zip(large, large[1:]))
+        overlap = any(a.min() <= b.max() for a, b in zip(test, test[1:]) if a.size and b.size)
+        out.append(("median test loss falls monotonically with the decay point (10% > 30% > 50%)", monotone,
+                    "; ".join(f"{r['label']}: median {np.median(t):.3g} [{t.min():.3g}, {t.max():.3g}]"
+                              for r, t in zip(large, test) if t.size)
+                    + ("; seed ranges overlap" if overlap else "; seed ranges separate")))
+    elif name in ("relu_1d", "relu_1d_overreg"):
+        short, long_ = runs[0], runs[-1]
+        for m in ("jacobian_rank", "feature_sparsity"):
+            out.append((f"50% run ends with lower {m} (median) than the 2% run",
+                        bool(med(long_, m) < med(short, m)), f"{med(long_, m):.3g} vs {med(short, m):.3g}"))
+        for r in runs:
+            loss = _final(r, "train_loss")
+            stalled = int((loss > UNDERFIT_LOSS).sum())
+            out.append((f"{r['label']}: fits the data (median train loss < {UNDERFIT_LOSS:g})",
+                        bool(np.median(loss) < UNDERFIT_LOSS),
+                        f"median {np.median(loss):.2g}, {stalled} of {loss.size} seeds above {UNDERFIT_LOSS:g}"))
+    return out
+
+
+# A seed "underfits" (or stalls) when its final train loss stays above this (the labels' variance is ~1.6).
+UNDERFIT_LOSS = 0.01
+
+
+# ---- figures (from the results dict alone)
+
+
+def _legend_and_title(fig, axes, results, title):
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3),
+               bbox_to_anchor=(0.5, -0.02 - 0.04 * (-(-len(labels) // 3))), frameon=False)
+    note = survival_note(results)
+    fig.suptitle(title + ("\n" + note if note else ""), fontsize=11)
+    fig.tight_layout()
+
+
+def _seed_lines(ax, results, metric, log=False, title=None):
+    """Every surviving seed as a thin line (stalled seeds stay visible), the mean bold."""
+    plot_metric(ax, results, metric, log=log, title=title)
+    for run, color in zip(results["runs"], run_colors(len(results["runs"]))):
+        values = np.atleast_2d(as_array(run["curves"].get(metric, [])))
+        for row in values if values.size else []:
+            ax.plot(run["curves"]["iteration"], row, color=color, lw=0.6, alpha=0.6)
+
+
+def _figures_1d(results: dict) -> dict:
+    import matplotlib.pyplot as plt
+
+    name = results["experiment"]
+    x_data = np.asarray(results["data"]["x_train"], float)[:, 0]
+    y_data = np.asarray(results["data"]["y_train"], float)
+    x_plot = np.asarray(results["snapshot_x"], float)
+    colors = run_colors(len(results["runs"]))
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, 4, figsize=(14.4, 3.7))
+        _seed_lines(axes[0], results, "train_loss", log=True, title="train loss (each seed thin)")
+        ax = axes[1]
+        for run, color in zip(results["runs"], colors):
+            for s, snaps in enumerate(run.get("extras", {}).get("snapshots", [])):
+                ax.plot(x_plot, np.asarray(snaps, float)[-1], color=color, lw=1.4 if s == 0 else 0.6,
+                        alpha=1.0 if s == 0 else 0.4)
+        ax.scatter(x_data, y_data, color="k", zorder=5, s=14, label="data")
+        ax.set_title("final predictor (first seed bold)")
+        ax.set_xlabel("x")
+        plot_metric(axes[2], results, "jacobian_rank", title="Jacobian rank")
+        plot_metric(axes[3], results, "feature_sparsity", title="feature sparsity")
+        _legend_and_title(fig, axes, results, TITLES[name])
+        figs = {name: fig}
+
+        iters = results["snapshot_iterations"]
+        snap, sax = plt.subplots(1, len(iters), figsize=(2.9 * len(iters), 2.9), sharey=True)
+        sax = np.atleast_1d(sax)
+        for i, (ax, it) in enumerate(zip(sax, iters)):
+            for run, color in zip(results["runs"], colors):
+                for s, snaps in enumerate(run.get("extras", {}).get("snapshots", [])):
+                    ax.plot(x_plot, np.asarray(snaps, float)[i], color=color, lw=1.4 if s == 0 else 0.6,
+                            alpha=1.0 if s == 0 else 0.35, label=run_label(run) if s == 0 else None)
+            ax.scatter(x_data, y_data, color="k", zorder=5, s=10)
+            ax.set_title(f"iteration {it}")
+            ax.set_xlabel("x")
+            ax.set_ylim(y_data.min() - 1.5, y_data.max() + 1.5)
+        _legend_and_title(snap, sax, results, TITLES[name] + ": predictors during training (first seed bold)")
+        figs[f"{name}_snapshots"] = snap
+    return figs
+
+
+def _figures_two_layer(results: dict) -> dict:
+    import matplotlib.pyplot as plt
+
+    name = results["experiment"]
+    specs = [
+        {"metric": "train_loss", "log": True, "title": "train loss"},
+        {"metric": "test_loss", "log": True, "title": "test loss"},
+        {"metric": "jacobian_rank", "title": "Jacobian rank"},
+        {"metric": "feature_sparsity", "title": "feature sparsity"},
+    ]
+    figs = {name: panels(results, specs, suptitle=TITLES[name])}
+    teacher = np.asarray(results["teacher_neurons"], float)
+    runs = results["runs"]
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, len(runs), figsize=(3.3 * len(runs), 3.6), squeeze=False)
+        for ax, run, color in zip(axes[0], runs, run_colors(len(runs))):
+            extras = run.get("extras", {})
+            if not extras.get("first_layer_init"):
+                ax.set_title(f"{run['label']}\n(no surviving seed)", fontsize=9)
+                continue
+            w0 = np.asarray(extras["first_layer_init"][0], float)
+            w1 = np.asarray(extras["first_layer_final"][0], float)
+            a = np.asarray(extras["output_weights_final"][0], float)
+            for t in teacher:
+                ax.plot([0, 1.6 * t[0]], [0, 1.6 * t[1]], color="k", lw=2, alpha=0.8)
+            ax.scatter(w0[:, 0], w0[:, 1], s=10, color="0.6", label="init")
+            ax.scatter(w1[:, 0], w1[:, 1], s=12 + 30 * np.abs(a) / max(np.abs(a).max(), 1e-12), color=color,
+                       label="final (size ~ |output weight|)")
+            for p, q in zip(w0, w1):
+                ax.annotate("", q, p, arrowprops={"arrowstyle": "->", "color": color, "lw": 0.6, "alpha": 0.6})
+            lim = 1.1 * max(np.abs(np.concatenate([w0, w1])).max(), 1.6)
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+            ax.set_aspect("equal")
+            ax.set_title(f"{run['label']}\nseed {run['seeds'][0]}", fontsize=9)
+        axes[0, 0].plot([], [], color="k", lw=2, label="teacher neurons")
+        axes[0, 0].legend(loc="lower left", fontsize=7)
+        fig.suptitle("Two-layer ReLU net: first-layer weights, init -> end of training (first surviving seed)",
+                     fontsize=11)
+        fig.tight_layout()
+        figs[f"{name}_neurons"] = fig
+    return figs
+
+
+def _figures_multi_layer(results: dict) -> dict:
+    name = results["experiment"]
+    specs = [
+        {"metric": "train_loss", "log": True, "title": "train loss"},
+        {"metric": "test_loss", "log": True, "title": "test loss"},
+        {"metric": "jacobian_rank", "title": "Jacobian rank"},
+        {"metric": "feature_sparsity_layer1", "title": "feature sparsity, layer 1"},
+        {"metric": "feature_sparsity_layer2", "title": "feature sparsity, layer 2"},
+        {"metric": "effective_rank", "title": "effective rank, last hidden layer"},
+    ]
+    return {name: panels(results, specs, ncols=3, suptitle=TITLES[name])}
+
+
+def figures(results: dict) -> dict:
+    name = results["experiment"]
+    if name.startswith("relu_1d"):
+        return _figures_1d(results)
+    if name == "relu_two_layer":
+        return _figures_two_layer(results)
+    return _figures_multi_layer(results)
+
+
+# ---- the four experiments, with the spec's hyperparameters
+
+TITLES = {
+    "relu_1d": "Two-layer ReLU net, 1-D regression: short vs long large-step phase",
+    "relu_1d_overreg": "Two-layer ReLU net, 1-D regression, stronger warmup (over-regularization)",
+    "relu_two_layer": "Two-layer ReLU teacher-student (d=2): large steps, decayed at different points",
+    "relu_multi_layer": "Three-layer ReLU teacher-student (d=5): warmup, large steps, one decay",
+}
+
+
+def _warmup_1d(fraction: float, factor: float, gain_per_unit: float) -> ReluRun:
+    gain = gain_per_unit * fraction
+    return ReluRun(f"s={fraction:.0%}: warmup to ×{gain:g}, ÷{factor:g}",
+                   Schedule(2e-4, ((fraction, factor),), Warmup("linear", until=fraction, gain=gain)))
+
+
+def _config_1d(gain_per_unit: float) -> ReluConfig:
+    return ReluConfig(
+        task="1d", widths=(100,), biases=True, init="1d", d=1, n=12,
+        iterations=int(10 ** 4.5) + 1,
+        runs=(_warmup_1d(0.02, 2.5, gain_per_unit), _warmup_1d(0.5, 3.0, gain_per_unit)),
+        corr_threshold=0.999, rank_points=300,
+        snapshot_fractions=(0.0, 0.01, 0.02, 0.1, 0.5, 1.0),
+    )
+
+
+def _run_multi(fraction: float, factor: float) -> ReluRun:
+    return ReluRun(f"η=0.04, warmup, ÷{factor:g} at {fraction:.0%}",
+                   Schedule(0.04, ((fraction, factor),), Warmup("power", until=fraction, gain=5, power=0.5)))
+
+
+RELU_1D = Experiment(name="relu_1d", title=TITLES["relu_1d"], config=_config_1d(400.0), run=run, figures=figures)
+RELU_1D_OVERREG = Experiment(name="relu_1d_overreg", title=TITLES["relu_1d_overreg"], config=_config_1d(500.0),
+                             run=run, figures=figures)
+
+RELU_TWO_LAYER = Experiment(
+    name="relu_two_layer",
+    title=TITLES["relu_two_layer"],
+    config=ReluConfig(
+        task="teacher_student", widths=(20,), biases=False, init="gaussian", init_scale=0.5,
+        output_init_scale=0.0, d=2, n=15, teacher_widths=(3,),
+        iterations=int(10 ** 4.15) + 1,
+        runs=(
+            ReluRun("η=0.13", Schedule(0.13)),
+            ReluRun("η=0.455, ÷2 at 10%", Schedule(0.455, ((0.1, 2.0),))),
+            ReluRun("η=0.455, ÷4 at 30%", Schedule(0.455, ((0.3, 4.0),))),
+            ReluRun("η=0.455, ÷5 at 50%", Schedule(0.455, ((0.5, 5.0),))),
+        ),
+        neuron_movement=True,
+    ),
+    run=run,
+    figures=figures,
+)
+
+RELU_MULTI_LAYER = Experiment(
+    name="relu_multi_layer",
+    title=TITLES["relu_multi_layer"],
+    config=ReluConfig(
+        task="teacher_student", widths=(10, 10), biases=True, init="gaussian", init_scale=0.8,
+        d=5, n=50, teacher_widths=(2, 2),
+        iterations=10 ** 4 + 1,
+        runs=(
+            ReluRun("η=0.011", Schedule(0.011)),
+            _run_multi(0.1, 3.5),
+            _run_multi(0.3, 2.5),
+            _run_multi(0.5, 5.0),
+        ),
+    ),
+    run=run,
+    figures=figures,
+)

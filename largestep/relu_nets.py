@@ -1,0 +1,220 @@
+"""Fully connected ReLU nets (two-layer and multi-layer): batched batch-size-1 SGD on plain MSE, in float64.
+
+A net is a list of layers (weight, bias): weight (R, out, in), bias (R, out) or None, with R runs stacked
+on the leading axis; ReLU after every layer but the last, one scalar output.  The R runs (schedules x
+training seeds) advance together, one Python iteration per SGD step for all of them, with a hand-written
+backward pass.  numpy rather than torch for training: at these sizes (at most 100 neurons, d <= 5) a step
+is bound by per-operation overhead, several times lower in numpy; float64 costs nothing extra here and
+keeps the edge-of-stability runs free of float32 rounding.  Metrics that need gradients (the Jacobian
+rank) go through torch.func on the same parameters (`torch_params`, `forward_one`).
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+Layer = tuple  # (weight (R, out, in), bias (R, out) or None)
+
+
+def sgd_indices(seed: int, n: int, iterations: int) -> np.ndarray:
+    """The SGD sampling stream of one training seed: `iterations` indices uniform over n, with replacement."""
+    return np.random.default_rng([seed, 0x5EED]).integers(0, n, iterations)
+
+
+def init_rng(seed: int) -> np.random.Generator:
+    """The initialization stream of one training seed (every schedule of a seed starts from the same net)."""
+    return np.random.default_rng([seed, 0x1417])
+
+
+# ---- initializations: each returns the layers of ONE net (R = 1); `stack` puts several on the run axis
+
+
+def two_layer_gaussian(rng, d: int, m: int, scale_hidden: float, scale_output: float) -> list[Layer]:
+    """h(x) = a . relu(W x), no biases: W = scale_hidden * N(0, 1), a = scale_output * N(0, 1)."""
+    w = scale_hidden * rng.standard_normal((1, m, d))
+    a = scale_output * rng.standard_normal((1, 1, m))
+    return [(w, None), (a, None)]
+
+
+def two_layer_1d(rng, m: int, w_scale: float = 2.5, b_scale: float = 2.5, a_scale: float = 4.0) -> list[Layer]:
+    """The 1-D regression's net h(x) = a . relu(w x + b): w = 2.5 * (random +-1), b = 2.5 N(0,1), a = 4 N(0,1)."""
+    w = w_scale * rng.choice([-1.0, 1.0], size=(1, m, 1))
+    b = b_scale * rng.standard_normal((1, m))
+    a = a_scale * rng.standard_normal((1, 1, m))
+    return [(w, b), (a, None)]
+
+
+def multi_layer_gaussian(rng, d: int, widths: Sequence[int], scale: float, biases: bool = True) -> list[Layer]:
+    """Weights scale * N(0, 1); biases (on every layer, output included) PyTorch's default U(+-1/sqrt(fan_in))."""
+    sizes = [d, *widths, 1]
+    layers = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        w = scale * rng.standard_normal((1, fan_out, fan_in))
+        b = rng.uniform(-1, 1, (1, fan_out)) / math.sqrt(fan_in) if biases else None
+        layers.append((w, b))
+    return layers
+
+
+def two_layer_teacher(rng, d: int, m: int) -> list[Layer]:
+    """Teacher of the two-layer experiment: m unit-norm neurons (rows N(0,1) normalized), output weights +-1."""
+    w = rng.standard_normal((m, d))
+    w /= np.linalg.norm(w, axis=1, keepdims=True)
+    a = rng.choice([-1.0, 1.0], size=(1, 1, m))
+    return [(w[None], None), (a, None)]
+
+
+def stack(nets: Sequence[list[Layer]]) -> list[Layer]:
+    """Stack single nets (R = 1 each) on the run axis; returns fresh arrays (training updates them in place)."""
+    return [(np.concatenate([n[l][0] for n in nets]),
+             None if nets[0][l][1] is None else np.concatenate([n[l][1] for n in nets]))
+            for l in range(len(nets[0]))]
+
+
+def copy_layers(layers: list[Layer]) -> list[Layer]:
+    return [(w.copy(), None if b is None else b.copy()) for w, b in layers]
+
+
+def n_parameters(layers: list[Layer]) -> int:
+    return sum(w[0].size + (0 if b is None else b[0].size) for w, b in layers)
+
+
+# ---- evaluation (numpy, batched over runs and examples)
+
+
+def hidden_features(layers: list[Layer], x: np.ndarray) -> list[np.ndarray]:
+    """Post-ReLU features of every hidden layer on inputs x (n, d): a list of (R, n, width) arrays."""
+    h, features = x, []
+    for w, b in layers[:-1]:
+        h = h @ np.swapaxes(w, 1, 2)
+        if b is not None:
+            h = h + b[:, None, :]
+        h = np.maximum(h, 0.0)
+        features.append(h)
+    return features
+
+
+def predict(layers: list[Layer], x: np.ndarray) -> np.ndarray:
+    """Outputs (R, n) of the R nets on inputs x (n, d)."""
+    features = hidden_features(layers, x)
+    h = features[-1] if features else np.broadcast_to(x, (len(layers[0][0]), *x.shape))
+    w, b = layers[-1]
+    out = (h @ np.swapaxes(w, 1, 2))[..., 0]
+    return out + b if b is not None else out
+
+
+def mse(layers: list[Layer], x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Plain mean squared error (no 1/2) of each of the R nets."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = predict(layers, x) - y
+        return np.mean(r * r, axis=1)
+
+
+# ---- torch.func view of the same nets, for per-example gradients
+
+
+def torch_params(layers: list[Layer], rows=None) -> dict[str, torch.Tensor]:
+    """The stacked parameters as a dict of torch tensors (views of the numpy arrays, no copy)."""
+    params = {}
+    for l, (w, b) in enumerate(layers):
+        params[f"layer{l}.weight"] = torch.from_numpy(w if rows is None else w[rows])
+        if b is not None:
+            params[f"layer{l}.bias"] = torch.from_numpy(b if rows is None else b[rows])
+    return params
+
+
+def forward_one(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Scalar output of one net (unstacked params) on one input x (d,): the function torch.func differentiates."""
+    n_layers = sum(k.endswith(".weight") for k in params)
+    h = x
+    for l in range(n_layers):
+        h = params[f"layer{l}.weight"] @ h
+        if f"layer{l}.bias" in params:
+            h = h + params[f"layer{l}.bias"]
+        if l < n_layers - 1:
+            h = torch.relu(h)
+    return h[0]
+
+
+# ---- training
+
+
+def train(
+    layers: list[Layer],
+    x: np.ndarray,
+    y: np.ndarray,
+    step_sizes: np.ndarray,
+    seeds: Sequence[int],
+    stops: np.ndarray,
+    on_stop: Callable[[int, list[Layer]], None],
+    progress=None,
+) -> dict[str, float]:
+    """Batch-size-1 SGD on the loss (h(x_i) - y_i)^2, R runs at once, updating `layers` in place.
+
+    step_sizes: (R, T) step of each update of each row; seeds[j] drives row j's sampling stream.
+    on_stop(k, layers) is called after k updates for each k in `stops` (sorted, within [0, T]).
+    A row whose parameters overflow turns to inf/NaN and keeps running harmlessly (its loss tells).
+    Returns wall seconds {"train": ..., "metrics": ...} (metrics = time spent in on_stop).
+    """
+    rows, iterations = step_sizes.shape
+    samples = np.stack([sgd_indices(int(s), len(x), iterations) for s in seeds], axis=1)  # (T, R)
+    seconds = {"train": 0.0, "metrics": 0.0}
+    if progress is not None:
+        progress.total = (progress.total or 0) + iterations
+        progress.refresh()
+    done = 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for target in stops:
+            start = time.perf_counter()
+            if target > done:
+                idx = samples[done:target]
+                _sgd_steps(layers, x[idx], y[idx], np.ascontiguousarray(step_sizes[:, done:target].T))
+                if progress is not None:
+                    progress.update(int(target - done))
+                done = int(target)
+            middle = time.perf_counter()
+            on_stop(done, layers)
+            seconds["train"] += middle - start
+            seconds["metrics"] += time.perf_counter() - middle
+    return seconds
+
+
+def _sgd_steps(layers, xs, ys, etas):
+    """In place, for each k: one SGD step of every row on its example (xs[k], ys[k]) with step etas[k].
+
+    The step size is folded into the output error once, so the backward pass carries eta * dL/dz.
+    A hidden unit's ReLU derivative is taken as (post-ReLU value > 0), i.e. 0 at the kink, as autograd does.
+    """
+    weights = [w for w, _ in layers]
+    weights_t = [np.swapaxes(w, 1, 2) for w in weights]  # views: follow the in-place updates
+    biases = [b for _, b in layers]
+    last = len(layers) - 1
+    for k in range(len(etas)):
+        h = xs[k]
+        inputs = []
+        for l in range(last):
+            inputs.append(h)
+            z = np.matmul(weights[l], h[:, :, None])[:, :, 0]
+            if biases[l] is not None:
+                z += biases[l]
+            h = np.maximum(z, 0.0, out=z)
+        inputs.append(h)
+        out = np.matmul(weights[last], h[:, :, None])[:, :, 0]  # (R, 1)
+        if biases[last] is not None:
+            out += biases[last]
+        delta = out
+        delta -= ys[k][:, None]
+        delta *= 2.0 * etas[k][:, None]
+        for l in range(last, -1, -1):
+            h = inputs[l]
+            if l > 0:  # propagate with the weights before their update
+                below = np.matmul(weights_t[l], delta[:, :, None])[:, :, 0]
+                below *= h > 0
+            weights[l] -= delta[:, :, None] * h[:, None, :]
+            if biases[l] is not None:
+                biases[l] -= delta
+            if l > 0:
+                delta = below

@@ -1,0 +1,141 @@
+"""Metrics used by the ReLU nets against plain reference implementations written from the spec's words."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from largestep import metrics, relu_nets
+
+
+def reference_feature_sparsity(phi, threshold, normalize_rows=True):
+    """The spec, literally, with Python loops: normalize rows, drop dead neurons, scan in index order."""
+    phi = np.array(phi, dtype=np.float64)
+    n, m = phi.shape
+    if normalize_rows:
+        for i in range(n):
+            norm = math.sqrt(sum(v * v for v in phi[i]))
+            if norm > 0:
+                phi[i] = phi[i] / norm
+
+    def corr(a, b):
+        a, b = a - a.mean(), b - b.mean()
+        cov, va, vb = a @ b, a @ a, b @ b
+        return cov / math.sqrt(va * vb) if va > 0 and vb > 0 else math.nan  # NaN never exceeds
+
+    kept = [j for j in range(m) if any(phi[:, j] != 0)]
+    for j in list(kept):
+        if any(abs(corr(phi[:, j], phi[:, k])) > threshold for k in kept if k != j):
+            kept.remove(j)
+    return sum(int(v != 0) for j in kept for v in phi[:, j]) / (n * m)
+
+
+def random_features(rng):
+    """Post-ReLU-like features with the awkward cases: dead neurons, all-zero rows, exact and scaled duplicates."""
+    n, m = rng.integers(3, 14), rng.integers(2, 25)
+    phi = np.maximum(rng.standard_normal((n, m)) + rng.uniform(-1, 1), 0)
+    dead = rng.random(m) < 0.2
+    phi[:, dead] = 0
+    phi[rng.random(n) < 0.15] = 0
+    for _ in range(rng.integers(0, 4)):  # ties: copies (possibly scaled) of earlier or later neurons
+        src, dst = rng.integers(0, m, 2)
+        phi[:, dst] = phi[:, src] * rng.choice([1.0, 2.5])
+    if rng.random() < 0.3:  # near-copies: correlation just around the threshold
+        src, dst = rng.integers(0, m, 2)
+        phi[:, dst] = np.maximum(phi[:, src] + 0.05 * rng.standard_normal(n), 0)
+    return phi
+
+
+@pytest.mark.parametrize("normalize_rows", [True, False])
+@pytest.mark.parametrize("threshold", [0.99, 0.999, 0.9])
+def test_feature_sparsity_equals_plain_loop_reference(normalize_rows, threshold):
+    rng = np.random.default_rng(int(threshold * 1000) + normalize_rows)
+    for trial in range(80):
+        phi = random_features(rng)
+        expected = reference_feature_sparsity(phi, threshold, normalize_rows)
+        got = metrics.feature_sparsity(phi, threshold, normalize_rows)
+        assert got == pytest.approx(expected, abs=1e-12), (trial, phi)
+        assert metrics.feature_sparsity(torch.tensor(phi), threshold, normalize_rows) == pytest.approx(expected)
+        assert 0.0 <= got <= 1.0
+
+
+def test_feature_sparsity_scan_order_matters():
+    # A ~ B and B ~ C but not A ~ C: scanning in index order removes A (B still kept), then B (C kept),
+    # and keeps C; any other order would keep two neurons.
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(400)
+    c = 0.7 * a + math.sqrt(1 - 0.49) * rng.standard_normal(400)
+    b = (a + c) / 2
+    phi = np.stack([a, b, c], axis=1) + 10  # all entries non-zero
+    corr = np.corrcoef(phi.T)
+    assert corr[0, 1] > 0.9 and corr[1, 2] > 0.9 and corr[0, 2] < 0.9
+    assert metrics.feature_sparsity(phi, 0.9, normalize_rows=False) == pytest.approx(1 / 3)
+    assert reference_feature_sparsity(phi, 0.9, normalize_rows=False) == pytest.approx(1 / 3)
+    assert metrics.feature_sparsity(phi[:, ::-1].copy(), 0.9, normalize_rows=False) == pytest.approx(1 / 3)
+    assert metrics.feature_sparsity(phi[:, [1, 0, 2]], 0.9, normalize_rows=False) == pytest.approx(2 / 3)
+
+
+def test_feature_sparsity_edge_cases():
+    assert metrics.feature_sparsity(np.zeros((5, 4))) == 0.0
+    one_hot = np.eye(4)
+    assert metrics.feature_sparsity(one_hot) == pytest.approx(0.25)  # distinct neurons: all kept
+    dup = np.ones((6, 3))  # constant neurons: no defined correlation, none removed
+    assert metrics.feature_sparsity(dup) == pytest.approx(1.0)
+
+
+def _module_and_loop_jacobian(seed, dead=0):
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 6), torch.nn.ReLU(), torch.nn.Linear(6, 4), torch.nn.ReLU(),
+                              torch.nn.Linear(4, 1)).double()
+    if dead:  # kill some first-layer neurons: rank-deficient Jacobian
+        with torch.no_grad():
+            net[0].weight[:dead] = 0
+            net[0].bias[:dead] = -1
+    x = torch.randn(40, 3, dtype=torch.float64)
+    rows = []
+    for xi in x:
+        net.zero_grad()
+        net(xi[None]).sum().backward()
+        rows.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
+    return net, x, torch.stack(rows)
+
+
+def test_per_example_gradients_equal_autograd_loop():
+    net, x, expected = _module_and_loop_jacobian(0)
+    phi = metrics.per_example_gradients(net, x)
+    torch.testing.assert_close(phi, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_batched_functional_gradients_equal_autograd_loop_per_run():
+    layers = relu_nets.stack([relu_nets.multi_layer_gaussian(np.random.default_rng(s), 3, (5, 4), 0.8)
+                              for s in range(3)])
+    x = torch.randn(12, 3, dtype=torch.float64)
+    phi = metrics.per_example_gradients(relu_nets.forward_one, x, relu_nets.torch_params(layers), batched=True)
+    assert phi.shape == (3, 12, relu_nets.n_parameters(layers))
+    for r in range(3):
+        params = {k: v[r].clone().requires_grad_(True) for k, v in relu_nets.torch_params(layers).items()}
+        for i in range(12):
+            grads = torch.autograd.grad(relu_nets.forward_one(params, x[i]), list(params.values()))
+            torch.testing.assert_close(phi[r, i], torch.cat([g.flatten() for g in grads]))
+
+
+@pytest.mark.parametrize("dead", [0, 3])
+@pytest.mark.parametrize("n_eval", [10, 40])
+def test_jacobian_rank_equals_svd_reference(dead, n_eval):
+    net, x, loop_phi = _module_and_loop_jacobian(1, dead)
+    s = np.linalg.svd(loop_phi[:n_eval].numpy(), compute_uv=False)
+    for tol in (1e-4, 1e-6):
+        expected = int((s / s[0] > tol).sum())
+        assert metrics.jacobian_rank(net, x[:n_eval], tol) == expected
+    if dead:
+        assert expected < min(n_eval, loop_phi.shape[1])
+
+
+def test_effective_rank_reference():
+    f = np.random.default_rng(0).standard_normal((30, 6))
+    f[3] = 0
+    unit = np.array([row / np.linalg.norm(row) if np.linalg.norm(row) > 0 else row for row in f])
+    s = np.linalg.svd(unit, compute_uv=False)
+    p = s / s.sum()
+    assert metrics.effective_rank(f) == pytest.approx(-(p * np.log(p)).sum())
+    assert metrics.effective_rank(np.outer(np.ones(5), [1.0, 2.0])) == pytest.approx(0.0, abs=1e-6)

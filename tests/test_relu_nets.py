@@ -1,0 +1,201 @@
+"""ReLU nets: the batched hand-written SGD against torch autograd, batched vs one by one, schedules, configs."""
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from largestep import relu_nets
+from largestep.config import apply_overrides
+from largestep.experiments import relu
+from largestep.results import load_json, save_json
+from largestep.schedules import ConfigError, Schedule
+
+
+def _nets(kind, seeds):
+    rng_nets = []
+    for s in seeds:
+        rng = relu_nets.init_rng(s)
+        if kind == "1d":
+            rng_nets.append(relu_nets.two_layer_1d(rng, 7))
+        elif kind == "two_layer":
+            rng_nets.append(relu_nets.two_layer_gaussian(rng, 3, 6, 0.7, 0.5))
+        else:
+            rng_nets.append(relu_nets.multi_layer_gaussian(rng, 4, (5, 3), 0.9, biases=True))
+    return relu_nets.stack(rng_nets)
+
+
+def _torch_sgd_reference(layers, row, x, y, etas, indices):
+    """Plain autograd SGD on (h(x_i) - y_i)^2, one net at a time, with nn.Linear-free explicit params."""
+    params = []
+    for w, b in layers:
+        params.append((torch.tensor(w[row], requires_grad=True),
+                       None if b is None else torch.tensor(b[row], requires_grad=True)))
+    x, y = torch.tensor(x), torch.tensor(y)
+    for eta, i in zip(etas, indices):
+        h = x[i]
+        for l, (w, b) in enumerate(params):
+            h = w @ h + (0 if b is None else b)
+            if l < len(params) - 1:
+                h = torch.relu(h)
+        loss = (h[0] - y[i]) ** 2
+        grads = torch.autograd.grad(loss, [p for pair in params for p in pair if p is not None])
+        with torch.no_grad():
+            flat = [p for pair in params for p in pair if p is not None]
+            for p, g in zip(flat, grads):
+                p -= eta * g
+    return [(w.detach().numpy(), None if b is None else b.detach().numpy()) for w, b in params]
+
+
+@pytest.mark.parametrize("kind", ["1d", "two_layer", "multi_layer"])
+def test_batched_sgd_matches_autograd_per_run(kind):
+    seeds = [3, 4, 5]
+    layers = _nets(kind, seeds)
+    d = layers[0][0].shape[2]
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((9, d)), rng.standard_normal(9)
+    iterations = 60
+    steps = np.stack([np.linspace(0.01, 0.03, iterations), np.full(iterations, 0.02), np.full(iterations, 0.005)])
+    start = relu_nets.copy_layers(layers)
+    relu_nets.train(layers, x, y, steps, seeds, np.array([iterations]), lambda k, p: None)
+    for row, seed in enumerate(seeds):
+        indices = relu_nets.sgd_indices(seed, len(x), iterations)
+        reference = _torch_sgd_reference(start, row, x, y, steps[row], indices)
+        for (w, b), (w_ref, b_ref) in zip(layers, reference):
+            np.testing.assert_allclose(w[row], w_ref, rtol=1e-10, atol=1e-12)
+            if b is not None:
+                np.testing.assert_allclose(b[row], b_ref, rtol=1e-10, atol=1e-12)
+
+
+def test_batched_runs_equal_runs_one_by_one():
+    seeds = [0, 1, 2, 3]
+    layers = _nets("multi_layer", seeds)
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((20, 4)), rng.standard_normal(20)
+    steps = np.stack([Schedule(lr, ((0.5, 3.0),)).values(200) for lr in (0.01, 0.02, 0.03, 0.04)])
+    singles = [[(w[[r]].copy(), None if b is None else b[[r]].copy()) for w, b in layers] for r in range(4)]
+    seen = []
+    relu_nets.train(layers, x, y, steps, seeds, np.array([0, 50, 200]), lambda k, p: seen.append(k))
+    assert seen == [0, 50, 200]
+    for r, single in enumerate(singles):
+        relu_nets.train(single, x, y, steps[[r]], [seeds[r]], np.array([200]), lambda k, p: None)
+        for (w, b), (w1, b1) in zip(layers, single):
+            np.testing.assert_array_equal(w[r], w1[0])
+            np.testing.assert_array_equal(b[r], b1[0])
+
+
+def test_predict_and_features_match_torch_forward():
+    layers = _nets("multi_layer", [0, 1])
+    x = np.random.default_rng(2).standard_normal((7, 4))
+    out = relu_nets.predict(layers, x)
+    params = relu_nets.torch_params(layers, rows=[1])
+    expected = torch.func.vmap(relu_nets.forward_one, in_dims=(None, 0))(
+        {k: v[0] for k, v in params.items()}, torch.tensor(x))
+    np.testing.assert_allclose(out[1], expected.numpy(), rtol=1e-12)
+    features = relu_nets.hidden_features(layers, x)
+    assert [f.shape for f in features] == [(2, 7, 5), (2, 7, 3)]
+    assert (features[0] >= 0).all()
+
+
+def test_initializations_follow_the_spec():
+    layers = relu_nets.two_layer_1d(np.random.default_rng(0), 1000)
+    assert set(np.unique(layers[0][0])) == {-2.5, 2.5}
+    assert layers[1][1] is None  # no output bias
+    assert abs(layers[0][1].std() - 2.5) < 0.25 and abs(layers[1][0].std() - 4.0) < 0.4
+    teacher = relu_nets.two_layer_teacher(np.random.default_rng(0), 2, 3)
+    np.testing.assert_allclose(np.linalg.norm(teacher[0][0][0], axis=1), 1.0)
+    assert set(np.abs(teacher[1][0].ravel())) == {1.0}
+    student = relu.make_student(relu.RELU_TWO_LAYER.config, 0)
+    assert (student[1][0] == 0).all() and student[0][1] is None
+    multi = relu.make_student(relu.RELU_MULTI_LAYER.config, 0)
+    assert relu_nets.n_parameters(multi) == relu.RELU_MULTI_LAYER.config.n_parameters() == 181
+    for (w, b), fan_in in zip(multi, (5, 10, 10)):
+        assert np.abs(b).max() <= 1 / math.sqrt(fan_in)
+    assert relu.RELU_1D.config.n_parameters() == 300
+
+
+def test_spec_schedules():
+    cfg = relu.RELU_1D.config
+    T = cfg.iterations
+    assert T == int(10 ** 4.5) + 1 == 31623
+    for run, (s, k, gain) in zip(cfg.runs, [(0.02, 2.5, 8.0), (0.5, 3.0, 200.0)]):
+        eta = run.schedule.values(T)
+        end = math.floor(s * T)
+        for i in (0, 1, end // 2, end):
+            assert eta[i] == pytest.approx(2e-4 * (1 + (gain - 1) * i / T), rel=1e-12)
+        assert eta[end + 1] == pytest.approx(2e-4 * (1 + (gain - 1) * end / T) / k, rel=1e-12)
+        assert eta[-1] == eta[end + 1]
+    over = relu.RELU_1D_OVERREG.config.runs[1].schedule.values(T)
+    assert over[math.floor(0.5 * T)] == pytest.approx(2e-4 * (1 + 249 * math.floor(0.5 * T) / T))
+    multi = relu.RELU_MULTI_LAYER.config
+    eta = multi.runs[2].schedule.values(multi.iterations)
+    end = math.floor(0.3 * multi.iterations)
+    assert eta[100] == pytest.approx(0.04 * (1 + 5 * (100 / multi.iterations) ** 0.5))
+    assert eta[end + 1] == pytest.approx(0.04 * (1 + 5 * (end / multi.iterations) ** 0.5) / 2.5)
+    two = relu.RELU_TWO_LAYER.config
+    assert two.iterations == int(10 ** 4.15) + 1
+    eta = two.runs[2].schedule.values(two.iterations)
+    assert eta[math.floor(0.3 * two.iterations)] == 0.455 and eta[-1] == pytest.approx(0.455 / 4)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("widths=[]", "widths must list at least one"),
+    ("runs.0.schedule.lr=-0.1", "step size must be a finite number > 0"),
+    ("widths=[10,0]", "hidden widths must be >= 1"),
+    ("iterations=1", "2 decays but only 1 iterations"),
+])
+def test_bad_configs_give_clear_errors(override, message):
+    cfg = relu.RELU_MULTI_LAYER.config
+    if override.startswith("iterations"):
+        cfg = dataclasses.replace(cfg, runs=(relu.ReluRun("two decays", Schedule(0.1, ((0.1, 2.0), (0.5, 2.0)))),))
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides(cfg, [override])
+
+
+def test_warmup_after_decay_is_rejected():
+    cfg = relu.RELU_MULTI_LAYER.config
+    with pytest.raises(ConfigError, match="warmup .* must end before the first decay"):
+        apply_overrides(cfg, ["runs.1.schedule.warmup.until=0.5"])
+
+
+def _tiny(experiment, **changes):
+    cfg = experiment.config
+    return dataclasses.replace(cfg, iterations=300, grid_early=5, grid_spaced=10, **changes)
+
+
+def test_divergence_is_reported_not_fatal(tmp_path):
+    cfg = _tiny(relu.RELU_TWO_LAYER, runs=(relu.ReluRun("ok", Schedule(0.05)), relu.ReluRun("boom", Schedule(30.0))))
+    results = relu.run(cfg, n_seeds=2)
+    ok, boom = results["runs"]
+    assert ok["seeds_diverged"] == 0 and ok["seeds"] == [0, 1]
+    assert boom["diverged"] and boom["seeds_tried"] == 20 and boom["seeds_diverged"] == 20
+    assert math.isnan(boom["final"]["train_loss"])
+    results["experiment"] = "relu_two_layer"
+    save_json(results, tmp_path / "r.json")
+    loaded = load_json(tmp_path / "r.json")
+    assert loaded["runs"][1]["final"]["train_loss"] is None
+    figs = relu.figures(loaded)  # a run without survivors still draws
+    assert set(figs) == {"relu_two_layer", "relu_two_layer_neurons"}
+
+
+@pytest.mark.parametrize("experiment", [relu.RELU_1D, relu.RELU_MULTI_LAYER])
+def test_tiny_run_results_and_figures_from_json(experiment, tmp_path):
+    results = relu.run(_tiny(experiment), n_seeds=1)
+    results["experiment"] = experiment.name
+    save_json(results, tmp_path / "r.json")
+    loaded = load_json(tmp_path / "r.json")
+    json.dumps(loaded)
+    run = loaded["runs"][0]
+    assert len(run["curves"]["iteration"]) == len(run["curves"]["train_loss"][0])
+    for key in run["final"]:
+        assert run["final"][key] is not None
+    sparsities = [k for k in run["final"] if k.startswith("feature_sparsity")]
+    assert sparsities and all(0 <= run["final"][k] <= 1 for k in sparsities)
+    figs = relu.figures(loaded)
+    assert experiment.name in figs
+    if experiment is relu.RELU_1D:
+        snaps = np.asarray(loaded["runs"][0]["extras"]["snapshots"][0])
+        assert snaps.shape == (6, len(loaded["snapshot_x"]))
+        assert loaded["snapshot_iterations"][-1] == 300
