@@ -355,18 +355,23 @@ def loss_surface_figures(results: dict) -> dict:
     return {"loss_surface": fig, "loss_surface_curves": curves}
 
 
-def loss_surface_extras(results: dict, out_dir) -> list:
-    """The animation: gradient flow against SGD with large steps over the train-loss surface."""
+def loss_surface_extras(results: dict, out_dir, every: int = 1, **animate_options) -> list:
+    """The animation: gradient flow against SGD with large steps over the train-loss surface.
+
+    every > 1 keeps every n-th frame (and the last) at fps / n, same duration: a lighter GIF, e.g. for a
+    notebook; animate_options go to landscape.animate (e.g. dpi=72).
+    """
     from pathlib import Path
 
     anim = results["animation"]
+    keep = np.unique(np.r_[np.arange(0, len(anim["iteration"]), every), len(anim["iteration"]) - 1])
     colors = ["black", "#00b000"]
-    trajectories = {t["label"]: (np.asarray(t["coords"], float), c)
+    trajectories = {t["label"]: (np.asarray(t["coords"], float)[keep], c)
                     for t, c in zip(anim["trajectories"], colors) if len(t["coords"])}
     written = landscape.animate(
         Path(out_dir) / "loss_surface_animation.gif", np.asarray(anim["a"]), np.asarray(anim["b"]),
-        as_array(anim["train_loss"]), trajectories, anim["landmarks"], anim["iteration"], fps=anim["fps"],
-        title="Training loss over a 2-D subspace")
+        as_array(anim["train_loss"]), trajectories, anim["landmarks"], np.asarray(anim["iteration"])[keep],
+        fps=max(1, round(anim["fps"] / every)), title="Training loss over a 2-D subspace", **animate_options)
     note = landscape.mp4_note()
     if note:
         print(f"  {note}")
