@@ -74,6 +74,10 @@ class DiagNetJacobianRank:
         self.factor = torch.from_numpy(np.linalg.qr(x, mode="r") if n_eval >= d else x)
 
     def __call__(self, u, v) -> np.ndarray:
+        with single_threaded():
+            return self._ranks(u, v)
+
+    def _ranks(self, u, v) -> np.ndarray:
         u = np.atleast_2d(np.asarray(_numpy(u), dtype=np.float64))
         v = np.atleast_2d(np.asarray(_numpy(v), dtype=np.float64))
         w = np.sqrt(u * u + v * v)
@@ -96,8 +100,7 @@ class DiagNetJacobianRank:
             scale = torch.from_numpy(np.take_along_axis(w[exact], order[exact, :width], axis=1))
             scale[torch.arange(width)[None, :] >= torch.from_numpy(n_maybe[exact])[:, None]] = 0  # pad: zero columns
             a = self.factor[:, cols].permute(1, 0, 2) * scale[:, None, :]
-            with single_threaded():
-                ranks[exact] = rank_from_singular_values(torch.linalg.svdvals(a).numpy(), tol)
+            ranks[exact] = rank_from_singular_values(torch.linalg.svdvals(a).numpy(), tol)
         return ranks
 
 

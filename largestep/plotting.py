@@ -67,21 +67,20 @@ def plot_metric(ax, results: dict, metric: str, *, log: bool = False, title: str
 
 
 def panels(results: dict, specs: list[dict], ncols: int | None = None, suptitle: str | None = None):
-    """A row of metric panels; specs are keyword arguments of plot_metric (with 'metric')."""
+    """A row (or grid) of metric panels with one shared legend below; specs are plot_metric's keywords."""
     with plt.rc_context(STYLE):
         ncols = ncols or len(specs)
         nrows = -(-len(specs) // ncols)
-        fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.1 * nrows + 0.6), squeeze=False)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.1 * nrows + 1.0), squeeze=False,
+                                 layout="constrained")
         for ax, spec in zip(axes.flat, specs):
             plot_metric(ax, results, **spec)
         for ax in list(axes.flat)[len(specs):]:
             ax.set_visible(False)
         handles, labels = axes.flat[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3),
-                   bbox_to_anchor=(0.5, -0.02 - 0.04 * (-(-len(labels) // 3))), frameon=False)
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3), frameon=False)
         note = survival_note(results)
         fig.suptitle((suptitle or results["experiment"]) + ("\n" + note if note else ""), fontsize=11)
-        fig.tight_layout()
     return fig
 
 

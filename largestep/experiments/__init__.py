@@ -94,3 +94,24 @@ def summary(results: dict) -> str:
             parts.append(f"{key}={mean:.4g}{spread}")
         lines.append(f"  {run['label']}: {', '.join(parts) or 'no surviving seed'}  ({divergence_note(run)})")
     return "\n".join(lines)
+
+
+def per_seed_table(results: dict, metric: str) -> str:
+    """Final `metric` of every seed (rows) in every run (columns), for paired comparisons across runs.
+
+    Runs of one experiment share training seeds (seed s draws the same SGD sampling order in every run),
+    so reading a row compares schedules on the same noise; '-' marks a seed the run did not reach or
+    that diverged ('div').
+    """
+    runs = results["runs"]
+    seeds = sorted({s["seed"] for run in runs for s in run["final_per_seed"]})
+    width = max(10, *(len(run["label"]) for run in runs))
+    lines = [f"{metric} at the end of training", "seed " + "".join(f"{run['label']:>{width + 2}}" for run in runs)]
+    for seed in seeds:
+        cells = []
+        for run in runs:
+            entry = next((s for s in run["final_per_seed"] if s["seed"] == seed), None)
+            value = "-" if entry is None else "div" if entry["diverged"] else f"{entry[metric]:.4g}"
+            cells.append(f"{value:>{width + 2}}")
+        lines.append(f"{seed:<5d}" + "".join(cells))
+    return "\n".join(lines)
