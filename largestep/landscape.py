@@ -23,6 +23,8 @@ class Plane:
 
 def plane_through(w_init: np.ndarray, w_star: np.ndarray, w_flow: np.ndarray) -> Plane:
     """The plane through w_init spanned by the direction to w* and the rest of the direction to w_flow."""
+    if not np.isfinite(w_flow).all():
+        raise ValueError("w_flow is not finite (did the gradient-flow run diverge?): the plane is not defined")
     e1 = w_star - w_init
     e1 = e1 / np.linalg.norm(e1)
     to_flow = w_flow - w_init
