@@ -249,7 +249,7 @@ def evaluate(config: ReluConfig, data: Regression, x_rank: np.ndarray, layers: l
 
 def _plot_inputs(data: Regression) -> np.ndarray:
     lo, hi = data.x_train.min(), data.x_train.max()
-    pad = 0.1 * (hi - lo)
+    pad = 0.05 * (hi - lo)
     return np.linspace(lo - pad, hi + pad, 241)[:, None]
 
 
@@ -275,48 +275,88 @@ def summarize(results: dict) -> list[str]:
     return lines
 
 
-def claims(results: dict) -> list[tuple[str, bool, str]]:
-    """The issue's claims for this experiment: (claim, holds, numbers), on surviving seeds."""
+def _paired(a: dict, b: dict, metric: str) -> tuple[int, int]:
+    """Seeds that survived in both runs (same init and sampling stream): how many have a's metric below b's."""
+    fa = {r["seed"]: r[metric] for r in a["final_per_seed"] if not r["diverged"]}
+    fb = {r["seed"]: r[metric] for r in b["final_per_seed"] if not r["diverged"]}
+    shared = sorted(set(fa) & set(fb))
+    return sum(fa[s] < fb[s] for s in shared), len(shared)
+
+
+def _spread(run: dict, metric: str, fmt: str = ".3g") -> str:
+    v = _final(run, metric)
+    return f"{np.median(v):{fmt}} [{v.min():{fmt}}, {v.max():{fmt}}]" if v.size else "no survivor"
+
+
+def claims(results: dict, reference_1d: dict | None = None) -> list[tuple[str, bool, str]]:
+    """The issue's claims for this experiment: (claim, holds, numbers), on surviving seeds.
+
+    Statistics are medians over surviving seeds with [min, max]; "paired" counts the seeds that survived
+    in both runs (same initialization and SGD sampling stream).  For relu_1d_overreg, pass relu_1d's
+    results as reference_1d to compare the two 50% runs.
+    """
     name, runs = results["experiment"], results["runs"]
-    med = lambda run, m: float(np.median(_final(run, m))) if _final(run, m).size else np.nan  # noqa: E731
+
+    def med(run, m):
+        v = _final(run, m)
+        return float(np.median(v)) if v.size else np.nan
+
     out = []
     if name in ("relu_two_layer", "relu_multi_layer"):
         small, large = runs[0], runs[1:]
-        sparsities = [k for k in small["final"] if k.startswith("feature_sparsity")]
-        for m in sparsities:
-            worst = max(_final(r, m).max(initial=-np.inf) for r in large)
-            best_small = _final(small, m).min(initial=np.inf)
-            out.append((f"every large-step seed ends with lower {m} than every small-step seed",
-                        bool(worst < best_small),
-                        f"large-step max {worst:.3f} vs small-step min {best_small:.3f}"))
-            out.append((f"50% run sparser ({m}, median) than the 10% run",
+        for m in [k for k in small["final"] if k.startswith("feature_sparsity")]:
+            pairs = [_paired(r, small, m) for r in large]
+            out.append((f"every large-step run ends with lower median {m} than the small step",
+                        all(med(r, m) < med(small, m) for r in large),
+                        "; ".join(f"{r['label']}: {_spread(r, m)}" for r in runs)
+                        + "; paired seeds lower: " + ", ".join(f"{k}/{n}" for k, n in pairs)))
+            k, n = _paired(large[-1], large[0], m)
+            out.append((f"the 50% run is sparser ({m}, median) than the 10% run",
                         bool(med(large[-1], m) < med(large[0], m)),
-                        f"{med(large[-1], m):.3f} vs {med(large[0], m):.3f}"))
-        out.append(("every large-step run has lower median test loss than the small step",
+                        f"{_spread(large[-1], m)} vs {_spread(large[0], m)}; paired seeds sparser: {k}/{n}"))
+        out.append(("every large-step run ends with lower median test loss than the small step",
                     all(med(r, "test_loss") < med(small, "test_loss") for r in large),
-                    ", ".join(f"{r['label']}: {med(r, 'test_loss'):.3g}" for r in runs)))
-        out.append(("Jacobian rank (median) lower at 50% than for the small step",
+                    "; ".join(f"{r['label']}: {_spread(r, 'test_loss')}" for r in runs)))
+        out.append(("the Jacobian rank (median) is lower at 50% than for the small step",
                     bool(med(large[-1], "jacobian_rank") < med(small, "jacobian_rank")),
-                    f"{med(large[-1], 'jacobian_rank'):.0f} vs {med(small, 'jacobian_rank'):.0f}"))
+                    f"{_spread(large[-1], 'jacobian_rank', '.0f')} vs {_spread(small, 'jacobian_rank', '.0f')}"))
         test = [_final(r, "test_loss") for r in large]
         monotone = all(med(a, "test_loss") > med(b, "test_loss") for a, b in zip(large, large[1:]))
         overlap = any(a.min() <= b.max() for a, b in zip(test, test[1:]) if a.size and b.size)
+        per_seed = [{r["seed"]: r["test_loss"] for r in run["final_per_seed"] if not r["diverged"]} for run in large]
+        shared = sorted(set.intersection(*(set(p) for p in per_seed)))
+        ordered = sum(all(a[s] > b[s] for a, b in zip(per_seed, per_seed[1:])) for s in shared)
         out.append(("median test loss falls monotonically with the decay point (10% > 30% > 50%)", monotone,
-                    "; ".join(f"{r['label']}: median {np.median(t):.3g} [{t.min():.3g}, {t.max():.3g}]"
-                              for r, t in zip(large, test) if t.size)
-                    + ("; seed ranges overlap" if overlap else "; seed ranges separate")))
+                    "; ".join(f"{r['label']}: {_spread(r, 'test_loss')}" for r in large)
+                    + ("; the seed ranges overlap" if overlap else "; the seed ranges are disjoint")
+                    + f"; seeds with the full ordering: {ordered}/{len(shared)}"))
     elif name in ("relu_1d", "relu_1d_overreg"):
         short, long_ = runs[0], runs[-1]
         for m in ("jacobian_rank", "feature_sparsity"):
-            out.append((f"50% run ends with lower {m} (median) than the 2% run",
-                        bool(med(long_, m) < med(short, m)), f"{med(long_, m):.3g} vs {med(short, m):.3g}"))
+            k, n = _paired(long_, short, m)
+            out.append((f"the 50% run ends with lower median {m} than the 2% run",
+                        bool(med(long_, m) < med(short, m)),
+                        f"{_spread(long_, m)} vs {_spread(short, m)}; paired seeds lower: {k}/{n}"))
         for r in runs:
             loss = _final(r, "train_loss")
-            stalled = int((loss > UNDERFIT_LOSS).sum())
+            stalled = [s["seed"] for s in r["final_per_seed"] if not s["diverged"] and s["train_loss"] > UNDERFIT_LOSS]
             out.append((f"{r['label']}: fits the data (median train loss < {UNDERFIT_LOSS:g})",
                         bool(np.median(loss) < UNDERFIT_LOSS),
-                        f"median {np.median(loss):.2g}, {stalled} of {loss.size} seeds above {UNDERFIT_LOSS:g}"))
+                        f"median {np.median(loss):.2g}; seeds stalled above {UNDERFIT_LOSS:g}: "
+                        f"{len(stalled)} of {loss.size} {stalled}"))
+        if name == "relu_1d_overreg" and reference_1d is not None:
+            ref = reference_1d["runs"][-1]
+            k, n = _paired(long_, ref, "feature_sparsity")
+            out.append(("the overreg 50% run ends sparser (median) than relu_1d's 50% run",
+                        bool(med(long_, "feature_sparsity") < med(ref, "feature_sparsity")),
+                        f"{_spread(long_, 'feature_sparsity')} vs {_spread(ref, 'feature_sparsity')}; "
+                        f"paired seeds sparser: {k}/{n}"))
     return out
+
+
+def print_claims(results: dict, reference_1d: dict | None = None) -> None:
+    for claim, holds, numbers in claims(results, reference_1d):
+        print(f"[{'holds' if holds else 'FAILS'}] {claim}\n        {numbers}")
 
 
 # A seed "underfits" (or stalls) when its final train loss stays above this (the labels' variance is ~1.6).
@@ -327,12 +367,15 @@ UNDERFIT_LOSS = 0.01
 
 
 def _legend_and_title(fig, axes, results, title):
+    """Legend below the panels and title above, both inside the figure (no reliance on tight bboxes)."""
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3),
-               bbox_to_anchor=(0.5, -0.02 - 0.04 * (-(-len(labels) // 3))), frameon=False)
+    legend_rows = -(-len(labels) // 3)
+    height = fig.get_figheight()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), bbox_to_anchor=(0.5, 0.0),
+               frameon=False)
     note = survival_note(results)
     fig.suptitle(title + ("\n" + note if note else ""), fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, (0.25 * legend_rows + 0.1) / height, 1, 1))
 
 
 def _seed_lines(ax, results, metric, log=False, title=None):
@@ -361,6 +404,7 @@ def _figures_1d(results: dict) -> dict:
                 ax.plot(x_plot, np.asarray(snaps, float)[-1], color=color, lw=1.4 if s == 0 else 0.6,
                         alpha=1.0 if s == 0 else 0.4)
         ax.scatter(x_data, y_data, color="k", zorder=5, s=14, label="data")
+        ax.set_ylim(y_data.min() - 2, y_data.max() + 2)
         ax.set_title("final predictor (first seed bold)")
         ax.set_xlabel("x")
         plot_metric(axes[2], results, "jacobian_rank", title="Jacobian rank")
@@ -369,7 +413,7 @@ def _figures_1d(results: dict) -> dict:
         figs = {name: fig}
 
         iters = results["snapshot_iterations"]
-        snap, sax = plt.subplots(1, len(iters), figsize=(2.9 * len(iters), 2.9), sharey=True)
+        snap, sax = plt.subplots(1, len(iters), figsize=(2.9 * len(iters), 3.4))
         sax = np.atleast_1d(sax)
         for i, (ax, it) in enumerate(zip(sax, iters)):
             for run, color in zip(results["runs"], colors):
@@ -379,7 +423,8 @@ def _figures_1d(results: dict) -> dict:
             ax.scatter(x_data, y_data, color="k", zorder=5, s=10)
             ax.set_title(f"iteration {it}")
             ax.set_xlabel("x")
-            ax.set_ylim(y_data.min() - 1.5, y_data.max() + 1.5)
+            if it > 0:  # the initial predictors are far larger than the data: let that panel scale itself
+                ax.set_ylim(y_data.min() - 2, y_data.max() + 2)
         _legend_and_title(snap, sax, results, TITLES[name] + ": predictors during training (first seed bold)")
         figs[f"{name}_snapshots"] = snap
     return figs
@@ -400,14 +445,18 @@ def _figures_two_layer(results: dict) -> dict:
     runs = results["runs"]
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(1, len(runs), figsize=(3.3 * len(runs), 3.6), squeeze=False)
+        # the same seed in every panel where possible: same initialization, same sampling stream
+        common = set.intersection(*(set(r["seeds"]) for r in runs)) if runs else set()
         for ax, run, color in zip(axes[0], runs, run_colors(len(runs))):
             extras = run.get("extras", {})
             if not extras.get("first_layer_init"):
                 ax.set_title(f"{run['label']}\n(no surviving seed)", fontsize=9)
                 continue
-            w0 = np.asarray(extras["first_layer_init"][0], float)
-            w1 = np.asarray(extras["first_layer_final"][0], float)
-            a = np.asarray(extras["output_weights_final"][0], float)
+            seed = min(common) if common else run["seeds"][0]
+            k = run["seeds"].index(seed)
+            w0 = np.asarray(extras["first_layer_init"][k], float)
+            w1 = np.asarray(extras["first_layer_final"][k], float)
+            a = np.asarray(extras["output_weights_final"][k], float)
             for t in teacher:
                 ax.plot([0, 1.6 * t[0]], [0, 1.6 * t[1]], color="k", lw=2, alpha=0.8)
             ax.scatter(w0[:, 0], w0[:, 1], s=10, color="0.6", label="init")
@@ -419,10 +468,10 @@ def _figures_two_layer(results: dict) -> dict:
             ax.set_xlim(-lim, lim)
             ax.set_ylim(-lim, lim)
             ax.set_aspect("equal")
-            ax.set_title(f"{run['label']}\nseed {run['seeds'][0]}", fontsize=9)
+            ax.set_title(f"{run['label']}\nseed {seed}", fontsize=9)
         axes[0, 0].plot([], [], color="k", lw=2, label="teacher neurons")
         axes[0, 0].legend(loc="lower left", fontsize=7)
-        fig.suptitle("Two-layer ReLU net: first-layer weights, init -> end of training (first surviving seed)",
+        fig.suptitle("Two-layer ReLU net: first-layer weights, init -> end of training (one seed; teacher directions in black)",
                      fontsize=11)
         fig.tight_layout()
         figs[f"{name}_neurons"] = fig
