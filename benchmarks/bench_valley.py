@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 
 def median_seconds(fn, repeats: int) -> float:
+    fn()  # warm-up: first calls pay for imports, BLAS start-up and page faults
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
