@@ -26,3 +26,6 @@ benchmark: $(VENV)/.installed
 
 clean-venv:
 	rm -rf $(VENV)
+
+deep-demo: $(VENV)/.installed  ## deep_nets: the mnist1d study (12 CPU runs, minutes) into deep_nets/runs/mnist1d_demo
+	$(PY) deep_nets/mnist1d_demo.py --out_dir deep_nets/runs --data_dir data
