@@ -1,0 +1,344 @@
+"""deep_nets: schedules against the spec's formulas, every model for one epoch on CIFAR-format files, resume,
+the block-sparsity metric against a plain loop, --download against a local HTTP server, and bad input."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import io
+import json
+import math
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from largestep.schedules import DEEP_SCHEDULES, ConfigError, lr_schedule
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from deep_nets import data as dn_data  # noqa: E402
+from deep_nets import train as dn_train  # noqa: E402
+from deep_nets.models import MODELS, build_model  # noqa: E402
+
+TIMING = {"time_train", "time_eval", "images_per_s"}
+
+
+# ---------------------------------------------------------------- schedules
+
+def spec_lr(name, t, T, eta, wf, w):
+    """spec.md's 'Deep nets' schedules, transcribed branch by branch (scalar, no numpy)."""
+    x = t / T
+    if name == "constant":
+        return eta
+    if name == "piecewise":
+        return eta if x < 0.5 else eta / 10 if x < 0.75 else eta / 100
+    if name == "cosine":
+        return eta * (0.5 + 0.5 * math.cos(math.pi * t / T))
+    f = {"piecewise_01epochs": 0.1, "piecewise_03epochs": 0.3, "piecewise_05epochs": 0.5}[name]
+    if w > 1:
+        return eta * w ** (100 * t / T) if x < f else w ** (100 * f) * eta / (10 if x < 0.9 else 100)
+    if w < 1:
+        return eta * (1 + (100 * t / T) ** w) if x < f else (1 + (100 * f) ** w) * eta / (10 if x < 0.9 else 100)
+    if x < f:  # linear from eta at t = 0 to wf * eta at t = T/2
+        return eta + (wf * eta - eta) * t / (0.5 * T)
+    return (f / 0.5) * wf * eta / (10 if x < 0.9 else 100)
+
+
+@pytest.mark.parametrize("name", DEEP_SCHEDULES)
+@pytest.mark.parametrize("w,wf", [(1.05, 1.0), (0.5, 1.0), (1.0, 1.0), (1.0, 3.0)])
+def test_schedule_matches_spec_formula(name, w, wf):
+    T, eta = 37, 0.75
+    ts = np.concatenate([np.linspace(0, T, 1001), [0.1 * T, 0.3 * T, 0.5 * T, 0.75 * T, 0.9 * T]])
+    sched = lr_schedule(name, T, eta, warmup_factor=wf, warmup_exp=w)
+    expected = np.array([spec_lr(name, t, T, eta, wf, w) for t in ts])
+    np.testing.assert_allclose(sched(ts), expected, rtol=1e-12)  # array form
+    assert all(math.isclose(sched(float(t)), e, rel_tol=1e-12) for t, e in zip(ts[::50], expected[::50]))
+
+
+def test_schedule_parity_note_and_errors():
+    # spec: with warmup_factor 1 the post-decay step is eta/50, 3 eta/50, eta/10 for f = 0.1, 0.3, 0.5
+    for name, ratio in (("piecewise_01epochs", 1 / 50), ("piecewise_03epochs", 3 / 50), ("piecewise_05epochs", 1 / 10)):
+        assert math.isclose(lr_schedule(name, 100, 1.0)(60.0), ratio)
+    with pytest.raises(ConfigError):
+        lr_schedule("linear", 100, 0.1)
+    with pytest.raises(ConfigError):
+        lr_schedule("constant", 100, -0.1)
+    with pytest.raises(ConfigError):
+        lr_schedule("piecewise_05epochs", 100, 0.1, warmup_exp=0.0)
+
+
+# ---------------------------------------------------------------- data helpers
+
+def write_cifar10(folder: Path, n_per_batch=40, seed=0) -> dict:
+    """CIFAR-10 python-format batches of synthetic images; returns {file: md5}."""
+    ds = dn_data.synthetic(n_train=5 * n_per_batch, n_test=n_per_batch, seed=seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = {f"data_batch_{i + 1}": (ds.x_train[i * n_per_batch:(i + 1) * n_per_batch],
+                                     ds.y_train[i * n_per_batch:(i + 1) * n_per_batch]) for i in range(5)}
+    parts["test_batch"] = (ds.x_test, ds.y_test)
+    md5 = {}
+    for name, (x, y) in parts.items():
+        with open(folder / name, "wb") as f:
+            pickle.dump({b"data": x.reshape(len(x), -1).numpy(), b"labels": y.tolist()}, f)
+        md5[name] = hashlib.md5((folder / name).read_bytes()).hexdigest()
+    return md5
+
+
+def run_cli(args, capsys=None):
+    code = dn_train.main([str(a) for a in args])
+    return code, (capsys.readouterr() if capsys else None)
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def only_run(root: Path) -> Path:
+    runs = [p.parent for p in root.rglob("metrics.jsonl")]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+# ---------------------------------------------------------------- one epoch of every model
+
+REQUIRED = (["iteration", "epoch", "lr", "train_loss", "train_err", "test_loss", "test_err", "test_err_ema",
+             "time_train", "time_eval", "images_per_s"]
+            + [f"feature_sparsity_block{k}" for k in range(1, 6)]
+            + [f"feature_sparsity_raw_block{k}" for k in range(1, 6)])
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_one_epoch_every_model_on_cifar_format_files(model, tmp_path, capsys):
+    write_cifar10(tmp_path / "data" / "cifar-10-batches-py")
+    code, out = run_cli(["--dataset=cifar10", f"--data_dir={tmp_path / 'data'}", "--skip_checksum", f"--model={model}",
+                         "--model_width=4" if model != "mlp" else "--model_width=32", "--epochs=1", "--batch_size=50",
+                         "--eval_iter_freq=3", "--lr_init=0.05", "--momentum=0.9", "--l2_reg=5e-4", "--device=cpu",
+                         f"--out_dir={tmp_path / 'runs'}", "--sparsity_examples=120", "--bn_refresh_batches=1"], capsys)
+    assert code == 0, out.err
+    run_dir = only_run(tmp_path / "runs")
+    rows = read_metrics(run_dir)
+    assert [r["iteration"] for r in rows] == [0, 3, 4]  # init, every 3 iterations, the end (200 // 50 = 4 steps)
+    assert rows[-1]["epoch"] == 1.0
+    for key in REQUIRED:
+        assert key in rows[-1], key
+    for k in range(1, 6):
+        for prefix in ("feature_sparsity_block", "feature_sparsity_raw_block"):
+            assert 0.0 <= rows[-1][f"{prefix}{k}"] <= 1.0
+    assert rows[-1]["images_per_s"] > 0 and rows[-1]["time_eval"] > 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["args"]["model"] == model and config["steps_per_epoch"] == 4 and "torch" in config["versions"]
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    assert state["iteration"] == 4
+
+
+def test_checksum_rejects_files_that_are_not_the_official_release(tmp_path, capsys):
+    write_cifar10(tmp_path / "cifar-10-batches-py")
+    code, out = run_cli(["--dataset=cifar10", f"--data_dir={tmp_path}", "--model=resnet_tiny", "--device=cpu",
+                         f"--out_dir={tmp_path / 'runs'}"], capsys)
+    assert code == 2
+    assert "checksum mismatch" in out.err and "--download" in out.err
+    assert not (tmp_path / "runs").exists()
+
+
+# ---------------------------------------------------------------- resume
+
+RESUME_ARGS = ["--dataset=synthetic", "--model=resnet_tiny", "--model_width=4", "--epochs=2", "--batch_size=128",
+               "--eval_iter_freq=5", "--lr_init=0.05", "--lr_schedule=piecewise_05epochs", "--warmup_exp=1.05",
+               "--momentum=0.9", "--l2_reg=5e-4", "--device=cpu", "--sparsity_examples=256", "--bn_refresh_batches=1",
+               "--eval_batch_size=256"]
+
+
+def strip_timing(rows):
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
+
+
+def test_resume_equals_uninterrupted_run(tmp_path, capsys):
+    assert run_cli(RESUME_ARGS + [f"--out_dir={tmp_path / 'a'}"], capsys)[0] == 0
+    code, _ = run_cli(RESUME_ARGS + [f"--out_dir={tmp_path / 'b'}", "--stop_at_iteration=7"], capsys)
+    assert code == 0
+    partial = read_metrics(only_run(tmp_path / "b"))
+    assert [r["iteration"] for r in partial] == [0, 5]
+    code, out = run_cli(RESUME_ARGS + [f"--out_dir={tmp_path / 'b'}"], capsys)
+    assert code == 2 and "--resume" in out.err  # an existing run is never silently overwritten
+    assert run_cli(RESUME_ARGS + [f"--out_dir={tmp_path / 'b'}", "--resume"], capsys)[0] == 0
+    a, b = read_metrics(only_run(tmp_path / "a")), read_metrics(only_run(tmp_path / "b"))
+    assert [r["iteration"] for r in a] == [0, 5, 10, 15, 16]
+    assert strip_timing(a) == strip_timing(b)  # bit-for-bit on CPU
+    code, out = run_cli(RESUME_ARGS + [f"--out_dir={tmp_path / 'b'}", "--resume", "--swa_tau=0.99"], capsys)
+    assert code == 2 and "swa_tau" in out.err
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_matches(tmp_path):
+    args = RESUME_ARGS + ["--epochs=3"]
+    cmd = [sys.executable, str(ROOT / "deep_nets" / "train.py")] + args
+    proc = subprocess.Popen(cmd + [f"--out_dir={tmp_path / 'b'}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((tmp_path / "b").rglob("checkpoint.pt")):
+        time.sleep(0.2)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("run finished before the signal arrived")
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr and "checkpoint saved" in stdout
+    run_dir = only_run(tmp_path / "b")
+    stopped = torch.load(run_dir / "checkpoint.pt", weights_only=True)["iteration"]
+    assert 0 <= stopped < 24
+    assert subprocess.run(cmd + [f"--out_dir={tmp_path / 'b'}", "--resume"], capture_output=True).returncode == 0
+    assert dn_train.main(args + [f"--out_dir={tmp_path / 'a'}"]) == 0
+    assert strip_timing(read_metrics(only_run(tmp_path / "a"))) == strip_timing(read_metrics(run_dir))
+
+
+# ---------------------------------------------------------------- the sparsity metric
+
+def reference_block_sparsity(features: np.ndarray, idx: np.ndarray, threshold=0.95) -> tuple[float, float]:
+    """spec.md by hand: raw positive fraction; subsample, drop never-positive, greedy |corr| scan in index order."""
+    raw = (features > 0).mean()
+    phi = features[:, idx].astype(np.float64)
+    live = [j for j in range(phi.shape[1]) if (phi[:, j] > 0).any()]
+    kept = list(live)
+    for i in live:
+        for j in kept:
+            if j != i:
+                a, b = phi[:, i] - phi[:, i].mean(), phi[:, j] - phi[:, j].mean()
+                corr = (a @ b) / math.sqrt((a @ a) * (b @ b)) if (a @ a) > 0 and (b @ b) > 0 else 0.0
+                if abs(corr) > threshold:
+                    kept.remove(i)
+                    break
+    return raw, (phi[:, kept] > 0).sum() / phi.size
+
+
+def test_block_sparsity_equals_reference_loop_on_random_features():
+    rng = np.random.default_rng(0)
+    for trial in range(3):
+        n, m = 300, 90
+        base = rng.standard_normal((n, 30))
+        mix = rng.standard_normal((30, m)) * (rng.random(m) < 0.5)  # some neurons silent, some related
+        feats = base @ mix
+        feats[:, 10:30] = feats[:, :20] * rng.uniform(0.5, 2, 20) + 0.05 * rng.standard_normal((n, 20))  # near copies
+        feats = np.maximum(feats - rng.uniform(0, 1, m), 0)
+        idx = np.sort(rng.permutation(m)[:60])
+        raw, dedup = reference_block_sparsity(feats, idx)
+
+        class Fixed(torch.nn.Module):  # a "model" whose single block is the given features
+            def forward(self, x, features=False):
+                f = x.float()
+                return torch.zeros(len(x), 2), [f] * 5
+        out = dn_train.block_sparsity(Fixed(), torch.as_tensor(feats, dtype=torch.float32), torch.zeros(n, dtype=torch.long),
+                                      [torch.as_tensor(idx)] * 5, [m] * 5, batch_size=64)
+        assert math.isclose(out["feature_sparsity_raw_block1"], raw, rel_tol=1e-12)
+        assert math.isclose(out["feature_sparsity_block1"], dedup, rel_tol=1e-9), (trial, out["feature_sparsity_block1"], dedup)
+        assert dedup < (feats[:, idx] > 0).mean()  # the near copies were found
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_models_return_five_rectified_blocks_that_feed_the_head(model):
+    torch.manual_seed(0)
+    net = build_model(model, 4 if model != "mlp" else 16, 7, (3, 16, 16)).eval()
+    x = torch.rand(5, 3, 16, 16)
+    logits, blocks = net(x, features=True)
+    assert len(blocks) == 5 and logits.shape == (5, 7)
+    assert all((b >= 0).all() for b in blocks)
+    torch.testing.assert_close(net.linear(blocks[-1]), logits)  # block 5 is the penultimate vector
+    torch.testing.assert_close(net(x), logits)
+
+
+def test_crop_and_flip_equals_per_image_loop():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 3, 8, 10, generator=g)
+    offsets = torch.randint(9, (6, 2), generator=g)
+    flips = torch.rand(6, generator=g) < 0.5
+    out = dn_data.crop_and_flip(x, offsets, flips)
+    for i in range(6):
+        padded = torch.nn.functional.pad(x[i], (4, 4, 4, 4))
+        crop = padded[:, offsets[i, 0]:offsets[i, 0] + 8, offsets[i, 1]:offsets[i, 1] + 10]
+        torch.testing.assert_close(out[i], crop.flip(2) if flips[i] else crop)
+
+
+# ---------------------------------------------------------------- --download against 127.0.0.1
+
+@pytest.fixture
+def archive_server(tmp_path):
+    files = write_cifar10(tmp_path / "src" / "cifar-10-batches-py")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "cifar.tar.gz").write_bytes(buf.getvalue())
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "www"))
+    handler.log_message = lambda *a, **k: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/cifar.tar.gz", hashlib.md5(buf.getvalue()).hexdigest(), files
+    server.shutdown()
+
+
+def test_download_good_checksum_extracts_and_loads(archive_server, tmp_path):
+    url, md5, files = archive_server
+    target = tmp_path / "data"
+    dn_data.download("cifar10", target, url=url, archive_md5=md5)
+    assert sorted(os.listdir(target)) == ["cifar-10-batches-py"]  # no archive or temp file left behind
+    ds = dn_data.load_cifar("cifar10", target, expected_md5=files)
+    assert ds.x_train.shape == (200, 3, 32, 32) and ds.x_train.dtype == torch.uint8 and len(ds.y_test) == 40
+
+
+def test_download_bad_checksum_extracts_nothing(archive_server, tmp_path):
+    url, md5, _ = archive_server
+    target = tmp_path / "data"
+    with pytest.raises(dn_data.DataError, match="MD5"):
+        dn_data.download("cifar10", target, url=url, archive_md5="0" * 32)
+    assert os.listdir(target) == []
+
+
+# ---------------------------------------------------------------- bad input
+
+def test_bad_flags_exit_2(tmp_path, capsys):
+    flat = tmp_path / "flat.npz"
+    np.savez(flat, x_train=np.zeros((8, 40), np.float32), y_train=np.arange(8) % 2,
+             x_test=np.zeros((4, 40), np.float32), y_test=np.arange(4) % 2)
+    for bad in (["--lr_schedule=linear"], ["--model=vgg"], ["--epochs=x"]):
+        with pytest.raises(SystemExit) as exc:
+            dn_train.main(bad)
+        assert exc.value.code == 2
+    for bad, words in ((["--epochs=0"], "--epochs"), (["--momentum=1.5"], "--momentum"),
+                       (["--lr_init=-1"], "lr_init"), (["--dataset=imagenet"], "unknown dataset"),
+                       ([f"--dataset=npz:{flat}", "--model=resnet18_plain"], "--model=mlp"),
+                       ([f"--dataset=npz:{tmp_path / 'none.npz'}"], "no such npz file")):
+        code, out = run_cli(bad + ["--device=cpu", f"--out_dir={tmp_path}"], capsys)
+        assert code == 2 and words in out.err, (bad, out.err)
+
+
+def test_missing_data_names_files_and_download_flag(tmp_path, capsys):
+    code, out = run_cli(["--dataset=cifar100", f"--data_dir={tmp_path}", "--device=cpu", f"--out_dir={tmp_path}"], capsys)
+    assert code == 2
+    assert "cifar-100-python" in out.err and "train, test" in out.err and "--download" in out.err
+    assert "Traceback" not in out.err
+
+
+def test_unwritable_out_dir_exits_2(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    code, out = run_cli(["--dataset=synthetic", "--model=resnet_tiny", "--device=cpu", f"--out_dir={blocker}"], capsys)
+    assert code == 2 and "cannot write to out_dir" in out.err
+
+
+def test_published_command_parses_unchanged():
+    published = ("--dataset=cifar10 --lr_init=0.75 --lr_schedule=piecewise_05epochs --warmup_exp=1.05 "
+                 "--model=resnet18_plain --model_width=64 --epochs=100 --batch_size=256 --momentum=0.0 --l2_reg=0.0 "
+                 "--no_data_augm --eval_iter_freq=200 --exp_name=no_explicit_reg").split()
+    args = dn_train.build_parser().parse_args(published)
+    dn_train.check_args(args)
+    assert args.no_data_augm and args.warmup_exp == 1.05 and args.swa_tau == 0.999
