@@ -359,7 +359,7 @@ def print_claims(results: dict, reference_1d: dict | None = None) -> None:
         print(f"[{'holds' if holds else 'FAILS'}] {claim}\n        {numbers}")
 
 
-# A seed "underfits" (or stalls) when its final train loss stays above this (the labels' variance is ~1.6).
+# A seed "underfits" (or stalls) when its final train loss stays above this (the labels' variance is ~1.4).
 UNDERFIT_LOSS = 0.01
 
 
