@@ -199,3 +199,24 @@ def test_tiny_run_results_and_figures_from_json(experiment, tmp_path):
         snaps = np.asarray(loaded["runs"][0]["extras"]["snapshots"][0])
         assert snaps.shape == (6, len(loaded["snapshot_x"]))
         assert loaded["snapshot_iterations"][-1] == 300
+
+
+def test_output_bias_only_when_asked():
+    two = relu.RELU_TWO_LAYER.config
+    assert relu.make_student(two, 0)[-1][1] is None
+    with_bias = dataclasses.replace(two, output_bias=True)
+    layers = relu.make_student(with_bias, 0)
+    assert layers[-1][1].shape == (1, 1)
+    assert relu_nets.n_parameters(layers) == with_bias.n_parameters() == two.n_parameters() + 1
+    np.testing.assert_array_equal(layers[0][0], relu.make_student(two, 0)[0][0])  # same seed, same weights
+    one_d = relu.make_student(relu.RELU_1D.config, 0)
+    assert one_d[0][1] is not None and one_d[-1][1] is None
+
+
+def test_cli_rejects_a_bad_relu_config_and_writes_nothing(tmp_path, capsys):
+    from largestep.__main__ import main
+
+    out = tmp_path / "out"
+    assert main(["reproduce", "relu_multi_layer", "--set", "widths=[]", "--out", str(out), "--no-progress"]) == 2
+    assert "widths must list at least one hidden layer width" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())

@@ -38,7 +38,8 @@ class ReluConfig:
     widths: tuple[int, ...]  # hidden widths of the student
     iterations: int
     runs: tuple[ReluRun, ...]
-    biases: bool = False  # first-layer bias (two-layer) / a bias on every layer (multi-layer)
+    biases: bool = False  # a bias on every hidden layer (PyTorch's default init, U(+-1/sqrt(fan_in)))
+    output_bias: bool = False  # a bias on the output too (the paper's multi-layer nets; not its two-layer ones)
     init: str = "gaussian"  # "gaussian" (scales below) or "1d" (w = 2.5 * (+-1), b = 2.5 N(0,1), a = 4 N(0,1))
     init_scale: float = 1.0  # hidden weights ~ init_scale * N(0, 1)
     output_init_scale: float | None = None  # two-layer output weights ~ this * N(0, 1); None: as init_scale
@@ -64,6 +65,8 @@ class ReluConfig:
             raise ConfigError("widths must list at least one hidden layer width, got an empty list")
         if any(w < 1 for w in self.widths):
             raise ConfigError(f"hidden widths must be >= 1, got {list(self.widths)}")
+        if self.init == "1d" and not self.biases:
+            raise ConfigError("init '1d' draws a first-layer bias: set biases=True")
         if self.init == "1d" and (len(self.widths) != 1 or self.d != 1):
             raise ConfigError("init '1d' is the two-layer net on 1-D inputs: widths must have one entry and d = 1")
         for name in ("iterations", "d", "n", "n_test", "grid_spaced"):
@@ -98,7 +101,7 @@ class ReluConfig:
 
     def n_parameters(self) -> int:
         sizes = [self.d, *self.widths, 1]
-        biases = [self.biases] * len(self.widths) + [self.biases and len(self.widths) > 1]
+        biases = [self.biases] * len(self.widths) + [self.output_bias]
         return sum(a * b + (b if bias else 0) for a, b, bias in zip(sizes[:-1], sizes[1:], biases))
 
     def quick(self) -> "ReluConfig":
@@ -110,14 +113,19 @@ def make_student(config: ReluConfig, seed: int) -> list:
     """The student net of training seed `seed` (R = 1); every schedule of a seed starts from it."""
     rng = relu_nets.init_rng(seed)
     if config.init == "1d":
-        return relu_nets.two_layer_1d(rng, config.widths[0])
-    if len(config.widths) == 1:
+        layers = relu_nets.two_layer_1d(rng, config.widths[0])
+    elif len(config.widths) == 1:
         out_scale = config.init_scale if config.output_init_scale is None else config.output_init_scale
         layers = relu_nets.two_layer_gaussian(rng, config.d, config.widths[0], config.init_scale, out_scale)
-        if config.biases:  # first-layer bias, PyTorch's default init; no output bias
+        if config.biases:
             layers[0] = (layers[0][0], rng.uniform(-1, 1, (1, config.widths[0])) / np.sqrt(config.d))
-        return layers
-    return relu_nets.multi_layer_gaussian(rng, config.d, config.widths, config.init_scale, config.biases)
+    else:
+        layers = relu_nets.multi_layer_gaussian(rng, config.d, config.widths, config.init_scale, config.biases)
+    w_out, b_out = layers[-1]
+    if config.output_bias and b_out is None:  # drawn last, so it leaves the other weights of the seed unchanged
+        b_out = rng.uniform(-1, 1, (1, 1)) / np.sqrt(config.widths[-1])
+    layers[-1] = (w_out, b_out if config.output_bias else None)
+    return layers
 
 
 def make_data(config: ReluConfig) -> Regression:
@@ -558,7 +566,7 @@ RELU_MULTI_LAYER = Experiment(
     name="relu_multi_layer",
     title=TITLES["relu_multi_layer"],
     config=ReluConfig(
-        task="teacher_student", widths=(10, 10), biases=True, init="gaussian", init_scale=0.8,
+        task="teacher_student", widths=(10, 10), biases=True, output_bias=True, init="gaussian", init_scale=0.8,
         d=5, n=50, teacher_widths=(2, 2),
         iterations=10 ** 4 + 1,
         runs=(
