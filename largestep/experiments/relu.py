@@ -11,7 +11,6 @@ import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from .. import metrics, relu_nets
 from ..config import to_dict
@@ -161,12 +160,8 @@ def run(config: ReluConfig, n_seeds: int = 5, progress=None) -> dict:
     config.validate()
     # The metrics are many small LAPACK/torch calls (<= 300x300): one thread is fastest, and on a shared,
     # busy machine multi-threaded ones (spinning OpenMP barriers) were 10-400x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with metrics.single_threaded():
         return _run(config, n_seeds, progress)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run(config: ReluConfig, n_seeds: int, progress) -> dict:
