@@ -315,7 +315,7 @@ def test_bad_flags_exit_2(tmp_path, capsys):
         assert exc.value.code == 2
     for bad, words in ((["--epochs=0"], "--epochs"), (["--momentum=1.5"], "--momentum"),
                        (["--lr_init=-1"], "lr_init"), (["--dataset=imagenet"], "unknown dataset"),
-                       ([f"--dataset=npz:{flat}", "--model=resnet18_plain"], "--model=mlp"),
+                       ([f"--dataset=npz:{flat}", "--model=resnet18_plain", "--batch_size=4"], "--model=mlp"),
                        ([f"--dataset=npz:{tmp_path / 'none.npz'}"], "no such npz file")):
         code, out = run_cli(bad + ["--device=cpu", f"--out_dir={tmp_path}"], capsys)
         assert code == 2 and words in out.err, (bad, out.err)
