@@ -1,6 +1,6 @@
 """Speed of the four ReLU experiments at full scale, with the training / metrics split.
 
-    .venv/bin/python benchmarks/bench_relu.py [--seeds 1] [--repeats 1] [--only relu_1d ...]
+    .venv/bin/python benchmarks/bench_relu.py [--seeds 1] [--repeats 1] [--only relu_1d ...] [--baseline]
 
 Reports, per experiment, the median wall seconds over repeats of `run_experiment` (what
 `python -m largestep reproduce NAME --seeds N` runs, without writing files), the seconds spent training
@@ -9,6 +9,11 @@ against the paper's own code on this machine for the same work with one seed (th
 below were measured by the issue's author: per-example backward loops and a full SVD at every
 evaluation point, one Python training loop per run).  Timings on a shared machine are noisy: compare
 ratios, and rerun when the load is low.
+
+--baseline also times, now and on this machine, that same procedure written plainly here (not the paper's
+code): one seed, one Python loop of torch SGD steps per run on an nn.Sequential in float32, and at every
+grid point the losses, the Jacobian by one backward pass per evaluation point, a full SVD, and the feature
+sparsity.  Its ratio is immune to the machine's load drifting between the issue's measurement and now.
 """
 from __future__ import annotations
 
@@ -16,7 +21,12 @@ import argparse
 import statistics
 import time
 
-from largestep import experiments
+import numpy as np
+import torch
+
+from largestep import experiments, metrics, relu_nets
+from largestep.experiments import relu
+from largestep.sweep import evaluation_grid
 
 # Seconds of the paper's code for one seed of each experiment on this 2-core machine (from the issue).
 PAPER_CODE_SECONDS = {"relu_1d": 61.0, "relu_1d_overreg": 61.0, "relu_two_layer": 33.0, "relu_multi_layer": 83.0}
@@ -41,11 +51,71 @@ def bench(name: str, seeds: int, repeats: int) -> dict:
     }
 
 
+def _module(layers) -> torch.nn.Sequential:
+    """An nn.Sequential (float32, like the paper's code) holding row 0 of stacked layers."""
+    modules = []
+    for l, (w, b) in enumerate(layers):
+        linear = torch.nn.Linear(w.shape[2], w.shape[1], bias=b is not None)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(w[0]))
+            if b is not None:
+                linear.bias.copy_(torch.from_numpy(b[0]))
+        modules += [linear] + ([torch.nn.ReLU()] if l < len(layers) - 1 else [])
+    return torch.nn.Sequential(*modules)
+
+
+def baseline(name: str, seed: int = 0) -> float:
+    """Seconds of the plain per-run procedure (see the module docstring) for one seed of every run."""
+    config = experiments.get(name).config
+    data = relu.make_data(config)
+    x, y = torch.tensor(data.x_train, dtype=torch.float32), torch.tensor(data.y_train, dtype=torch.float32)
+    x_test, y_test = torch.tensor(data.x_test, dtype=torch.float32), torch.tensor(data.y_test, dtype=torch.float32)
+    x_rank = torch.tensor(relu.rank_points(config, data), dtype=torch.float32)
+    grid = set(int(k) for k in evaluation_grid(config.iterations, config.grid_early, config.grid_spaced))
+    start = time.perf_counter()
+    for run in config.runs:
+        net = _module(relu.make_student(config, seed))
+        optimizer = torch.optim.SGD(net.parameters(), lr=run.schedule.lr)
+        steps = run.schedule.values(config.iterations)
+        order = relu_nets.sgd_indices(seed, len(x), config.iterations)
+        for i in range(config.iterations + 1):
+            if i in grid:
+                with torch.no_grad():
+                    train_loss = ((net(x)[:, 0] - y) ** 2).mean().item()
+                    ((net(x_test)[:, 0] - y_test) ** 2).mean().item()
+                if not np.isfinite(train_loss):  # diverged: stopped, as the paper's code does
+                    break
+                rows = []
+                for point in x_rank:  # one backward pass per evaluation point
+                    net.zero_grad()
+                    net(point[None]).sum().backward()
+                    rows.append(torch.cat([p.grad.flatten() for p in net.parameters()]).numpy())
+                s = np.linalg.svd(np.stack(rows), compute_uv=False)
+                int((s / s[0] > config.rank_tol).sum())
+                with torch.no_grad():
+                    h = x
+                    for module in list(net)[:-1]:
+                        h = module(h)
+                        if isinstance(module, torch.nn.ReLU):
+                            metrics.feature_sparsity(h.double(), config.corr_threshold)
+            if i == config.iterations:
+                break
+            optimizer.param_groups[0]["lr"] = float(steps[i])
+            k = int(order[i])
+            loss = ((net(x[k:k + 1])[:, 0] - y[k:k + 1]) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return time.perf_counter() - start
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--only", nargs="*", default=list(PAPER_CODE_SECONDS))
+    parser.add_argument("--baseline", action="store_true",
+                        help="also time the plain per-run procedure here, one seed (a few minutes)")
     args = parser.parse_args(argv)
     print(f"full scale, --seeds {args.seeds}, median of {args.repeats} (shared machine: timings are noisy)")
     print(f"{'experiment':18s} {'wall s':>7s} {'train s':>8s} {'metrics s':>9s} {'rows':>5s} "
@@ -61,6 +131,16 @@ def main(argv=None) -> int:
     print(f"{'total':18s} {total:7.1f} {'':8s} {'':9s} {'':5s} {paper_total:8.0f} {paper_total / total:7.1f}x")
     print("paper s: the paper's code, one seed per run, times the seeds asked for (its divergent seeds not "
           "redrawn, so for --seeds > 1 the comparison favours it)")
+    if args.baseline:
+        print("\nplain per-run procedure timed now (one seed, diverging seeds not redrawn), against ours with --seeds 1:")
+        base_total, ours_total = 0.0, 0.0
+        for name in args.only:
+            ours = bench(name, 1, 1)["wall"]
+            with metrics.single_threaded():  # as fair as possible: single-threaded like ours
+                base = baseline(name)
+            base_total, ours_total = base_total + base, ours_total + ours
+            print(f"{name:18s} plain {base:7.1f} s   ours {ours:6.1f} s   speed-up {base / ours:6.1f}x")
+        print(f"{'total':18s} plain {base_total:7.1f} s   ours {ours_total:6.1f} s   speed-up {base_total / ours_total:6.1f}x")
     return 0
 
 
