@@ -220,3 +220,13 @@ def test_cli_rejects_a_bad_relu_config_and_writes_nothing(tmp_path, capsys):
     assert main(["reproduce", "relu_multi_layer", "--set", "widths=[]", "--out", str(out), "--no-progress"]) == 2
     assert "widths must list at least one hidden layer width" in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_experiment_rows_equal_the_same_runs_trained_alone():
+    cfg = _tiny(relu.RELU_MULTI_LAYER)
+    together = relu.run(cfg, n_seeds=2)
+    for k, spec in enumerate(cfg.runs[:2]):
+        alone = relu.run(dataclasses.replace(cfg, runs=(spec,)), n_seeds=2)["runs"][0]
+        for metric, curve in together["runs"][k]["curves"].items():
+            np.testing.assert_allclose(np.asarray(curve, float), np.asarray(alone["curves"][metric], float),
+                                       rtol=1e-9, err_msg=metric)
