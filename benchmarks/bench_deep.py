@@ -1,11 +1,11 @@
 """deep_nets speed on this machine: training images/s, evaluation's share, and the sparsity metric's speed.
 
-    .venv/bin/python benchmarks/bench_deep.py [--device cpu|cuda] [--repeats 5]
+    .venv/bin/python benchmarks/bench_deep.py [--device cpu|cuda] [--repeats 5] [--threads N]
 
 Reports medians (the machine may be shared: compare ratios, not absolute times):
 1. training images/s of resnet_tiny (width 16) and resnet18_plain (width 64), batch 64 (CPU) or 256 (GPU);
 2. one evaluation as train.py does it at CIFAR scale (10,752 training examples with features of all five
-   blocks, 10,000 test images for the model and for its weight average, 20 batches re-estimating BN
+   blocks, 10,000 test images for the model and for its weight average, 5,000 training images re-estimating BN
    statistics, the five de-duplications), relative to 200 training iterations of batch 256;
 3. the de-duplicated sparsity of one block (10,752 examples x 1,000 neurons): the package's torch metric
    (float32, on the device) against a plain numpy version (np.corrcoef in float64 + a greedy scan), the
@@ -65,7 +65,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; medians of {args.repeats}")
 
@@ -96,17 +99,18 @@ def main(argv=None) -> int:
         step()
         t_step = timed(step, args.repeats, device)
         model.eval()
-        xe = torch.rand(500, 3, 32, 32, device=device)
+        eval_batch = 1000 if device.type == "cuda" else 128  # train.py's default
+        xe = torch.rand(eval_batch, 3, 32, 32, device=device)
         with torch.no_grad():
-            t_fwd_features = timed(lambda: model(xe, features=True), args.repeats, device) / 500
-            t_fwd = timed(lambda: model(xe), args.repeats, device) / 500
+            t_fwd_features = timed(lambda: model(xe, features=True), args.repeats, device) / eval_batch
+            t_fwd = timed(lambda: model(xe), args.repeats, device) / eval_batch
             _, blocks = model(xe[:2], features=True)
         model.train()
         sizes = [b[0].numel() for b in blocks]
         sampled = [correlated_relu_features(10752, min(1000, k), seed=k).to(device) for k in sizes]
         t_metric = sum(timed(lambda f=f: feature_sparsity(f, 0.95, False), args.repeats, device) for f in sampled)
         per_image = t_step / batch
-        t_eval = 10752 * t_fwd_features + (10000 + 10000 + 20 * 500) * t_fwd + t_metric
+        t_eval = 10752 * t_fwd_features + (10000 + 10000 + 5000) * t_fwd + t_metric
         t_200 = 200 * 256 * per_image
         print(f"\n{name} (width {width}): training {1 / per_image:.0f} images/s (batch {batch}); "
               f"forward {1 / t_fwd:.0f} images/s")

@@ -6,7 +6,8 @@ the training set, against a large step near the largest stable one kept for the 
 and then decayed (`piecewise_0Xepochs` with warmup_exp=1: the paper's linear branch, flat with
 warmup_factor=1), over several seeds.  Each run is one train.py command; runs go two at a time, one
 thread each; a seed that diverges is kept (and reported) and the next seed drawn until each schedule
-has --seeds survivors, as spec.md's divergence policy asks.  Re-running reproduces the committed metrics exactly except the timing fields.
+has --seeds survivors, as spec.md's divergence policy asks.  Re-running reproduces the committed metrics
+exactly except the timing fields.
 """
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ from deep_nets.models import MODELS, build_model  # noqa: E402
 
 N_BLOCKS = 5
 # flags that may differ between an interrupted run and its resumption
-RESUME_FREE = {"resume", "device", "threads", "out_dir", "data_dir", "download", "skip_checksum", "stop_at_iteration"}
+RESUME_FREE = {"resume", "device", "threads", "eval_batch_size", "out_dir", "data_dir", "download", "skip_checksum", "stop_at_iteration"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,17 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sparsity_examples", type=int, default=10752,
                    help="fixed unaugmented training examples for train loss/error and feature sparsity")
     p.add_argument("--sparsity_neurons", type=int, default=1000, help="neurons subsampled per block for de-duplication")
-    p.add_argument("--eval_batch_size", type=int, default=500, help="batch size of evaluation passes")
-    p.add_argument("--bn_refresh_batches", type=int, default=20,
-                   help="training batches (of eval_batch_size) that re-estimate the EMA model's BN statistics")
+    p.add_argument("--eval_batch_size", type=int, default=0,
+                   help="batch size of evaluation passes (0: 128 on CPU, where larger batches run slower, 1000 on GPU)")
+    p.add_argument("--bn_refresh_examples", type=int, default=5000,
+                   help="training images (unaugmented) that re-estimate the EMA model's BN statistics")
     p.add_argument("--stop_at_iteration", type=int, default=None,
                    help="save a checkpoint and stop after this iteration, as an interrupt would (resume tests)")
     return p
 
 
 def check_args(a) -> None:
-    for name in ("epochs", "batch_size", "eval_iter_freq", "model_width", "sparsity_examples", "sparsity_neurons",
-                 "eval_batch_size"):
+    for name in ("epochs", "batch_size", "eval_iter_freq", "model_width", "sparsity_examples", "sparsity_neurons"):
         if getattr(a, name) < 1:
             raise ConfigError(f"--{name} must be >= 1, got {getattr(a, name)}")
     if not (0 <= a.momentum < 1):
@@ -93,8 +93,9 @@ def check_args(a) -> None:
         raise ConfigError(f"--l2_reg must be a finite number >= 0, got {a.l2_reg}")
     if not (0 <= a.swa_tau < 1):
         raise ConfigError(f"--swa_tau must lie in [0, 1), got {a.swa_tau}")
-    if a.bn_refresh_batches < 0:
-        raise ConfigError(f"--bn_refresh_batches must be >= 0, got {a.bn_refresh_batches}")
+    for name in ("eval_batch_size", "bn_refresh_examples"):
+        if getattr(a, name) < 0:
+            raise ConfigError(f"--{name} must be >= 0, got {getattr(a, name)}")
     if "/" in a.exp_name or a.exp_name in ("", ".", ".."):
         raise ConfigError(f"--exp_name must be a plain directory name, got {a.exp_name!r}")
     lr_schedule(a.lr_schedule, a.epochs, a.lr_init, a.warmup_factor, a.warmup_exp)  # validates its arguments
@@ -118,18 +119,18 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def refresh_bn(model, x, batch_size: int, n_batches: int) -> None:
-    """Re-estimate BatchNorm statistics of `model` (the weight average) as plain means over n_batches."""
+def refresh_bn(model, x, batch_size: int, n_examples: int) -> None:
+    """Re-estimate BatchNorm statistics of `model` (the weight average) as plain means over batches of x[:n_examples]."""
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not bns or n_batches == 0:
+    if not bns or n_examples == 0:
         return
     for bn in bns:
         bn.reset_running_stats()
         bn.momentum = None  # cumulative average over the refresh batches
     model.train()
     with torch.no_grad():
-        for i in range(min(n_batches, math.ceil(len(x) / batch_size))):
-            model(as_inputs(x[i * batch_size:(i + 1) * batch_size]))
+        for i in range(0, min(n_examples, len(x)), batch_size):
+            model(as_inputs(x[i:min(i + batch_size, n_examples)]))
     model.eval()
 
 
@@ -254,6 +255,7 @@ def train(a) -> int:
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     device = pick_device(a.device)
+    eval_batch = a.eval_batch_size or (1000 if device.type == "cuda" else 128)
     data = load_dataset(a.dataset, a.data_dir, download_missing=a.download, verify=not a.skip_checksum)
     if len(data.x_train) < a.batch_size:
         raise ConfigError(f"--batch_size {a.batch_size} exceeds the {len(data.x_train)} training examples")
@@ -318,10 +320,10 @@ def train(a) -> int:
         row = {"iteration": iteration, "epoch": iteration / spe, "lr": schedule(iteration / spe)}
         running = interval["loss_sum"].item() / interval["steps"] if interval["steps"] else None
         row["train_loss_running"] = running
-        row.update(block_sparsity(model, x_fixed, y_fixed, neuron_idx, block_sizes, a.eval_batch_size))
-        row["test_loss"], row["test_err"] = loss_and_error(model, data.x_test, data.y_test, a.eval_batch_size)
-        refresh_bn(ema, x_fixed, a.eval_batch_size, a.bn_refresh_batches)
-        row["test_loss_ema"], row["test_err_ema"] = loss_and_error(ema, data.x_test, data.y_test, a.eval_batch_size)
+        row.update(block_sparsity(model, x_fixed, y_fixed, neuron_idx, block_sizes, eval_batch))
+        row["test_loss"], row["test_err"] = loss_and_error(model, data.x_test, data.y_test, eval_batch)
+        refresh_bn(ema, x_fixed, eval_batch, a.bn_refresh_examples)
+        row["test_loss_ema"], row["test_err_ema"] = loss_and_error(ema, data.x_test, data.y_test, eval_batch)
         _sync(device)
         diverged = not all(math.isfinite(v) for v in (row["train_loss"], row["test_loss"]) + ((running,) if running else ()))
         row.update({"diverged": diverged, "time_train": time_train, "time_eval": time.perf_counter() - start,

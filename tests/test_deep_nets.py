@@ -123,7 +123,7 @@ def test_one_epoch_every_model_on_cifar_format_files(model, tmp_path, capsys):
     code, out = run_cli(["--dataset=cifar10", f"--data_dir={tmp_path / 'data'}", "--skip_checksum", f"--model={model}",
                          "--model_width=4" if model != "mlp" else "--model_width=32", "--epochs=1", "--batch_size=50",
                          "--eval_iter_freq=3", "--lr_init=0.05", "--momentum=0.9", "--l2_reg=5e-4", "--device=cpu",
-                         f"--out_dir={tmp_path / 'runs'}", "--sparsity_examples=120", "--bn_refresh_batches=1"], capsys)
+                         f"--out_dir={tmp_path / 'runs'}", "--sparsity_examples=120", "--bn_refresh_examples=100"], capsys)
     assert code == 0, out.err
     run_dir = only_run(tmp_path / "runs")
     rows = read_metrics(run_dir)
@@ -154,7 +154,7 @@ def test_checksum_rejects_files_that_are_not_the_official_release(tmp_path, caps
 
 RESUME_ARGS = ["--dataset=synthetic", "--model=resnet_tiny", "--model_width=4", "--epochs=2", "--batch_size=128",
                "--eval_iter_freq=5", "--lr_init=0.05", "--lr_schedule=piecewise_05epochs", "--warmup_exp=1.05",
-               "--momentum=0.9", "--l2_reg=5e-4", "--device=cpu", "--sparsity_examples=256", "--bn_refresh_batches=1",
+               "--momentum=0.9", "--l2_reg=5e-4", "--device=cpu", "--sparsity_examples=256", "--bn_refresh_examples=100",
                "--eval_batch_size=256"]
 
 
