@@ -110,7 +110,7 @@ def diag_net_jacobian_rank(x_eval, u, v, tol: float = 1e-15) -> np.ndarray:
 
 
 def _tensor(a, dtype=None) -> torch.Tensor:
-    t = a if isinstance(a, torch.Tensor) else torch.as_tensor(np.asarray(a))
+    t = a if isinstance(a, torch.Tensor) else torch.as_tensor(np.ascontiguousarray(a))
     return t.to(dtype or (t.dtype if t.is_floating_point() else torch.float64))
 
 
