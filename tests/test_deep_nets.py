@@ -342,3 +342,44 @@ def test_published_command_parses_unchanged():
     args = dn_train.build_parser().parse_args(published)
     dn_train.check_args(args)
     assert args.no_data_augm and args.warmup_exp == 1.05 and args.swa_tau == 0.999
+
+
+# ---------------------------------------------------------------- data sets
+
+def test_train_stream_visits_each_example_once_per_epoch_and_drops_the_last_batch():
+    x = torch.arange(10, dtype=torch.float32)[:, None]
+    stream = dn_data.TrainStream(x, torch.arange(10), batch_size=3, augment=False, seed=0)
+    assert stream.steps_per_epoch == 3
+    for _ in range(4):  # epochs
+        seen = torch.cat([stream.next()[0].flatten() for _ in range(3)])
+        assert len(set(seen.tolist())) == 9  # 9 distinct examples, the 10th dropped this epoch
+    first = dn_data.TrainStream(x, torch.arange(10), 3, False, seed=1)
+    again = dn_data.TrainStream(x, torch.arange(10), 3, False, seed=1)
+    assert all(torch.equal(first.next()[0], again.next()[0]) for _ in range(7))
+
+
+def test_mnist1d_is_generated_locally_and_cached(tmp_path, monkeypatch):
+    import urllib.request
+
+    import requests
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("mnist1d must not touch the network")
+    monkeypatch.setattr(requests, "get", no_network)
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    state = np.random.get_state()
+    ds = dn_data.load_mnist1d(tmp_path)
+    assert (tmp_path / "mnist1d.npz").is_file()
+    assert ds.x_train.shape == (4000, 40) and ds.x_test.shape == (1000, 40) and ds.num_classes == 10
+    assert np.array_equal(np.random.get_state()[1], state[1])  # numpy's global stream left as it was
+    again = dn_data.load_mnist1d(tmp_path)
+    assert torch.equal(again.x_train, ds.x_train) and torch.equal(again.y_test, ds.y_test)
+
+
+def test_synthetic_data_is_learnable(tmp_path, capsys):
+    code, out = run_cli(["--dataset=synthetic", "--model=resnet_tiny", "--model_width=8", "--epochs=3", "--batch_size=64",
+                         "--lr_init=0.05", "--momentum=0.9", "--no_data_augm", "--eval_iter_freq=1000", "--device=cpu",
+                         "--sparsity_examples=256", "--bn_refresh_examples=256", f"--out_dir={tmp_path}"], capsys)
+    assert code == 0, out.err
+    first, last = read_metrics(only_run(tmp_path))[::len(read_metrics(only_run(tmp_path))) - 1]
+    assert first["train_err"] > 0.8 and last["train_err"] < 0.2 and last["test_err"] < 0.3
