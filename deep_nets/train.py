@@ -270,6 +270,9 @@ def train(a) -> int:
     if checkpoint is not None and checkpoint["iteration"] >= config["iterations"]:
         print(f"{run_dir}: already complete ({config['iterations']} iterations)")
         return 0
+    if checkpoint is not None and bool(checkpoint.get("diverged", False)):
+        print(f"{run_dir}: diverged at iteration {checkpoint['iteration']}; nothing to resume")
+        return 1
     save_json(config, run_dir / "config.json")
 
     if device.type == "cuda":
@@ -305,9 +308,9 @@ def train(a) -> int:
     else:
         metrics_path.write_text("")
 
-    def save_checkpoint():
+    def save_checkpoint(diverged: bool = False):
         state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-                 "stream": stream.state_dict(), "iteration": iteration,
+                 "stream": stream.state_dict(), "iteration": iteration, "diverged": diverged,
                  "interval_loss_sum": interval["loss_sum"].cpu(), "interval_steps": interval["steps"]}
         atomic_write(run_dir / "checkpoint.pt", lambda tmp: torch.save(state, tmp))
 
@@ -363,7 +366,7 @@ def train(a) -> int:
                 _sync(device)
                 time_train += time.perf_counter() - start
                 diverged = evaluate()
-                save_checkpoint()
+                save_checkpoint(diverged)
                 model.train()
                 start = time.perf_counter()
                 if diverged:
@@ -385,6 +388,9 @@ def main(argv=None) -> int:
     except (ConfigError, DataError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C before training started: nothing to save yet
+        print("interrupted before training started; nothing saved", file=sys.stderr)
+        return 128 + signal.SIGINT
 
 
 if __name__ == "__main__":

@@ -383,3 +383,14 @@ def test_synthetic_data_is_learnable(tmp_path, capsys):
     assert code == 0, out.err
     first, last = read_metrics(only_run(tmp_path))[::len(read_metrics(only_run(tmp_path))) - 1]
     assert first["train_err"] > 0.8 and last["train_err"] < 0.2 and last["test_err"] < 0.3
+
+
+def test_a_diverging_run_stops_reports_and_is_not_resumed(tmp_path, capsys):
+    args = ["--dataset=synthetic", "--model=mlp", "--model_width=32", "--epochs=2", "--batch_size=64", "--lr_init=1e6",
+            "--eval_iter_freq=4", "--device=cpu", "--sparsity_examples=128", f"--out_dir={tmp_path}"]
+    code, out = run_cli(args, capsys)
+    assert code == 1 and "diverged" in out.out
+    rows = read_metrics(only_run(tmp_path))
+    assert rows[-1]["diverged"] and rows[-1]["iteration"] == 4 and rows[-1]["train_loss"] is None  # NaN -> null
+    code, out = run_cli(args + ["--resume"], capsys)
+    assert code == 1 and "nothing to resume" in out.out
