@@ -134,16 +134,20 @@ def refresh_bn(model, x, batch_size: int, n_examples: int) -> None:
     model.eval()
 
 
-def loss_and_error(model, x, y, batch_size: int) -> tuple[float, float]:
+def loss_and_error(model, x, y, batch_size: int, on_features=None) -> tuple[float, float]:
+    """Mean cross-entropy and error rate of `model` on (x, y) in eval mode; on_features(blocks) sees each batch's blocks."""
     model.eval()
     total_loss = torch.zeros((), device=x.device, dtype=torch.float64)
     wrong = torch.zeros((), device=x.device, dtype=torch.int64)
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
-            logits = model(as_inputs(x[i:i + batch_size]))
+            out = model(as_inputs(x[i:i + batch_size]), features=on_features is not None)
+            logits = out[0] if on_features is not None else out
             target = y[i:i + batch_size]
             total_loss += F.cross_entropy(logits, target, reduction="sum").double()
             wrong += (logits.argmax(1) != target).sum()
+            if on_features is not None:
+                on_features(out[1])
     return total_loss.item() / len(x), wrong.item() / len(x)
 
 
@@ -154,25 +158,17 @@ def block_sparsity(model, x, y, neuron_idx, block_sizes, batch_size: int) -> dic
     subsampled neurons' features (examples x neurons), near-duplicates at |corr| > 0.95 removed by the
     package's metric on the features' device, positive entries over kept / (examples x subsampled).
     """
-    model.eval()
     positive = [torch.zeros((), device=x.device, dtype=torch.int64) for _ in neuron_idx]
     sampled = [[] for _ in neuron_idx]
-    total_loss = torch.zeros((), device=x.device, dtype=torch.float64)
-    wrong = torch.zeros((), device=x.device, dtype=torch.int64)
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            logits, blocks = model(as_inputs(x[i:i + batch_size]), features=True)
-            target = y[i:i + batch_size]
-            total_loss += F.cross_entropy(logits, target, reduction="sum").double()
-            wrong += (logits.argmax(1) != target).sum()
-            for k, (feat, idx) in enumerate(zip(blocks, neuron_idx)):
-                flat = feat.flatten(1)
-                positive[k] += (flat > 0).sum()
-                sampled[k].append(flat[:, idx])
-    out = {"train_loss": total_loss.item() / len(x), "train_err": wrong.item() / len(x)}
-    for k, (pos, feats, idx) in enumerate(zip(positive, sampled, neuron_idx), start=1):
-        phi = torch.cat(feats)
-        out[f"feature_sparsity_block{k}"] = feature_sparsity(phi, corr_threshold=0.95, normalize_rows=False)
+
+    def collect(blocks):
+        for k, (feat, idx) in enumerate(zip(blocks, neuron_idx)):
+            flat = feat.flatten(1)
+            positive[k] += (flat > 0).sum()
+            sampled[k].append(flat[:, idx])
+    out = dict(zip(("train_loss", "train_err"), loss_and_error(model, x, y, batch_size, collect)))
+    for k, (pos, feats) in enumerate(zip(positive, sampled), start=1):
+        out[f"feature_sparsity_block{k}"] = feature_sparsity(torch.cat(feats), corr_threshold=0.95, normalize_rows=False)
         out[f"feature_sparsity_raw_block{k}"] = pos.item() / (len(x) * block_sizes[k - 1])
     return out
 
