@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from largestep.results import atomic_write
+
 CIFAR = {
     "cifar10": {
         "folder": "cifar-10-batches-py",
@@ -171,8 +173,10 @@ def load_mnist1d(data_dir) -> DataSet:
             np.random.set_state(state)
         cache.parent.mkdir(parents=True, exist_ok=True)
         arrays = {"x_train": data["x"], "y_train": data["y"], "x_test": data["x_test"], "y_test": data["y_test"]}
-        from largestep.results import atomic_write
-        atomic_write(cache, lambda tmp: np.savez(open(tmp, "wb"), **arrays))
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+        atomic_write(cache, write)
     return load_npz(cache, name="mnist1d")
 
 
