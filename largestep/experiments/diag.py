@@ -17,9 +17,12 @@ from . import Experiment
 
 @dataclass(frozen=True)
 class DiagRun:
-    label: str
+    label: str  # "" = derived from the algorithm and schedule, so that edits (--set) show in legends
     algorithm: str  # "gd" (full batch, deterministic) or "sgd" (batch size 1)
     schedule: Schedule
+
+    def name(self) -> str:
+        return self.label or f"{self.algorithm.upper()} {self.schedule.describe()}"
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ class DiagConfig:
             raise ConfigError(f"init_scale must be > 0, got {self.init_scale}")
         for run in self.runs:
             if run.algorithm not in ("gd", "sgd"):
-                raise ConfigError(f"run {run.label!r}: algorithm must be 'gd' or 'sgd', got {run.algorithm!r}")
+                raise ConfigError(f"run {run.name()!r}: algorithm must be 'gd' or 'sgd', got {run.algorithm!r}")
             run.schedule.validate()
 
     def quick(self) -> "DiagConfig":
@@ -103,7 +106,7 @@ def run(config: DiagConfig, n_seeds: int = 5, progress=None) -> dict:
     rows, seconds = train_until_survivors(train_batch, stochastic, n_seeds)
     runs = []
     for spec, run_rows, is_stochastic in zip(config.runs, rows, stochastic):
-        record = run_record(spec.label, {
+        record = run_record(spec.name(), {
             "algorithm": spec.algorithm,
             "schedule": to_dict(spec.schedule),
             "decay_iterations": spec.schedule.decay_iterations(config.iterations),
@@ -126,9 +129,8 @@ def figures(results: dict) -> dict:
     return {name: panels(results, specs, suptitle=TITLES[name])}
 
 
-def _sgd_decay(lr, fraction, factor, label=None):
-    return DiagRun(label or f"SGD η={lr:g}, ÷{factor:g} at {fraction:.0%}", "sgd",
-                   Schedule(lr, ((fraction, factor),)))
+def _decayed(algorithm, lr, fraction, factor):
+    return DiagRun("", algorithm, Schedule(lr, ((fraction, factor),)))
 
 
 TITLES = {
@@ -142,10 +144,10 @@ DIAG_SGD = Experiment(
     config=DiagConfig(
         n=80, d=200, r=20, iterations=100_001,
         runs=(
-            DiagRun("SGD η=0.25", "sgd", Schedule(0.25)),
-            _sgd_decay(0.282, 0.1, 4.8),
-            _sgd_decay(0.282, 0.3, 3.4),
-            _sgd_decay(0.282, 0.5, 1.5),
+            DiagRun("", "sgd", Schedule(0.25)),
+            _decayed("sgd", 0.282, 0.1, 4.8),
+            _decayed("sgd", 0.282, 0.3, 3.4),
+            _decayed("sgd", 0.282, 0.5, 1.5),
         ),
     ),
     run=run,
@@ -158,11 +160,11 @@ DIAG_GD = Experiment(
     config=DiagConfig(
         n=40, d=100, r=20, iterations=100_001,
         runs=(
-            DiagRun("GD η=2.0", "gd", Schedule(2.0)),
-            DiagRun("GD η=3.53, ÷4.8 at 10%", "gd", Schedule(3.53, ((0.1, 4.8),))),
-            DiagRun("GD η=3.53, ÷3.4 at 30%", "gd", Schedule(3.53, ((0.3, 3.4),))),
-            DiagRun("GD η=3.53, ÷1.5 at 50%", "gd", Schedule(3.53, ((0.5, 1.5),))),
-            _sgd_decay(0.266, 0.5, 20),
+            DiagRun("", "gd", Schedule(2.0)),
+            _decayed("gd", 3.53, 0.1, 4.8),
+            _decayed("gd", 3.53, 0.3, 3.4),
+            _decayed("gd", 3.53, 0.5, 1.5),
+            _decayed("sgd", 0.266, 0.5, 20.0),
         ),
     ),
     run=run,
