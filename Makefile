@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 SEEDS ?= 5
 
-.PHONY: reproduce test notebooks benchmark clean-venv
+.PHONY: reproduce test notebooks benchmark deep-demo clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +18,13 @@ test: $(VENV)/.installed  ## unit tests, quick reproduce of every experiment, no
 	$(PY) -m pytest -q
 
 notebooks: $(VENV)/.installed  ## re-execute every notebook in place at full scale
-	$(PY) -m largestep.notebooks *.ipynb
+	$(PY) -m largestep.notebooks *.ipynb deep_nets/plot_feature_sparsity.ipynb
 
-benchmark: $(VENV)/.installed
+benchmark: $(VENV)/.installed  ## speed measurements (ratios and splits; minutes)
 	$(PY) benchmarks/bench_diag.py
+	$(PY) benchmarks/bench_valley.py
+	$(PY) benchmarks/bench_relu.py
+	$(PY) benchmarks/bench_deep.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -30,15 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "write DIR/<name>.json (config, per-run curves, final metrics, seeds tried and "
                     "diverged) and its figures DIR/<name>.png and .pdf. Nothing is written when an "
                     "argument is invalid (exit status 2).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     rep.add_argument("names", nargs="*", metavar="NAME", help="experiments to run (see --list); default: all")
     rep.add_argument("--list", action="store_true", help="print the known experiments and exit")
     rep.add_argument("--quick", action="store_true",
                      help=f"cut iterations (same figure shape) for a fast check; also set by {QUICK_ENV}=1")
     rep.add_argument("--seeds", type=int, default=5,
-                     help="surviving training seeds per run; diverging seeds are replaced, up to 10x as many tried")
-    rep.add_argument("--out", default="images", help="output directory (created if missing)")
+                     help="surviving training seeds per run (default 5); diverging seeds are replaced, up to 10x as many "
+                          "tried, and reported")
+    rep.add_argument("--out", default="images", help="output directory, created if missing (default: images)")
     rep.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                      help="override a config field of every named experiment by dotted path, value as JSON, "
                           "e.g. --set iterations=20001 --set runs.0.schedule.lr=0.3 (repeatable)")

@@ -11,10 +11,7 @@ from typing import Callable
 
 import numpy as np
 
-
-def sgd_indices(seed: int, n: int, iterations: int) -> np.ndarray:
-    """The SGD sampling stream of one training seed: `iterations` indices uniform over n, with replacement."""
-    return np.random.default_rng([seed, 0x5EED]).integers(0, n, iterations)
+from .sweep import sgd_indices
 
 
 def loss(x: np.ndarray, y: np.ndarray, beta: np.ndarray) -> np.ndarray:

@@ -17,12 +17,9 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .sweep import sgd_indices
+
 Layer = tuple  # (weight (R, out, in), bias (R, out) or None)
-
-
-def sgd_indices(seed: int, n: int, iterations: int) -> np.ndarray:
-    """The SGD sampling stream of one training seed: `iterations` indices uniform over n, with replacement."""
-    return np.random.default_rng([seed, 0x5EED]).integers(0, n, iterations)
 
 
 def init_rng(seed: int) -> np.random.Generator:

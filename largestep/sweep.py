@@ -15,6 +15,14 @@ from typing import Callable, Sequence
 import numpy as np
 
 
+def sgd_indices(seed: int, n: int, iterations: int) -> np.ndarray:
+    """The SGD sampling stream of one training seed: `iterations` indices uniform over n, with replacement.
+
+    It depends on the seed alone, so every run (schedule) of one seed sees the same examples in the same order.
+    """
+    return np.random.default_rng([seed, 0x5EED]).integers(0, n, iterations)
+
+
 def evaluation_grid(iterations: int, n_early: int = 100, n_spaced: int = 250) -> np.ndarray:
     """Iteration counts at which metrics are recorded: 0..n_early-1 and n_spaced points over [0, T].
 
