@@ -59,4 +59,6 @@ def load_json(path) -> dict:
 
 def save_figure(fig, path, **kwargs) -> Path:
     fmt = Path(path).suffix.lstrip(".")
+    if fmt == "pdf":  # no creation date: the same results give the same file, so reruns leave git quiet
+        kwargs.setdefault("metadata", {"CreationDate": None})
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, **kwargs))
