@@ -111,8 +111,8 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: results written so far are complete; the interrupted experiment wrote nothing",
-              file=sys.stderr)
+        print("interrupted: every file already written is complete (each is written atomically); "
+              "the interrupted experiment's remaining files were not written", file=sys.stderr)
         return 130
     return 0
 

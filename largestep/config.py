@@ -30,6 +30,10 @@ def _build(tp, value):
         unknown = set(value) - names
         if unknown:
             raise ConfigError(f"unknown field(s) {sorted(unknown)} for {tp.__name__}")
+        required = {f.name for f in dataclasses.fields(tp)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+        if required - set(value):
+            raise ConfigError(f"missing field(s) {sorted(required - set(value))} for {tp.__name__}")
         return tp(**{k: _build(hints[k], v) for k, v in value.items()})
     if origin is tuple:
         args = typing.get_args(tp)

@@ -91,14 +91,19 @@ def _sgd_steps(u, v, xs, ys, etas, scratch):
 
 
 def _gd_steps(u, v, x, y, etas, scratch):
-    """In place: full-batch gradient steps of L = ||X(u*v) - y||^2 / (2n)."""
+    """In place: full-batch gradient steps of L = ||X(u*v) - y||^2 / (2n).
+
+    einsum, not BLAS matmul: BLAS sums in an order that depends on how many rows are batched, and GD at
+    the edge of stability amplifies that rounding to O(1) differences; einsum reduces each row alike, so
+    a run gives the same trajectory bit for bit whatever it is batched with.
+    """
     beta, g, gv = scratch
     x_over_n = x / len(x)
     for k in range(len(etas)):
         np.multiply(u, v, out=beta)
-        residual = beta @ x.T
+        residual = np.einsum("rd,nd->rn", beta, x)
         residual -= y
-        np.matmul(residual, x_over_n, out=g)
+        np.einsum("rn,nd->rd", residual, x_over_n, out=g)
         g *= etas[k][:, None]
         np.multiply(g, v, out=gv)
         np.multiply(g, u, out=g)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .results import atomic_write
+
 
 @dataclass(frozen=True)
 class Plane:
@@ -153,8 +155,8 @@ def animate(path, alphas, betas, values, trajectories: dict, landmarks: dict, it
     images = [first] + [Image.fromarray(f).quantize(palette=first, dither=Image.Dither.NONE) for f in frames[1:]]
     durations = [round(1000 / fps)] * (n_frames - 1) + [round(1000 * max(hold_s, 1 / fps))]
     path = Path(path)
-    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0,
-                   optimize=False, disposal=1)
+    atomic_write(path, lambda tmp: images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                                                  duration=durations, loop=0, optimize=False, disposal=1))
     written = [path]
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg:
@@ -168,8 +170,8 @@ def _write_mp4(ffmpeg: str, path: Path, frames: list[np.ndarray], fps: int) -> P
     command = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
                "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
                "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-pix_fmt", "yuv420p", "-c:v", "libx264", str(path)]
-    subprocess.run(command, input=b"".join(f.tobytes() for f in frames), check=True)
-    return path
+    data = b"".join(f.tobytes() for f in frames)
+    return atomic_write(path, lambda tmp: subprocess.run(command[:-1] + ["-f", "mp4", tmp], input=data, check=True))
 
 
 def mp4_note() -> str:

@@ -153,6 +153,8 @@ def feature_sparsity(phi, corr_threshold: float = 0.99, normalize_rows: bool = T
     phi = _tensor(phi)
     if phi.numel() == 0:
         return 0.0
+    if not torch.isfinite(phi).all():  # features of a diverged net: no meaningful value
+        return float("nan")
     if normalize_rows:
         norms = phi.norm(dim=1, keepdim=True)
         phi = torch.where(norms > 0, phi / torch.where(norms > 0, norms, 1), 0)

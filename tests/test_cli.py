@@ -28,7 +28,7 @@ def test_quick_reproduce_writes_results_and_figures(name, tmp_path, capsys):
         for run, spec in zip(results["runs"], config_runs):
             assert run["label"] == spec["label"] or (not spec["label"] and run["label"])
     for run in results["runs"]:
-        assert run["seeds_tried"] >= len(run["seeds"]) >= 0
+        assert run["seeds_tried"] == len(run["seeds"]) + run["seeds_diverged"]
         assert run["seeds_diverged"] == len(run["diverged_seeds"])
         assert set(run["final"]) and "iteration" in run["curves"]
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
@@ -51,6 +51,11 @@ def test_list_names_every_experiment(capsys):
     (["reproduce", "diag_sgd", "--set", "no_such_field=3"], "no field"),
     (["reproduce", "diag_sgd", "--set", "iterations=many"], "expected an integer"),
     (["reproduce", "diag_sgd", "--set", "runs.0.algorithm=adam"], "algorithm must be"),
+    (["reproduce", "diag_sgd", "--set", "data_seed=-1"], "data_seed must be >= 0"),
+    (["reproduce", "relu_1d", "--set", "data_seed=-1"], "data_seed must be >= 0"),
+    (["reproduce", "relu_1d", "--set", "rank_points=-1"], "rank_points must be >= 0"),
+    (["reproduce", "loss_surface", "--set", "data_seed=-1"], "data_seed must be >= 0"),
+    (["reproduce", "relu_1d", "--set", 'runs.0.schedule.warmup={"kind": "linear"}'], "missing field(s)"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(argv, message, tmp_path, capsys):
     out_dir = tmp_path / "out"

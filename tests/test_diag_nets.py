@@ -78,6 +78,21 @@ def test_batched_runs_equal_runs_one_by_one(data, algorithm):
         np.testing.assert_allclose(u[row], u1[0], rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("algorithm,lr", [("gd", 3.53), ("sgd", 0.28)])
+def test_batching_is_bit_exact_at_the_edge_of_stability(algorithm, lr):
+    """At the paper's large steps rounding grows to O(1): a run must not depend on its batch mates at all."""
+    data = sparse_regression(n=40, d=100, r=20, n_test=200, seed=0)
+    iterations = 3000
+    schedules = [Schedule(lr), Schedule(lr, ((0.3, 3.4),)), Schedule(2.0 if algorithm == "gd" else 0.25)]
+    steps = np.stack([s.values(iterations) for s in schedules])
+    grid = evaluation_grid(iterations, 5, 10)
+    keep = lambda u, v: {"u": u.copy()}  # noqa: E731
+    batched, _, _, _ = diag_nets.train(data.x_train, data.y_train, steps, algorithm, [0, 0, 1], grid, keep)
+    for row, seed in enumerate([0, 0, 1]):
+        alone, _, _, _ = diag_nets.train(data.x_train, data.y_train, steps[row:row + 1], algorithm, [seed], grid, keep)
+        np.testing.assert_array_equal(batched["u"][row], alone["u"][0])
+
+
 def test_sgd_follows_its_sampling_stream_step_by_step(data):
     """Independent check of the loop: replay the same indices with the autograd step."""
     iterations = 40

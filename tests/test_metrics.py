@@ -115,6 +115,7 @@ def test_feature_sparsity_equals_the_plain_loop_reference(seed, normalize_rows, 
 
 def test_feature_sparsity_edge_cases():
     assert metrics.feature_sparsity(np.zeros((4, 3))) == 0.0
+    assert np.isnan(metrics.feature_sparsity(np.array([[1.0, np.nan], [0.0, 2.0]])))  # a diverged net's features
     assert metrics.feature_sparsity(np.ones((4, 3))) == 1.0  # constant neurons: undefined corr, all kept
     identical = np.tile(np.array([[1.0], [0.0], [2.0]]), (1, 5))
     assert metrics.feature_sparsity(identical, normalize_rows=False) == pytest.approx(2 / 15)  # one neuron left

@@ -44,6 +44,8 @@ class DiagConfig:
         for name in ("n", "d", "r", "iterations", "n_test"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.data_seed < 0:
+            raise ConfigError(f"data_seed must be >= 0, got {self.data_seed}")
         if self.r > self.d:
             raise ConfigError(f"r (support size) must be <= d, got r={self.r}, d={self.d}")
         if 2 * self.d > self.n_test:

@@ -71,6 +71,9 @@ class ReluConfig:
         for name in ("iterations", "d", "n", "n_test", "grid_spaced"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("data_seed", "rank_points"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.task == "teacher_student":
             if not self.teacher_widths or any(w < 1 for w in self.teacher_widths):
                 raise ConfigError(f"teacher_widths must be non-empty and >= 1, got {list(self.teacher_widths)}")

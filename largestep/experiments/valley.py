@@ -195,6 +195,8 @@ class LossSurfaceConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.r > self.d:
             raise ConfigError(f"r must be <= d, got r={self.r}, d={self.d}")
+        if self.data_seed < 0:
+            raise ConfigError(f"data_seed must be >= 0, got {self.data_seed}")
         if not self.coef_min < self.coef_max:
             raise ConfigError(f"need coef_min < coef_max, got {self.coef_min}, {self.coef_max}")
         if not self.animation_b_range[0] < self.animation_b_range[1]:
