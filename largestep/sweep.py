@@ -166,8 +166,15 @@ def run_record(label: str, spec: dict, rows: list[SeedRow], grid: np.ndarray,
     return record
 
 
-def divergence_note(run: dict) -> str:
-    """'k of m diverged' for legends and summaries (survival conditioning is part of the result)."""
+def divergence_note(run: dict, n_seeds: int | None = None) -> str:
+    """'k of m diverged' for legends and summaries (survival conditioning is part of the result).
+
+    With n_seeds (the survivors asked for), says so when fewer survived, as the spec asks.
+    """
     if run.get("deterministic"):
         return "diverged" if run["diverged"] else "deterministic"
-    return f"{run['seeds_diverged']} of {run['seeds_tried']} diverged"
+    note = f"{run['seeds_diverged']} of {run['seeds_tried']} diverged"
+    survivors = run["seeds_tried"] - run["seeds_diverged"]
+    if n_seeds is not None and survivors < n_seeds:
+        note += f"; only {survivors} of the {n_seeds} seeds asked for survived"
+    return note

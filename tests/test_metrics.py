@@ -121,6 +121,16 @@ def test_feature_sparsity_edge_cases():
     assert metrics.feature_sparsity(identical, normalize_rows=False) == pytest.approx(2 / 15)  # one neuron left
 
 
+def test_effective_rank_from_gram_eigenvalues():
+    """Independent path: singular values as square roots of the Gram matrix's eigenvalues, rows normalized in a loop."""
+    rng = np.random.default_rng(6)
+    f = rng.normal(size=(40, 5)) * np.array([3.0, 1.0, 0.5, 0.2, 0.05])
+    rows = np.array([row / np.sqrt(sum(v * v for v in row)) for row in f])
+    s = np.sqrt(np.clip(np.linalg.eigvalsh(rows.T @ rows), 0, None))
+    p = s / s.sum()
+    assert metrics.effective_rank(f) == pytest.approx(-sum(pi * np.log(pi) for pi in p), rel=1e-10)
+
+
 def test_effective_rank_equals_the_entropy_formula():
     rng = np.random.default_rng(4)
     f = rng.normal(size=(30, 6)) @ np.diag([5, 2, 1, 0.1, 0, 0])

@@ -3,7 +3,7 @@ import json
 import numpy as np
 
 from largestep.results import save_json
-from largestep.sweep import Batch, evaluation_grid, run_record, train_until_survivors
+from largestep.sweep import Batch, divergence_note, evaluation_grid, run_record, train_until_survivors
 
 
 def test_evaluation_grid_has_the_first_100_and_250_spaced_points():
@@ -56,3 +56,5 @@ def test_run_record_statistics_are_over_survivors_only(tmp_path):
     path = save_json({"runs": [rec]}, tmp_path / "r.json")
     back = json.loads(path.read_text())
     assert back["runs"][0]["curves_diverged"]["loss"] == [[0.001, None, None]]  # NaN -> null
+    assert divergence_note(rec, 2) == "1 of 3 diverged"
+    assert divergence_note(rec, 3) == "1 of 3 diverged; only 2 of the 3 seeds asked for survived"

@@ -92,7 +92,8 @@ def summary(results: dict) -> str:
                 continue
             spread = f" [{min(values):.3g}, {max(values):.3g}]" if len(values) > 1 else ""
             parts.append(f"{key}={mean:.4g}{spread}")
-        lines.append(f"  {run['label']}: {', '.join(parts) or 'no surviving seed'}  ({divergence_note(run)})")
+        lines.append(f"  {run['label']}: {', '.join(parts) or 'no surviving seed'}  "
+                     f"({divergence_note(run, results.get('n_seeds'))})")
     return "\n".join(lines)
 
 
