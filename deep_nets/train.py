@@ -325,13 +325,16 @@ def train(a) -> int:
         row["test_loss_ema"], row["test_err_ema"] = loss_and_error(ema, data.x_test, data.y_test, eval_batch)
         _sync(device)
         diverged = not all(math.isfinite(v) for v in (row["train_loss"], row["test_loss"]) + ((running,) if running else ()))
+        if diverged:  # the features of a diverged net are NaN or inf: their sparsity means nothing
+            row.update({k: None for k in row if k.startswith("feature_sparsity")})
         row.update({"diverged": diverged, "time_train": time_train, "time_eval": time.perf_counter() - start,
                     "images_per_s": images / time_train if time_train > 0 else None})
         with open(metrics_path, "a") as f:
             f.write(json.dumps(to_jsonable(row), allow_nan=False) + "\n")
         print(f"it {iteration:>6} ep {row['epoch']:7.2f} lr {row['lr']:.4g} train {row['train_loss']:.4f}/"
               f"{row['train_err']:.3f} test {row['test_loss']:.4f}/{row['test_err']:.3f} ema {row['test_err_ema']:.3f} "
-              "sparsity " + " ".join(f"{row[f'feature_sparsity_block{k}']:.3f}" for k in range(1, N_BLOCKS + 1)) +
+              "sparsity " + " ".join("-" if row[f"feature_sparsity_block{k}"] is None else
+                                     f"{row[f'feature_sparsity_block{k}']:.3f}" for k in range(1, N_BLOCKS + 1)) +
               f" | {row['images_per_s'] or 0:.0f} img/s, eval {row['time_eval']:.1f}s", flush=True)
         interval["loss_sum"].zero_()
         interval["steps"], time_train, images = 0, 0.0, 0
