@@ -372,14 +372,14 @@ UNDERFIT_LOSS = 0.01
 # ---- figures (from the results dict alone)
 
 
-def _legend_and_title(fig, axes, results, title):
+def _legend_and_title(fig, axes, results, title, note=None):
     """Legend below the panels and title above, both inside the figure (no reliance on tight bboxes)."""
     handles, labels = axes[0].get_legend_handles_labels()
     legend_rows = -(-len(labels) // 3)
     height = fig.get_figheight()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), bbox_to_anchor=(0.5, 0.0),
                frameon=False)
-    note = survival_note(results)
+    note = survival_note(results) if note is None else note
     fig.suptitle(title + ("\n" + note if note else ""), fontsize=11)
     fig.tight_layout(rect=(0, (0.25 * legend_rows + 0.1) / height, 1, 1))
 
@@ -431,7 +431,8 @@ def _figures_1d(results: dict) -> dict:
             ax.set_xlabel("x")
             if it > 0:  # the initial predictors are far larger than the data: let that panel scale itself
                 ax.set_ylim(y_data.min() - 2, y_data.max() + 2)
-        _legend_and_title(snap, sax, results, TITLES[name] + ": predictors during training (first seed bold)")
+        _legend_and_title(snap, sax, results, TITLES[name] + ": predictors during training (first seed bold)",
+                          note="every surviving seed drawn; diverged seeds are not shown")
         figs[f"{name}_snapshots"] = snap
     return figs
 
