@@ -15,12 +15,14 @@ from . import QUICK_ENV
 from .results import atomic_write
 
 
-def execute(path, quick: bool = False, save: bool = True, timeout: int = 3600):
+def execute(path, quick: bool = False, save: bool = True, timeout: int = 3600, nb=None):
+    """Run the notebook at `path` in its own directory; `nb` runs that notebook object there instead."""
     import nbclient
     import nbformat
 
     path = Path(path)
-    nb = nbformat.read(path, as_version=4)
+    if nb is None:
+        nb = nbformat.read(path, as_version=4)
     previous = os.environ.get(QUICK_ENV)
     os.environ[QUICK_ENV] = "1" if quick else "0"
     try:

@@ -4,6 +4,9 @@ Every experiment's figure is built from its results dict alone (see experiments/
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -20,6 +23,23 @@ STYLE = {
     "savefig.dpi": 150,
     "savefig.bbox": "tight",
 }
+
+
+@contextmanager
+def figure_style(**overrides):
+    """Build figures in STYLE (plus overrides); every rc setting is restored afterwards except one.
+
+    The first pyplot figure of a Jupyter kernel activates the inline backend, which switches interactive
+    mode on.  A plain `plt.rc_context` would switch it back off on exit, and from then on Jupyter shows
+    no figure, ours or the user's, without an explicit display().  So interactive mode stays as it is
+    when the block ends.
+    """
+    with matplotlib.rc_context({**STYLE, **overrides}):
+        try:
+            yield
+        finally:
+            interactive = matplotlib.is_interactive()
+    matplotlib.interactive(interactive)
 
 
 def run_colors(n: int) -> list:
@@ -68,7 +88,7 @@ def plot_metric(ax, results: dict, metric: str, *, log: bool = False, title: str
 
 def panels(results: dict, specs: list[dict], ncols: int | None = None, suptitle: str | None = None):
     """A row (or grid) of metric panels with one shared legend below; specs are plot_metric's keywords."""
-    with plt.rc_context(STYLE):
+    with figure_style():
         ncols = ncols or len(specs)
         nrows = -(-len(specs) // ncols)
         fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.1 * nrows + 1.0), squeeze=False,

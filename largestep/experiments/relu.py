@@ -15,7 +15,7 @@ import numpy as np
 from .. import metrics, relu_nets
 from ..config import to_dict
 from ..data import Regression, relu_1d_points, teacher_student
-from ..plotting import STYLE, as_array, panels, plot_metric, run_colors, run_label, survival_note
+from ..plotting import as_array, figure_style, panels, plot_metric, run_colors, run_label, survival_note
 from ..schedules import ConfigError, Schedule, Warmup
 from ..sweep import Batch, evaluation_grid, run_record, train_until_survivors
 from . import Experiment
@@ -401,7 +401,7 @@ def _figures_1d(results: dict) -> dict:
     y_data = np.asarray(results["data"]["y_train"], float)
     x_plot = np.asarray(results["snapshot_x"], float)
     colors = run_colors(len(results["runs"]))
-    with plt.rc_context(STYLE):
+    with figure_style():
         fig, axes = plt.subplots(1, 4, figsize=(14.4, 3.7))
         _seed_lines(axes[0], results, "train_loss", log=True, title="train loss (each seed thin)")
         ax = axes[1]
@@ -450,7 +450,7 @@ def _figures_two_layer(results: dict) -> dict:
     figs = {name: panels(results, specs, suptitle=TITLES[name])}
     teacher = np.asarray(results["teacher_neurons"], float)
     runs = results["runs"]
-    with plt.rc_context(STYLE):
+    with figure_style():
         fig, axes = plt.subplots(1, len(runs), figsize=(3.3 * len(runs), 3.6), squeeze=False)
         # the same seed in every panel where possible: same initialization, same sampling stream
         common = set.intersection(*(set(r["seeds"]) for r in runs)) if runs else set()

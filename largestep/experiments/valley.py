@@ -15,7 +15,7 @@ import numpy as np
 from .. import diag_nets, landscape, stabilization
 from ..config import to_dict
 from ..data import sparse_regression
-from ..plotting import STYLE, as_array, panels, run_colors
+from ..plotting import as_array, figure_style, panels, run_colors
 from ..schedules import ConfigError, Schedule
 from ..sweep import Batch, divergence_note, evaluation_grid, run_record, train_until_survivors
 from . import Experiment
@@ -100,7 +100,7 @@ def stabilization_figures(results: dict) -> dict:
     colors = run_colors(len(runs))
     threshold = results["stability_threshold"]
     low, high = results["bouncing_interval"]
-    with plt.rc_context(STYLE):
+    with figure_style():
         fig, (ax_loss, ax_theta, ax_eta) = plt.subplots(1, 3, figsize=(13.5, 3.9))
         for run, color in zip(runs, colors):
             label = f"η={run['lr']:g}: {run['label']} ({divergence_note(run)})"
@@ -331,7 +331,7 @@ def loss_surface_figures(results: dict) -> dict:
 
     surface = results["surface"]
     a, b = np.asarray(surface["a"]), np.asarray(surface["b"])
-    with plt.rc_context({**STYLE, "axes.grid": False}):
+    with figure_style(**{"axes.grid": False}):
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
         for ax, metric, title in zip(axes, ("train_loss", "test_loss"), ("train loss", "test loss")):
             landscape.draw_surface(ax, a, b, as_array(surface[metric]))
