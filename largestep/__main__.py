@@ -38,12 +38,24 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--seeds", type=int, default=5,
                      help="surviving training seeds per run (default 5); diverging seeds are replaced, up to 10x as many "
                           "tried, and reported")
-    rep.add_argument("--out", default="images", help="output directory, created if missing (default: images)")
+    rep.add_argument("--out", default=None,
+                     help="output directory, created if missing (default: images for the full-scale defaults; "
+                          "runs/quick with --quick and runs/custom with --set, so that only the paper's settings "
+                          "rewrite the committed images/)")
     rep.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                      help="override a config field of every named experiment by dotted path, value as JSON, "
                           "e.g. --set iterations=20001 --set runs.0.schedule.lr=0.3 (repeatable)")
     rep.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
+
+
+def default_out(args) -> str:
+    """images/ holds the committed full-scale results: a shortened or edited run goes elsewhere unless told."""
+    if args.quick:
+        return os.path.join("runs", "quick")
+    if args.overrides:
+        return os.path.join("runs", "custom")
+    return "images"
 
 
 def prepare(args) -> list[tuple[experiments.Experiment, object]]:
@@ -77,6 +89,8 @@ def reproduce(args) -> int:
         for name in experiments.available():
             print(f"{name:18s} {experiments.get(name).title}")
         return 0
+    if args.out is None:
+        args.out = default_out(args)
     plan = prepare(args)
     out = Path(args.out)
     try:

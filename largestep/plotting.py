@@ -42,6 +42,14 @@ def figure_style(**overrides):
     matplotlib.interactive(interactive)
 
 
+QUICK_MARK = "QUICK RUN (shortened training; a check of the code, not the full-scale result)"
+
+
+def titled(results: dict, title: str) -> str:
+    """A figure title that says so on its face when the results come from a quick run."""
+    return f"{QUICK_MARK}\n{title}" if results.get("quick") else title
+
+
 def run_colors(n: int) -> list:
     cmap = plt.get_cmap("tab10")
     return [cmap(i % 10) for i in range(n)]
@@ -100,7 +108,8 @@ def panels(results: dict, specs: list[dict], ncols: int | None = None, suptitle:
         handles, labels = axes.flat[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3), frameon=False)
         note = survival_note(results)
-        fig.suptitle((suptitle or results["experiment"]) + ("\n" + note if note else ""), fontsize=11)
+        fig.suptitle(titled(results, suptitle or results["experiment"]) + ("\n" + note if note else ""),
+                     fontsize=11)
     return fig
 
 

@@ -96,3 +96,34 @@ def test_the_module_runs_as_a_program_and_has_help():
     assert done.returncode == 0 and "--seeds" in done.stdout and "--quick" in done.stdout
     bad = subprocess.run([sys.executable, "-m", "largestep", "reproduce", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown experiment")
+
+
+@pytest.mark.parametrize("flags,expected", [
+    (["--quick"], "runs/quick"),
+    (["--quick", "--set", "iterations=200"], "runs/quick"),
+    (["--set", "iterations=200"], "runs/custom"),
+    (["--quick", "--out", "images"], "images"),
+])
+def test_only_full_scale_defaults_write_images_by_default(flags, expected, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _run(["reproduce", "stabilization_1d", "--seeds", "1", "--no-progress", *flags], capsys)
+    assert code == 0, err
+    written = sorted(str(p.parent.relative_to(tmp_path)) for p in tmp_path.rglob("stabilization_1d.json"))
+    assert written == [expected]
+
+
+def test_quick_figures_and_animation_say_quick(monkeypatch, tmp_path):
+    from largestep import landscape
+    from largestep.experiments import run_experiment
+    from largestep.plotting import QUICK_MARK
+
+    exp = experiments.get("loss_surface")
+    results = run_experiment(exp, quick=True, n_seeds=1, progress=False)
+    for stem, fig in exp.figures(results).items():
+        assert fig.get_suptitle().startswith(QUICK_MARK), stem
+    titles = []
+    monkeypatch.setattr(landscape, "animate", lambda *a, title, **k: titles.append(title) or [])
+    exp.extras(results, tmp_path)
+    assert titles and "QUICK" in titles[0]
+    full = dict(results, quick=False)
+    assert not any(QUICK_MARK in f.get_suptitle() for f in exp.figures(full).values())

@@ -15,7 +15,7 @@ import numpy as np
 from .. import metrics, relu_nets
 from ..config import to_dict
 from ..data import Regression, relu_1d_points, teacher_student
-from ..plotting import as_array, figure_style, panels, plot_metric, run_colors, run_label, survival_note
+from ..plotting import as_array, figure_style, panels, plot_metric, run_colors, run_label, survival_note, titled
 from ..schedules import ConfigError, Schedule, Warmup
 from ..sweep import Batch, evaluation_grid, run_record, train_until_survivors
 from . import Experiment
@@ -380,7 +380,7 @@ def _legend_and_title(fig, axes, results, title, note=None):
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), bbox_to_anchor=(0.5, 0.0),
                frameon=False)
     note = survival_note(results) if note is None else note
-    fig.suptitle(title + ("\n" + note if note else ""), fontsize=11)
+    fig.suptitle(titled(results, title) + ("\n" + note if note else ""), fontsize=11)
     fig.tight_layout(rect=(0, (0.25 * legend_rows + 0.1) / height, 1, 1))
 
 
@@ -478,7 +478,8 @@ def _figures_two_layer(results: dict) -> dict:
             ax.set_title(f"{run['label']}\nseed {seed}", fontsize=9)
         axes[0, 0].plot([], [], color="k", lw=2, label="teacher neurons")
         axes[0, 0].legend(loc="lower left", fontsize=7)
-        fig.suptitle("Two-layer ReLU net: first-layer weights, init -> end of training (one seed; teacher directions in black)",
+        fig.suptitle(titled(results, "Two-layer ReLU net: first-layer weights, init -> end of training "
+                                     "(one seed; teacher directions in black)"),
                      fontsize=11)
         fig.tight_layout()
         figs[f"{name}_neurons"] = fig

@@ -15,7 +15,7 @@ import numpy as np
 from .. import diag_nets, landscape, stabilization
 from ..config import to_dict
 from ..data import sparse_regression
-from ..plotting import as_array, figure_style, panels, run_colors
+from ..plotting import as_array, figure_style, panels, run_colors, titled
 from ..schedules import ConfigError, Schedule
 from ..sweep import Batch, divergence_note, evaluation_grid, run_record, train_until_survivors
 from . import Experiment
@@ -143,8 +143,9 @@ def stabilization_figures(results: dict) -> dict:
         handles, labels = ax_loss.get_legend_handles_labels()
         # inside the figure's own area: savefig does not always crop to a legend drawn outside it
         fig.legend(handles, labels, loc="lower center", ncol=2, bbox_to_anchor=(0.5, 0.0), frameon=False)
-        fig.suptitle(f"Loss stabilization in one dimension: h(x) = xθ², x ~ U[{cfg['x_min']:g}, {cfg['x_max']:g}], "
-                     f"θ₀ = {cfg['theta0']:g}, {cfg['iterations']:,} iterations", fontsize=11)
+        fig.suptitle(titled(results, f"Loss stabilization in one dimension: h(x) = xθ², "
+                                     f"x ~ U[{cfg['x_min']:g}, {cfg['x_max']:g}], θ₀ = {cfg['theta0']:g}, "
+                                     f"{cfg['iterations']:,} iterations"), fontsize=11)
         fig.tight_layout(rect=(0, 0.12, 1, 1))
     return {"stabilization_1d": fig}
 
@@ -346,8 +347,8 @@ def loss_surface_figures(results: dict) -> dict:
                    xlabel="along w* − w_init", ylabel="along w_flow − w_init (orthogonal part)")
             ax.title.set_fontsize(9)
         axes[0].legend(loc="upper right", fontsize=7, framealpha=0.85)
-        fig.suptitle("Diagonal net n=20, d=30, r=3: GD with large steps bounces in place, gradient flow stops "
-                     "at w_flow, SGD drifts to w*", fontsize=10)
+        fig.suptitle(titled(results, "Diagonal net n=20, d=30, r=3: GD with large steps bounces in place, "
+                                     "gradient flow stops at w_flow, SGD drifts to w*"), fontsize=10)
         fig.tight_layout()
     curves = panels(results, [
         {"metric": "train_loss", "log": True, "title": "train loss"},
@@ -373,7 +374,8 @@ def loss_surface_extras(results: dict, out_dir, every: int = 1, **animate_option
     written = landscape.animate(
         Path(out_dir) / "loss_surface_animation.gif", np.asarray(anim["a"]), np.asarray(anim["b"]),
         as_array(anim["train_loss"]), trajectories, anim["landmarks"], np.asarray(anim["iteration"])[keep],
-        fps=max(1, round(anim["fps"] / every)), title="Training loss over a 2-D subspace", **animate_options)
+        fps=max(1, round(anim["fps"] / every)), title="QUICK RUN: training loss over a 2-D subspace" if results.get("quick")
+        else "Training loss over a 2-D subspace", **animate_options)
     note = landscape.mp4_note()
     if note:
         print(f"  {note}")
