@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from . import QUICK_ENV, experiments, quick_mode
-from .config import apply_overrides
+from .config import apply_overrides, has_field
 from .results import save_figure, save_json
 from .schedules import ConfigError
 
@@ -43,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "runs/quick with --quick and runs/custom with --set, so that only the paper's settings "
                           "rewrite the committed images/)")
     rep.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                     help="override a config field of every named experiment by dotted path, value as JSON, "
-                          "e.g. --set iterations=20001 --set runs.0.schedule.lr=0.3 (repeatable)")
+                     help="override a config field of every named experiment by dotted path, value as JSON "
+                          "(repeatable), e.g. python -m largestep reproduce diag_gd --set iterations=20001 "
+                          "--set runs.0.schedule.lr=0.3")
     rep.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
@@ -58,6 +59,15 @@ def default_out(args) -> str:
     return "images"
 
 
+def no_name_for_overrides(overrides: list[str], known: list[str]) -> str:
+    """--set without an experiment: a field path means something different in each config, so ask for one."""
+    fields = [item.partition("=")[0] for item in overrides]
+    having = [n for n in known if all(has_field(experiments.get(n).config, f) for f in fields)]
+    example = f"python -m largestep reproduce {having[0] if having else 'NAME'} --set {overrides[0]}"
+    return (f"--set edits the config of the experiments you name; name one, e.g. `{example}` "
+            f"(experiments with {', '.join(fields)}: {', '.join(having) or 'none'})")
+
+
 def prepare(args) -> list[tuple[experiments.Experiment, object]]:
     """Check every argument and build every config before anything runs or is written."""
     known = experiments.available()
@@ -65,6 +75,8 @@ def prepare(args) -> list[tuple[experiments.Experiment, object]]:
     unknown = [n for n in names if n not in known]
     if unknown:
         raise UsageError(f"unknown experiment(s): {', '.join(unknown)} (known: {', '.join(known)})")
+    if args.overrides and not args.names:
+        raise UsageError(no_name_for_overrides(args.overrides, known))
     if args.seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
     out = Path(args.out)

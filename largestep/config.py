@@ -91,6 +91,17 @@ def apply_overrides(cfg, overrides: list[str]):
     return from_dict(type(cfg), tree)
 
 
+def has_field(cfg, path: str) -> bool:
+    """Whether `path` (dotted, as in --set) names a field of cfg."""
+    node = to_dict(cfg)
+    try:
+        for key in path.split("."):
+            node = _child(node, key, path)
+    except ConfigError:
+        return False
+    return True
+
+
 def _child(node, key, path):
     if isinstance(node, list) and key.isdigit() and int(key) < len(node):
         return node[int(key)]
