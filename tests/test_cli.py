@@ -56,8 +56,8 @@ def test_list_names_every_experiment(capsys):
     (["reproduce", "relu_1d", "--set", "rank_points=-1"], "rank_points must be >= 0"),
     (["reproduce", "loss_surface", "--set", "data_seed=-1"], "data_seed must be >= 0"),
     (["reproduce", "relu_1d", "--set", 'runs.0.schedule.warmup={"kind": "linear"}'], "missing field(s)"),
-    (["reproduce", "--set", "runs.0.schedule.lr=0.3"], "name one, e.g. `python -m largestep reproduce diag_sgd --set"),
-    (["reproduce", "--set", "runs.0.schedule.lr=0.3"], "(experiments with runs.0.schedule.lr: diag_sgd, diag_gd, relu_1d"),
+    (["reproduce", "--set", "runs.0.schedule.lr=0.3"], "name one, e.g. `python -m largestep reproduce loss_surface --set"),
+    (["reproduce", "--set", "runs.0.schedule.lr=0.3"], "(experiments with runs.0.schedule.lr: loss_surface, diag_sgd, diag_gd, relu_1d"),
 ])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(argv, message, tmp_path, capsys):
     out_dir = tmp_path / "out"
