@@ -72,7 +72,7 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; medians of {args.repeats}")
 
-    # 3. the metric first: it is the target
+    # 3. the metric first: the deep-net evaluation's costliest step
     phi = correlated_relu_features(10752, 1000)
     phi_dev = phi.to(device)
     ours = feature_sparsity(phi_dev, corr_threshold=0.95, normalize_rows=False)

@@ -6,7 +6,7 @@ the training set, against a large step near the largest stable one kept for the 
 and then decayed (`piecewise_0Xepochs` with warmup_exp=1: the paper's linear branch, flat with
 warmup_factor=1), over several seeds.  Each run is one train.py command; runs go two at a time, one
 thread each; a seed that diverges is kept (and reported) and the next seed drawn until each schedule
-has --seeds survivors, as spec.md's divergence policy asks.  Re-running reproduces the committed metrics
+has --seeds survivors, as the divergence policy of the toy experiments does.  Re-running reproduces the committed metrics
 exactly except the timing fields.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     p.add_argument("--out_dir", default=str(HERE / "runs"), help="runs go to OUT_DIR/mnist1d_demo/")
     p.add_argument("--data_dir", default="data", help="where the generated mnist1d set is cached")
     p.add_argument("--seeds", type=int, default=4,
-                   help="surviving seeds per schedule (spec's policy: diverged seeds are kept and reported, "
+                   help="surviving seeds per schedule (diverged seeds are kept and reported, "
                         "further seeds drawn, up to 10x as many tried)")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time")
     args = p.parse_args(argv)

@@ -16,6 +16,7 @@ import copy
 import json
 import math
 import platform
+import shlex
 import signal
 import sys
 import time
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip_checksum", action="store_true",
                    help="accept CIFAR-format files whose MD5 differs from the official release (your own data)")
     p.add_argument("--lr_init", type=float, default=0.1, help="initial step size eta")
-    p.add_argument("--lr_schedule", default="constant", choices=DEEP_SCHEDULES, help="step-size schedule (spec.md)")
+    p.add_argument("--lr_schedule", default="constant", choices=DEEP_SCHEDULES, help="step-size schedule (see largestep.schedules.lr_schedule)")
     p.add_argument("--warmup_exp", type=float, default=1.0,
                    help="piecewise_0Xepochs warmup: >1 geometric, <1 power, =1 linear towards warmup_factor")
     p.add_argument("--warmup_factor", type=float, default=1.0, help="target factor of the linear warmup (warmup_exp=1)")
@@ -260,7 +261,8 @@ def train(a) -> int:
               "data": {"name": data.name, "train_examples": len(data.x_train), "test_examples": len(data.x_test),
                        "input_shape": list(data.input_shape), "num_classes": data.num_classes},
               "steps_per_epoch": len(data.x_train) // a.batch_size,
-              "command": " ".join(sys.argv)}
+              # the script by its place in the repository, not this machine's absolute path
+              "command": shlex.join(["python", "deep_nets/train.py", *sys.argv[1:]])}
     config["iterations"] = a.epochs * config["steps_per_epoch"]
     run_dir, checkpoint = prepare_run_dir(a, config)
     if checkpoint is not None and checkpoint["iteration"] >= config["iterations"]:

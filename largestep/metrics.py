@@ -124,7 +124,7 @@ def _correlation(phi: torch.Tensor) -> torch.Tensor:
 
 
 def deduplicated_neurons(phi, corr_threshold: float) -> torch.Tensor:
-    """Indices of the neurons kept by the spec's greedy correlation scan, in index order.
+    """Indices of the neurons kept by the greedy correlation scan, in index order.
 
     Neurons that are zero on every example are dropped.  Scanning the rest in index order, a neuron is
     removed when |corr| with any neuron still kept, other than itself, exceeds the threshold.  Every

@@ -92,7 +92,7 @@ class Schedule:
         return ", ".join(parts)
 
 
-# ---- deep nets: step size as a function of the fractional epoch (spec.md, "Deep nets") ----
+# ---- deep nets: step size as a function of the fractional epoch (the paper's deep-net schedules) ----
 
 DEEP_SCHEDULES = ("constant", "piecewise", "cosine", "piecewise_01epochs", "piecewise_03epochs",
                   "piecewise_05epochs")

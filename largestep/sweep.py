@@ -3,7 +3,7 @@
 An experiment supplies `train_batch(run_ids, seeds) -> Batch`: one batched program that trains row j
 as run `run_ids[j]` with training seed `seeds[j]` and reports its metrics on the evaluation grid.
 `train_until_survivors` calls it in rounds until every stochastic run has N surviving seeds
-(or 10*N tried), as the spec's divergence policy asks, and `run_record` turns the rows of one run
+(or 10*N tried): the divergence policy, and `run_record` turns the rows of one run
 into the results schema (statistics over surviving seeds only).
 """
 from __future__ import annotations
@@ -169,7 +169,7 @@ def run_record(label: str, spec: dict, rows: list[SeedRow], grid: np.ndarray,
 def divergence_note(run: dict, n_seeds: int | None = None) -> str:
     """'k of m diverged' for legends and summaries (survival conditioning is part of the result).
 
-    With n_seeds (the survivors asked for), says so when fewer survived, as the spec asks.
+    With n_seeds (the survivors asked for), says so when fewer survived.
     """
     if run.get("deterministic"):
         return "diverged" if run["diverged"] else "deterministic"

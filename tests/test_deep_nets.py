@@ -1,4 +1,4 @@
-"""deep_nets: schedules against the spec's formulas, every model for one epoch on CIFAR-format files, resume,
+"""deep_nets: schedules against the paper's formulas, every model for one epoch on CIFAR-format files, resume,
 the block-sparsity metric against a plain loop, --download against a local HTTP server, and bad input."""
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ TIMING = {"time_train", "time_eval", "images_per_s"}
 # ---------------------------------------------------------------- schedules
 
 def spec_lr(name, t, T, eta, wf, w):
-    """spec.md's 'Deep nets' schedules, transcribed branch by branch (scalar, no numpy)."""
+    """The paper's deep-net schedules, transcribed branch by branch (scalar, no numpy)."""
     x = t / T
     if name == "constant":
         return eta
@@ -137,6 +137,7 @@ def test_one_epoch_every_model_on_cifar_format_files(model, tmp_path, capsys):
     assert rows[-1]["images_per_s"] > 0 and rows[-1]["time_eval"] > 0
     config = json.loads((run_dir / "config.json").read_text())
     assert config["args"]["model"] == model and config["steps_per_epoch"] == 4 and "torch" in config["versions"]
+    assert config["command"].startswith("python deep_nets/train.py ")  # no absolute path of this machine
     state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     assert state["iteration"] == 4
 
@@ -204,7 +205,7 @@ def test_sigterm_saves_a_checkpoint_and_resume_matches(tmp_path):
 # ---------------------------------------------------------------- the sparsity metric
 
 def reference_block_sparsity(features: np.ndarray, idx: np.ndarray, threshold=0.95) -> tuple[float, float]:
-    """spec.md by hand: raw positive fraction; subsample, drop never-positive, greedy |corr| scan in index order."""
+    """The definition by hand: raw positive fraction; subsample, drop never-positive, greedy |corr| scan in index order."""
     raw = (features > 0).mean()
     phi = features[:, idx].astype(np.float64)
     live = [j for j in range(phi.shape[1]) if (phi[:, j] > 0).any()]

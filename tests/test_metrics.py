@@ -68,7 +68,7 @@ def test_diag_net_rank_of_zero_and_nonfinite_rows_is_zero():
 
 
 def _reference_feature_sparsity(phi, threshold, normalize_rows):
-    """The spec's definition, literally: a Python loop over neurons."""
+    """The definition, literally: a Python loop over neurons."""
     phi = np.array(phi, dtype=np.float64)
     n, m = phi.shape
     if normalize_rows:

@@ -1,4 +1,4 @@
-"""Metrics used by the ReLU nets against plain reference implementations written from the spec's words."""
+"""Metrics used by the ReLU nets against plain reference implementations written from the definitions' words."""
 import math
 
 import numpy as np
@@ -9,7 +9,7 @@ from largestep import metrics, relu_nets
 
 
 def reference_feature_sparsity(phi, threshold, normalize_rows=True):
-    """The spec, literally, with Python loops: normalize rows, drop dead neurons, scan in index order."""
+    """The definition, literally, with Python loops: normalize rows, drop dead neurons, scan in index order."""
     phi = np.array(phi, dtype=np.float64)
     n, m = phi.shape
     if normalize_rows:

@@ -508,7 +508,7 @@ def figures(results: dict) -> dict:
     return _figures_multi_layer(results)
 
 
-# ---- the four experiments, with the spec's hyperparameters
+# ---- the four experiments, with the paper's hyperparameters
 
 TITLES = {
     "relu_1d": "Two-layer ReLU net, 1-D regression: short vs long large-step phase",
