@@ -47,6 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
                           "(repeatable), e.g. python -m largestep reproduce diag_gd --set iterations=20001 "
                           "--set runs.0.schedule.lr=0.3")
     rep.add_argument("--no-progress", action="store_true", help="no progress bars")
+    chk = sub.add_parser(
+        "check",
+        help="print each claim of an experiment as PASS/FAIL with the numbers behind it",
+        description="Check the claims of experiments on their results files: each claim is robust (must hold "
+                    "on any machine) or the paper's ordering (reported, not robust). Exit status 0 when every "
+                    "robust claim passes, 1 when one fails, 2 when a results file is missing or unreadable. "
+                    "e.g. python -m largestep check diag_sgd",
+    )
+    chk.add_argument("targets", nargs="*", metavar="NAME|RESULTS.json",
+                     help="experiments (read as DIR/NAME.json) or results files; default: every experiment in DIR")
+    chk.add_argument("--dir", default="images", help="where NAME.json files are read (default: images)")
     return parser
 
 
@@ -111,6 +122,7 @@ def reproduce(args) -> int:
         raise UsageError(f"cannot create --out {args.out}: {err.strerror}") from None
     if not os.access(out, os.W_OK):
         raise UsageError(f"--out {args.out} is not writable")
+    done = {}  # results of this command by experiment name: claims may compare with another experiment
     for exp, config in plan:
         results = experiments.run_experiment(exp, config, n_seeds=args.seeds, quick=args.quick,
                                              progress=not args.no_progress)
@@ -123,8 +135,59 @@ def reproduce(args) -> int:
         if exp.extras is not None:
             written += exp.extras(results, out)
         print(experiments.summary(results))
+        done[exp.name] = results
+        print(claims_report(results, done, out))
         print(f"  wrote {', '.join(str(p) for p in written)}")
     return 0
+
+
+def claims_report(results: dict, others: dict, directory: Path) -> str:
+    """The experiment's claims; a claim that compares with another experiment reads its results from
+    `others` or, failing that, from directory/NAME.json when that was made at the same scale."""
+    from . import claims
+    from .results import load_json
+
+    others = dict(others)
+    for claim in claims.CLAIMS.get(results["experiment"], []):
+        path = directory / f"{claim.needs}.json"
+        if claim.needs and claim.needs not in others and path.is_file():
+            reference = load_json(path)
+            if reference.get("quick") == results.get("quick"):
+                others[claim.needs] = reference
+    return claims.report(results, others, claims.scale_note(results))
+
+
+def check(args) -> int:
+    """`check [NAME | RESULTS.json ...]`: every claim, PASS/FAIL; exit 1 when a robust claim fails."""
+    import json
+
+    from . import claims
+    from .results import load_json
+
+    directory = Path(args.dir)
+    targets = args.targets or [n for n in experiments.available() if (directory / f"{n}.json").is_file()]
+    if not targets:
+        raise UsageError(f"no results files in {directory}/ (make them with `python -m largestep reproduce`)")
+    loaded = []
+    for target in targets:
+        path = Path(target) if target.endswith(".json") else directory / f"{target}.json"
+        if not target.endswith(".json") and target not in experiments.available():
+            raise UsageError(f"unknown experiment {target!r} (known: {', '.join(experiments.available())})")
+        try:
+            results = load_json(path)
+        except FileNotFoundError:
+            raise UsageError(f"no results file {path} (make it with `python -m largestep reproduce "
+                             f"{path.stem} --out {path.parent}`)") from None
+        except (OSError, json.JSONDecodeError) as err:
+            raise UsageError(f"cannot read {path}: {err}") from None
+        if not isinstance(results, dict) or "experiment" not in results or "runs" not in results:
+            raise UsageError(f"{path} is not a results file of `reproduce` (no 'experiment' and 'runs')")
+        loaded.append((path, results))
+    failures = 0
+    for path, results in loaded:
+        print(claims_report(results, {r["experiment"]: r for _, r in loaded}, path.parent))
+        failures += claims.robust_failures(claims.evaluate(results, {r["experiment"]: r for _, r in loaded}))
+    return 1 if failures else 0
 
 
 def main(argv=None) -> int:
@@ -133,6 +196,8 @@ def main(argv=None) -> int:
     try:
         if args.command == "reproduce":
             return reproduce(args)
+        if args.command == "check":
+            return check(args)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
