@@ -35,7 +35,7 @@ def train(
 
     step_sizes: (R, T) step of each update of each row.  algorithm: "gd" or "sgd" (then seeds[j]
     drives row j's sampling).  evaluate(u, v) -> metric -> (R,) is called at each grid iteration.
-    progress: a tqdm bar (or None); its total grows by T and it advances as updates are done.
+    progress: a sweep.BatchProgress (or None): one batch, advanced at each grid iteration.
     Returns (curves metric -> (R, G), final u, final v, seconds {"train", "metrics"}).
     """
     rows, iterations = step_sizes.shape
@@ -51,11 +51,10 @@ def train(
     scratch = [np.empty((rows, d)) for _ in range(3)]
     done = 0
     if progress is not None:
-        progress.total = (progress.total or 0) + iterations
-        progress.refresh()
+        progress.start_batch(rows, iterations, len(grid))
     with np.errstate(over="ignore", invalid="ignore"):
         for target in grid:
-            start = time.perf_counter()
+            start, advanced = time.perf_counter(), int(target) - done
             if target > done:
                 etas = np.ascontiguousarray(step_sizes[:, done:target].T)
                 if algorithm == "sgd":
@@ -63,14 +62,14 @@ def train(
                     _sgd_steps(u, v, x[idx], y[idx], etas, scratch)
                 else:
                     _gd_steps(u, v, x, y, etas, scratch)
-                if progress is not None:
-                    progress.update(int(target - done))
                 done = int(target)
             middle = time.perf_counter()
             for name, value in evaluate(u, v).items():
                 curves.setdefault(name, []).append(value)
             seconds["train"] += middle - start
             seconds["metrics"] += time.perf_counter() - middle
+            if progress is not None:
+                progress.advance(advanced)
     return {k: np.stack(v, axis=1).astype(np.float64) for k, v in curves.items()}, u, v, seconds
 
 

@@ -160,22 +160,21 @@ def train(
     samples = np.stack([sgd_indices(int(s), len(x), iterations) for s in seeds], axis=1)  # (T, R)
     seconds = {"train": 0.0, "metrics": 0.0}
     if progress is not None:
-        progress.total = (progress.total or 0) + iterations
-        progress.refresh()
+        progress.start_batch(rows, iterations, len(stops))
     done = 0
     with np.errstate(over="ignore", invalid="ignore"):
         for target in stops:
-            start = time.perf_counter()
+            start, advanced = time.perf_counter(), int(target) - done
             if target > done:
                 idx = samples[done:target]
                 _sgd_steps(layers, x[idx], y[idx], np.ascontiguousarray(step_sizes[:, done:target].T))
-                if progress is not None:
-                    progress.update(int(target - done))
                 done = int(target)
             middle = time.perf_counter()
             on_stop(done, layers)
             seconds["train"] += middle - start
             seconds["metrics"] += time.perf_counter() - middle
+            if progress is not None:
+                progress.advance(advanced)
     return seconds
 
 

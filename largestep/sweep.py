@@ -132,6 +132,47 @@ def train_until_survivors(
     return [_kept_prefix(r, w) for r, w in zip(rows, want)], seconds
 
 
+class BatchProgress:
+    """One progress bar per training program (a batch of runs x seeds), restarted for each batch.
+
+    The number of batches is not known in advance (diverged seeds are replaced in further rounds), so no
+    bar claims a total for the experiment.  Within a batch, each stop on the evaluation grid counts one
+    unit for its evaluation and, in proportion, one more unit per (T / stops) iterations: the first stops
+    (one iteration and one evaluation each) and the later ones (hundreds of iterations) then weigh about
+    what they cost, so the ETA is sane from the start rather than reading hours while the dense early
+    grid is evaluated.
+    """
+
+    def __init__(self, name: str, enabled: bool = True):
+        self.name, self.enabled, self.batches = name, enabled, 0
+        self.bar = None
+
+    def start_batch(self, rows: int, iterations: int, stops: int) -> None:
+        from tqdm.auto import tqdm
+
+        self.close()
+        self.batches += 1
+        self.rows, self.iterations, self.stops, self.done = rows, iterations, max(stops, 1), 0
+        self.bar = tqdm(total=2 * self.stops, desc=f"{self.name} batch {self.batches} ({rows} runs x seeds)",
+                        disable=not self.enabled, leave=False,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]")
+        self._show()
+
+    def advance(self, iterations: int) -> None:
+        """One stop on the grid reached, after `iterations` more updates."""
+        self.done += iterations
+        self.bar.update(1 + iterations * self.stops / max(self.iterations, 1))
+        self._show()
+
+    def _show(self) -> None:
+        self.bar.set_postfix_str(f"{self.done:,}/{self.iterations:,} it", refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 def _stack(rows: list[SeedRow], metric: str) -> np.ndarray:
     return np.stack([r.curves[metric] for r in rows]) if rows else np.zeros((0, 0))
 

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from largestep.results import save_json
 from largestep.sweep import Batch, divergence_note, evaluation_grid, run_record, train_until_survivors
@@ -58,3 +59,24 @@ def test_run_record_statistics_are_over_survivors_only(tmp_path):
     assert back["runs"][0]["curves_diverged"]["loss"] == [[0.001, None, None]]  # NaN -> null
     assert divergence_note(rec, 2) == "1 of 3 diverged"
     assert divergence_note(rec, 3) == "1 of 3 diverged; only 2 of the 3 seeds asked for survived"
+
+
+def test_progress_is_one_full_bar_per_training_batch():
+    from largestep.experiments import get
+    from largestep.sweep import BatchProgress
+
+    ends = []
+
+    class Recording(BatchProgress):
+        def close(self):
+            if self.bar is not None:
+                ends.append((self.bar.n, self.bar.total, self.done, self.iterations))
+            super().close()
+
+    exp = get("diag_gd")  # a GD program and an SGD program per round, SGD seeds redrawn in further rounds
+    bar = Recording("diag_gd")
+    exp.run(exp.config.quick(), n_seeds=2, progress=bar)
+    bar.close()
+    assert len(ends) >= 2
+    for n, total, done, iterations in ends:  # each bar ends exactly full: its total never grew
+        assert done == iterations and n == pytest.approx(total)

@@ -59,17 +59,18 @@ def run_experiment(experiment: Experiment, config=None, n_seeds: int = 5, quick:
     """
     import time
 
-    from tqdm.auto import tqdm
-
     from ..config import to_dict
+    from ..sweep import BatchProgress
 
     if config is None:
         config = experiment.config.quick() if quick else experiment.config
     config.validate()
     start = time.perf_counter()
-    with tqdm(desc=experiment.name, unit="it", unit_scale=True, total=0, disable=not progress,
-              leave=False) as bar:
+    bar = BatchProgress(experiment.name, enabled=progress)
+    try:
         results = experiment.run(config, n_seeds=n_seeds, progress=bar)
+    finally:
+        bar.close()
     results = {"experiment": experiment.name, "quick": bool(quick), **results, "config": to_dict(config)}
     results.setdefault("seconds", {})["total"] = time.perf_counter() - start
     return results

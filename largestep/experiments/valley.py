@@ -69,9 +69,9 @@ def run_stabilization(config: StabilizationConfig, n_seeds: int = 5, progress=No
 
     def train_batch(run_ids, seeds):
         out = stabilization.run_sgd(lrs[run_ids], seeds, config.iterations, grid, **model)
-        if progress is not None:
-            progress.total = (progress.total or 0) + config.iterations
-            progress.update(config.iterations)
+        if progress is not None:  # one vectorized program: the batch is done in one go
+            progress.start_batch(len(seeds), config.iterations, 1)
+            progress.advance(config.iterations)
         return Batch(curves={"loss": out["loss"], "theta": out["theta"]}, diverged=out["diverged"],
                      final={"loss_min_last_half": out["loss_min_last_half"],
                             "loss_max_last_half": out["loss_max_last_half"],
