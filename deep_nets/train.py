@@ -67,8 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exp_name", default="default", help="groups runs: <out_dir>/<exp_name>/<run name>/")
     p.add_argument("--seed", type=int, default=0, help="training seed: initialization, data order, augmentation")
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"), help="auto: cuda when available")
-    p.add_argument("--threads", type=int, default=0,
-                   help="CPU threads for torch (0: torch's default); 1 is fastest for small models on a busy machine")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for torch (default 1; 0: torch's default, one per core). With other jobs on a "
+                        "2-core machine, torch's default trained 5-18x slower than one thread; on an idle machine "
+                        "a large model on CPU gains from 2 or more")
     p.add_argument("--swa_tau", type=float, default=0.999, help="decay of the exponential moving average of the weights")
     p.add_argument("--resume", action="store_true", help="continue the run from its checkpoint (starts it if absent)")
     p.add_argument("--out_dir", default="runs", help="root of the run directories")
@@ -209,6 +211,43 @@ class Interrupt:
             signal.signal(s, handler)
 
 
+class IntervalProgress:
+    """Progress between two evaluations: a tqdm bar on a terminal; elsewhere (a log file, a pipe) one line
+    every PROGRESS_EVERY_S seconds, so that a long evaluation interval is not silent."""
+
+    def __init__(self, total: int, every: int):
+        self.total, self.every, self.bar = total, every, None
+        self.tty = sys.stdout.isatty()
+
+    def start(self, iteration: int) -> None:
+        self.close()
+        self.first, self.since = iteration, time.perf_counter()
+        self.next_eval = min(self.total, (iteration // self.every + 1) * self.every)
+        if self.tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.next_eval - iteration, leave=False, unit="it", dynamic_ncols=True,
+                            desc=f"to the evaluation at iteration {self.next_eval:,}")
+        self.last_line = self.since
+
+    def step(self, iteration: int) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+        elif time.perf_counter() - self.last_line >= PROGRESS_EVERY_S:
+            self.last_line = now = time.perf_counter()
+            rate = (iteration - self.first) / (now - self.since)
+            print(f"  iteration {iteration:,} of {self.total:,}: {rate:.2f} it/s, next evaluation at "
+                  f"{self.next_eval:,} in about {(self.next_eval - iteration) / rate:.0f} s", flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+PROGRESS_EVERY_S = 30.0  # without a terminal: seconds between progress lines within an evaluation interval
+
+
 def versions(device) -> dict:
     info = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
             "largestep": largestep.__version__, "platform": platform.platform(), "device": str(device),
@@ -314,6 +353,7 @@ def train(a) -> int:
 
     params, ema_params = list(model.parameters()), list(ema.parameters())
     time_train, images = 0.0, 0
+    progress = IntervalProgress(total, a.eval_iter_freq)
 
     def evaluate() -> bool:
         nonlocal time_train, images
@@ -333,11 +373,13 @@ def train(a) -> int:
                     "images_per_s": images / time_train if time_train > 0 else None})
         with open(metrics_path, "a") as f:
             f.write(json.dumps(to_jsonable(row), allow_nan=False) + "\n")
-        print(f"it {iteration:>6} ep {row['epoch']:7.2f} lr {row['lr']:.4g} train {row['train_loss']:.4f}/"
-              f"{row['train_err']:.3f} test {row['test_loss']:.4f}/{row['test_err']:.3f} ema {row['test_err_ema']:.3f} "
-              "sparsity " + " ".join("-" if row[f"feature_sparsity_block{k}"] is None else
-                                     f"{row[f'feature_sparsity_block{k}']:.3f}" for k in range(1, N_BLOCKS + 1)) +
-              f" | {row['images_per_s'] or 0:.0f} img/s, eval {row['time_eval']:.1f}s", flush=True)
+        progress.close()
+        print(f"iteration {iteration:>6} epoch {row['epoch']:7.2f} lr {row['lr']:.4g} | train loss {row['train_loss']:.4f} "
+              f"err {row['train_err']:.3f} | test loss {row['test_loss']:.4f} err {row['test_err']:.3f} | "
+              f"EMA test err {row['test_err_ema']:.3f} | feature sparsity blocks 1-{N_BLOCKS} "
+              + " ".join("-" if row[f"feature_sparsity_block{k}"] is None else
+                         f"{row[f'feature_sparsity_block{k}']:.3f}" for k in range(1, N_BLOCKS + 1)) +
+              f" | {row['images_per_s'] or 0:.0f} img/s, eval {row['time_eval']:.1f} s", flush=True)
         interval["loss_sum"].zero_()
         interval["steps"], time_train, images = 0, 0.0, 0
         return diverged
@@ -346,6 +388,7 @@ def train(a) -> int:
         evaluate()
         save_checkpoint()
     model.train()
+    progress.start(iteration)
     with Interrupt() as interrupt:
         start = time.perf_counter()
         while iteration < total:
@@ -363,17 +406,21 @@ def train(a) -> int:
             interval["steps"] += 1
             iteration += 1
             images += a.batch_size
+            progress.step(iteration)
             if iteration % a.eval_iter_freq == 0 or iteration == total:
                 _sync(device)
                 time_train += time.perf_counter() - start
                 diverged = evaluate()
                 save_checkpoint(diverged)
                 model.train()
+                if not diverged and iteration < total:
+                    progress.start(iteration)
                 start = time.perf_counter()
                 if diverged:
                     print(f"diverged (non-finite loss) by iteration {iteration}: stopped; metrics kept in {run_dir}")
                     return 1
             if interrupt.signum is not None or iteration == a.stop_at_iteration:
+                progress.close()
                 save_checkpoint()
                 why = f"signal {interrupt.signum}" if interrupt.signum is not None else "--stop_at_iteration"
                 print(f"stopped at iteration {iteration} ({why}); checkpoint saved, continue with --resume")

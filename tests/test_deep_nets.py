@@ -395,3 +395,17 @@ def test_a_diverging_run_stops_reports_and_is_not_resumed(tmp_path, capsys):
     assert rows[-1]["diverged"] and rows[-1]["iteration"] == 4 and rows[-1]["train_loss"] is None  # NaN -> null
     code, out = run_cli(args + ["--resume"], capsys)
     assert code == 1 and "nothing to resume" in out.out
+
+
+def test_log_lines_are_labelled_and_progress_shows_within_an_interval(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(dn_train, "PROGRESS_EVERY_S", 0.0)  # without a terminal (as here): a line per iteration
+    code, out = run_cli(RESUME_ARGS + [f"--out_dir={tmp_path}", "--epochs=1"], capsys)
+    assert code == 0, out.err
+    lines = out.out.splitlines()
+    evaluations = [ln for ln in lines if ln.startswith("iteration ")]
+    assert len(evaluations) == 3  # iterations 0, 5 and 8 (1024 // 128 = 8 steps per epoch)
+    for label in ("epoch", "lr", "train loss", "test loss", "EMA test err", "feature sparsity blocks 1-5", "img/s"):
+        assert label in evaluations[-1], label
+    between = [ln.strip() for ln in lines if ln.startswith("  iteration ")]
+    assert [ln.split()[1] for ln in between] == [str(k) for k in range(1, 9)]
+    assert "next evaluation at 5 " in between[0] and "next evaluation at 8 " in between[5]
