@@ -1,4 +1,4 @@
-"""Shared figure pieces: one colour per run, mean over surviving seeds with a min-max band, decay lines.
+"""Shared figure pieces: one colour per run, median over surviving seeds with a quartile band, decay marks.
 
 Every experiment's figure is built from its results dict alone (see experiments/), through these.
 """
@@ -68,22 +68,25 @@ def run_label(run: dict) -> str:
 
 def plot_metric(ax, results: dict, metric: str, *, log: bool = False, title: str | None = None,
                 ylim=None, decay_lines: bool = True, legend: bool = False) -> None:
-    """Mean over surviving seeds (line) and min-max over them (band) of `metric`, one colour per run."""
+    """Median over surviving seeds (line) and their interquartile range (band) of `metric`, one colour per
+    run; a mean would follow the worst seed on a log axis.  Decays are marked by a triangle on the top edge,
+    so that they cannot be mistaken for a curve falling vertically."""
     colors = run_colors(len(results["runs"]))
     for run, color in zip(results["runs"], colors):
         iteration = np.asarray(run["curves"]["iteration"], dtype=float)
         values = as_array(run["curves"].get(metric, []))
         if values.size:
             values = np.atleast_2d(values)
-            ax.plot(iteration, np.nanmean(values, 0), color=color, lw=1.5, label=run_label(run))
+            ax.plot(iteration, np.nanmedian(values, 0), color=color, lw=1.5, label=run_label(run))
             if len(values) > 1:
-                ax.fill_between(iteration, np.nanmin(values, 0), np.nanmax(values, 0), color=color,
-                                alpha=0.2, lw=0)
+                low, high = np.nanpercentile(values, [25, 75], axis=0)
+                ax.fill_between(iteration, low, high, color=color, alpha=0.2, lw=0)
         else:
             ax.plot([], [], color=color, label=run_label(run))
         if decay_lines:
             for it in run.get("decay_iterations", []):
-                ax.axvline(it, color=color, ls="--", lw=1, alpha=0.8)
+                ax.plot(it, 1.0, "v", color=color, ms=7, mec="white", mew=0.5, clip_on=False, zorder=5,
+                        transform=ax.get_xaxis_transform())
     if log:
         ax.set_yscale("log")
     if ylim is not None:
@@ -115,7 +118,10 @@ def panels(results: dict, specs: list[dict], ncols: int | None = None, suptitle:
 
 def survival_note(results: dict) -> str:
     n = results.get("n_seeds")
-    if not n or all(r.get("deterministic") for r in results["runs"]):
-        return ""
-    return (f"mean and min–max over surviving seeds (asked for {n} per run); "
-            "statistics are conditioned on survival")
+    decays = "; ▼ decay" if any(r.get("decay_iterations") for r in results["runs"]) else ""
+    deterministic = [r.get("deterministic") for r in results["runs"]]
+    if not n or all(deterministic):
+        return decays.lstrip("; ")
+    per_run = "per run" if not any(deterministic) else "per run; deterministic runs: one each"
+    return (f"median and interquartile band over surviving seeds, asked for {n} {per_run}\n"
+            f"statistics are conditioned on survival{decays}")

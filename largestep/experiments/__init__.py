@@ -77,22 +77,24 @@ def run_experiment(experiment: Experiment, config=None, n_seeds: int = 5, quick:
 
 
 def summary(results: dict) -> str:
-    """One line per run: each final metric's mean [min, max] over surviving seeds, and what diverged."""
+    """One line per run: each final metric's median [min, max] over surviving seeds, and what diverged
+    (medians, as the figures and claims: a mean follows the worst seed of a quantity spread over decades)."""
     import numpy as np
 
     from ..sweep import divergence_note
 
     seconds = ", ".join(f"{k} {v:.1f}s" for k, v in results.get("seconds", {}).items())
-    lines = [f"{results['experiment']}{' (quick)' if results.get('quick') else ''}: {seconds}"]
+    lines = [f"{results['experiment']}{' (quick)' if results.get('quick') else ''}: {seconds}; median [min, max] "
+             "over surviving seeds"]
     for run in results["runs"]:
         alive = [s for s in run["final_per_seed"] if not s["diverged"]]
         parts = []
-        for key, mean in run["final"].items():
+        for key in run["final"]:
             values = [s[key] for s in alive if s.get(key) is not None]
-            if mean is None or not values:
+            if not values:
                 continue
             spread = f" [{min(values):.3g}, {max(values):.3g}]" if len(values) > 1 else ""
-            parts.append(f"{key}={mean:.4g}{spread}")
+            parts.append(f"{key}={np.median(values):.4g}{spread}")
         lines.append(f"  {run['label']}: {', '.join(parts) or 'no surviving seed'}  "
                      f"({divergence_note(run, results.get('n_seeds'))})")
     return "\n".join(lines)

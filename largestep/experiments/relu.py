@@ -275,7 +275,7 @@ def _legend_and_title(fig, axes, results, title, note=None):
 
 
 def _seed_lines(ax, results, metric, log=False, title=None):
-    """Every surviving seed as a thin line (stalled seeds stay visible), the mean bold."""
+    """Every surviving seed as a thin line (stalled seeds stay visible), the median bold."""
     plot_metric(ax, results, metric, log=log, title=title)
     for run, color in zip(results["runs"], run_colors(len(results["runs"]))):
         values = np.atleast_2d(as_array(run["curves"].get(metric, [])))
@@ -304,7 +304,7 @@ def _figures_1d(results: dict) -> dict:
         ax.set_title("final predictor (first seed bold)")
         ax.set_xlabel("x")
         plot_metric(axes[2], results, "jacobian_rank", title="Jacobian rank")
-        plot_metric(axes[3], results, "feature_sparsity", title="feature sparsity")
+        plot_metric(axes[3], results, "feature_sparsity", title="feature sparsity (lower is sparser)")
         _legend_and_title(fig, axes, results, TITLES[name])
         figs = {name: fig}
 
@@ -335,7 +335,7 @@ def _figures_two_layer(results: dict) -> dict:
         {"metric": "train_loss", "log": True, "title": "train loss"},
         {"metric": "test_loss", "log": True, "title": "test loss"},
         {"metric": "jacobian_rank", "title": "Jacobian rank"},
-        {"metric": "feature_sparsity", "title": "feature sparsity"},
+        {"metric": "feature_sparsity", "title": "feature sparsity (lower is sparser)"},
     ]
     figs = {name: panels(results, specs, suptitle=TITLES[name])}
     teacher = np.asarray(results["teacher_neurons"], float)
@@ -382,8 +382,8 @@ def _figures_multi_layer(results: dict) -> dict:
         {"metric": "train_loss", "log": True, "title": "train loss"},
         {"metric": "test_loss", "log": True, "title": "test loss"},
         {"metric": "jacobian_rank", "title": "Jacobian rank"},
-        {"metric": "feature_sparsity_layer1", "title": "feature sparsity, layer 1"},
-        {"metric": "feature_sparsity_layer2", "title": "feature sparsity, layer 2"},
+        {"metric": "feature_sparsity_layer1", "title": "feature sparsity, layer 1 (lower is sparser)"},
+        {"metric": "feature_sparsity_layer2", "title": "feature sparsity, layer 2 (lower is sparser)"},
         {"metric": "effective_rank", "title": "effective rank, last hidden layer"},
     ]
     return {name: panels(results, specs, ncols=3, suptitle=TITLES[name])}

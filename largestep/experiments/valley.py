@@ -343,7 +343,8 @@ def loss_surface_figures(results: dict) -> dict:
                 ax.plot(as_array(run["curves"]["plane_a"])[0], as_array(run["curves"]["plane_b"])[0], ".-",
                         color=_trajectory_color(i, run), lw=0.8, ms=2, label=run["label"] + seed)
             landscape.draw_landmarks(ax, surface["landmarks"])
-            ax.set(title=f"{title} on the plane through w_init, w*, w_flow (clipped at {surface['clip']:g})",
+            clipped = f" (clipped at {surface['clip']:g})" if np.nanmax(as_array(surface[metric])) >= surface["clip"] else ""
+            ax.set(title=f"{title} on the plane through w_init, w*, w_flow{clipped}",
                    xlabel="along w* − w_init", ylabel="along w_flow − w_init (orthogonal part)")
             ax.title.set_fontsize(9)
         axes[0].legend(loc="upper right", fontsize=7, framealpha=0.85)
