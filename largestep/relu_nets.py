@@ -56,14 +56,6 @@ def multi_layer_gaussian(rng, d: int, widths: Sequence[int], scale: float, biase
     return layers
 
 
-def two_layer_teacher(rng, d: int, m: int) -> list[Layer]:
-    """Teacher of the two-layer experiment: m unit-norm neurons (rows N(0,1) normalized), output weights +-1."""
-    w = rng.standard_normal((m, d))
-    w /= np.linalg.norm(w, axis=1, keepdims=True)
-    a = rng.choice([-1.0, 1.0], size=(1, 1, m))
-    return [(w[None], None), (a, None)]
-
-
 def stack(nets: Sequence[list[Layer]]) -> list[Layer]:
     """Stack single nets (R = 1 each) on the run axis; returns fresh arrays (training updates them in place)."""
     return [(np.concatenate([n[l][0] for n in nets]),

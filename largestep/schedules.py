@@ -6,7 +6,10 @@ to a step size.  Every schedule of the paper's toy experiments is one formula,
     eta(i) = lr * warmup(min(i, floor(s*T)) / T) / prod{k : (f, k) in decays, i > floor(f*T)},
 
 where warmup is 1 (none), 1 + (G-1)*x (linear) or 1 + c*x**p (power).  The warmed-up value reached at
-the end of the warmup phase is kept and divided at each decay, as in the paper's code.
+the end of the warmup phase is kept and divided at each decay, as in the paper's code.  The paper's two
+codes divide at slightly different moments, and we keep both: its diagonal nets divide *after* update
+floor(f*T) (`decay_timing="after"`, the condition above), its ReLU nets *before* it ("before": updates
+i >= floor(f*T) use the divided step).
 """
 from __future__ import annotations
 
@@ -51,12 +54,14 @@ class Warmup:
 class Schedule:
     """Constant step `lr`, an optional warmup, then step decays: ((fraction, factor), ...).
 
-    "eta decayed at f by k" divides the step by k once, after iteration floor(f*T).
+    "eta decayed at f by k" divides the step by k once, after update floor(f*T) (decay_timing="after",
+    the diagonal nets) or before it ("before", the ReLU nets), 0-based.
     """
 
     lr: float
     decays: tuple[tuple[float, float], ...] = ()
     warmup: Warmup | None = None
+    decay_timing: str = "after"
 
     def validate(self) -> None:
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -68,9 +73,11 @@ class Schedule:
                 raise ConfigError(f"decay factor must be a finite number > 0, got {k}")
         if self.warmup is not None:
             self.warmup.validate()
+        if self.decay_timing not in ("after", "before"):
+            raise ConfigError(f"decay_timing must be 'after' or 'before', got {self.decay_timing!r}")
 
     def decay_iterations(self, iterations: int) -> list[int]:
-        """The iterations after which the step is divided (the dashed lines of the figures)."""
+        """floor(f*T) for each decay: the update after (or before) which the step is divided."""
         return [math.floor(f * iterations) for f, _ in self.decays]
 
     def values(self, iterations: int) -> np.ndarray:
@@ -80,8 +87,9 @@ class Schedule:
         if self.warmup is not None:
             end = math.floor(self.warmup.until * iterations)
             eta *= self.warmup.factor(np.minimum(i, end) / iterations)
+        first_divided = 1 if self.decay_timing == "after" else 0
         for f, k in self.decays:
-            eta[i > math.floor(f * iterations)] /= k
+            eta[i >= math.floor(f * iterations) + first_divided] /= k
         return eta
 
     def describe(self) -> str:

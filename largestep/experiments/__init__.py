@@ -22,6 +22,8 @@ _MODULES = {
     "relu_1d_overreg": "largestep.experiments.relu",
     "relu_two_layer": "largestep.experiments.relu",
     "relu_multi_layer": "largestep.experiments.relu",
+    "relu_two_layer_draws": "largestep.experiments.data_draws",
+    "relu_multi_layer_draws": "largestep.experiments.data_draws",
 }
 
 
