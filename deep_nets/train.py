@@ -21,15 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python deep_nets/train.py` from anywhere
 
-import largestep  # noqa: E402
 from largestep.metrics import feature_sparsity  # noqa: E402
-from largestep.results import atomic_write, load_json, save_json, to_jsonable  # noqa: E402
+from largestep.results import atomic_write, load_json, provenance, save_json, to_jsonable  # noqa: E402
 from largestep.schedules import DEEP_SCHEDULES, ConfigError, lr_schedule  # noqa: E402
 
 from deep_nets.data import DATASETS, DataError, TrainStream, as_inputs, load_dataset  # noqa: E402
@@ -209,17 +207,9 @@ class Interrupt:
 
 
 def versions(device) -> dict:
-    info = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "largestep": largestep.__version__, "platform": platform.platform(), "device": str(device),
+    return {**provenance(), "device": str(device),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
             "torch_threads": torch.get_num_threads()}
-    try:
-        import mnist1d  # noqa: F401
-        from importlib.metadata import version
-        info["mnist1d"] = version("mnist1d")
-    except Exception:
-        pass
-    return info
 
 
 def prepare_run_dir(a, config: dict) -> tuple[Path, dict | None]:

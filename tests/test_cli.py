@@ -96,3 +96,21 @@ def test_the_module_runs_as_a_program_and_has_help():
     assert done.returncode == 0 and "--seeds" in done.stdout and "--quick" in done.stdout
     bad = subprocess.run([sys.executable, "-m", "largestep", "reproduce", "nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown experiment")
+
+
+def test_results_describe_what_made_them(tmp_path, capsys):
+    import platform
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    code, _, err = _run(["reproduce", "stabilization_1d", "--quick", "--out", str(tmp_path), "--no-progress"], capsys)
+    assert code == 0, err
+    made_by = json.loads((tmp_path / "stabilization_1d.json").read_text())["provenance"]
+    assert made_by["numpy"] == np.__version__ and made_by["torch"] == torch.__version__
+    assert made_by["python"] == platform.python_version()
+    root = Path(__file__).resolve().parents[1]
+    if (root / ".git").exists():
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+        assert made_by["git_commit"].split("+")[0] == head.strip()

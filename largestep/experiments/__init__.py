@@ -64,6 +64,7 @@ def run_experiment(experiment: Experiment, config=None, n_seeds: int = 5, quick:
     from tqdm.auto import tqdm
 
     from ..config import to_dict
+    from ..results import provenance
 
     if config is None:
         config = experiment.config.quick() if quick else experiment.config
@@ -72,7 +73,8 @@ def run_experiment(experiment: Experiment, config=None, n_seeds: int = 5, quick:
     with tqdm(desc=experiment.name, unit="it", unit_scale=True, total=0, disable=not progress,
               leave=False) as bar:
         results = experiment.run(config, n_seeds=n_seeds, progress=bar)
-    results = {"experiment": experiment.name, "quick": bool(quick), **results, "config": to_dict(config)}
+    results = {"experiment": experiment.name, "quick": bool(quick), **results, "config": to_dict(config),
+               "provenance": provenance()}
     results.setdefault("seconds", {})["total"] = time.perf_counter() - start
     return results
 
