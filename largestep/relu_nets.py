@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .streams import numpy_stream
 from .sweep import sgd_indices
 
 Layer = tuple  # (weight (R, out, in), bias (R, out) or None)
@@ -24,7 +25,7 @@ Layer = tuple  # (weight (R, out, in), bias (R, out) or None)
 
 def init_rng(seed: int) -> np.random.Generator:
     """The initialization stream of one training seed (every schedule of a seed starts from the same net)."""
-    return np.random.default_rng([seed, 0x1417])
+    return numpy_stream("relu_init", seed)
 
 
 # ---- initializations: each returns the layers of ONE net (R = 1); `stack` puts several on the run axis

@@ -17,6 +17,7 @@ from ..config import to_dict
 from ..data import Regression, relu_1d_points, teacher_student
 from ..plotting import STYLE, as_array, panels, plot_metric, run_colors, run_label, survival_note
 from ..schedules import ConfigError, Schedule, Warmup
+from ..streams import numpy_stream
 from ..sweep import Batch, evaluation_grid, run_record, train_until_survivors
 from . import Experiment
 
@@ -140,7 +141,7 @@ def make_data(config: ReluConfig) -> Regression:
 
 def rank_points(config: ReluConfig, data: Regression) -> np.ndarray:
     if config.rank_points:  # uniform over the data's x range (1-D), drawn from the data seed
-        rng = np.random.default_rng([config.data_seed, 0xE7A1])
+        rng = numpy_stream("rank_points", config.data_seed)
         lo, hi = data.x_train.min(0), data.x_train.max(0)
         return np.sort(rng.uniform(lo, hi, (config.rank_points, config.d)), axis=0)
     return data.x_test[: config.n_parameters()]
