@@ -141,13 +141,16 @@ class Schedule:
 # ---- deep nets: the paper's named schedules, as Schedules evaluated at the fractional epoch ----
 
 DEEP_SCHEDULES = ("constant", "piecewise", "cosine", "piecewise_01epochs", "piecewise_03epochs",
-                  "piecewise_05epochs")
+                  "piecewise_05epochs", "step_01epochs", "step_03epochs", "step_05epochs")
 
 
 def deep_schedule(name: str, lr_init: float, warmup_factor: float = 1.0, warmup_exp: float = 1.0) -> Schedule:
     """The deep nets' schedule `name` as a Schedule over the fraction x = t/T of training.
 
     constant: lr_init.  piecewise: /10 from x = 0.5, /100 from 0.75.  cosine: lr_init (1 + cos(pi x))/2.
+    step_0Xepochs (ours, not the paper's): lr_init until f, /10 from f, /100 from 0.9 — the same large
+    step and the same decay for every f, the control that separates the length of the large-step phase
+    from the size of the decay.
     piecewise_0Xepochs (f = 0.X): a warmup while x < f, then the step reached is divided by 10 at f and
     by 10 again at 0.9 — warmup_exp w > 1: lr_init * w**(100 x); w < 1: lr_init (1 + (100 x)**w).
     With w = 1 (the paper's linear branch) the warmup runs linearly from lr_init towards
@@ -169,7 +172,9 @@ def deep_schedule(name: str, lr_init: float, warmup_factor: float = 1.0, warmup_
         return Schedule(lr, ((0.5, 10.0), (0.75, 10.0)))
     if name == "cosine":
         return Schedule(lr, cosine=True)
-    f = int(name[len("piecewise_"):len("piecewise_") + 2]) / 10
+    f = int(name.split("_")[1][:2]) / 10
+    if name.startswith("step_"):
+        return Schedule(lr, ((f, 10.0), (0.9, 10.0)))
     if w > 1:
         return Schedule(lr, ((f, 10.0), (0.9, 10.0)), Warmup("exponential", f, gain=w, scale=100.0))
     if w < 1:

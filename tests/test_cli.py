@@ -16,7 +16,8 @@ def _run(argv, capsys):
 
 
 @pytest.mark.parametrize("name", experiments.available())
-def test_quick_reproduce_writes_results_and_figures(name, tmp_path, capsys):
+def test_quick_reproduce_writes_results_and_figures(name, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # what an experiment keeps beside its results (deep_mnist1d's run directories)
     code, out, err = _run(["reproduce", name, "--quick", "--seeds", "2", "--out", str(tmp_path), "--no-progress"],
                           capsys)
     assert code == 0, err

@@ -24,6 +24,7 @@ _MODULES = {
     "relu_multi_layer": "largestep.experiments.relu",
     "relu_two_layer_draws": "largestep.experiments.data_draws",
     "relu_multi_layer_draws": "largestep.experiments.data_draws",
+    "deep_mnist1d": "largestep.experiments.deep",
 }
 
 
@@ -44,6 +45,15 @@ def available() -> list[str]:
         if importlib.util.find_spec(module) is not None:
             names.append(name)
     return names
+
+
+# Run only when named (`reproduce deep_mnist1d`, `make deep-demo`): minutes of train.py processes.
+ON_REQUEST = ("deep_mnist1d",)
+
+
+def default_names() -> list[str]:
+    """What `reproduce` runs when no experiment is named: every available one but those ON_REQUEST."""
+    return [name for name in available() if name not in ON_REQUEST]
 
 
 def get(name: str) -> Experiment:
