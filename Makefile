@@ -29,5 +29,5 @@ benchmark: $(VENV)/.installed  ## speed measurements (ratios and splits; minutes
 clean-venv:
 	rm -rf $(VENV)
 
-deep-demo: $(VENV)/.installed  ## deep_nets: the mnist1d study (24 CPU runs, about 3 min) into deep_nets/runs/mnist1d_demo
-	$(PY) deep_nets/mnist1d_demo.py --out_dir deep_nets/runs --data_dir data
+deep-demo: $(VENV)/.installed  ## deep_nets: the mnist1d study through train.py (images/deep_mnist1d.*; runs under runs/deep_mnist1d)
+	$(PY) -m largestep reproduce deep_mnist1d --seeds 4 --out images

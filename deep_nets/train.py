@@ -22,16 +22,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python deep_nets/train.py` from anywhere
 
-import largestep  # noqa: E402
 from largestep.metrics import feature_sparsity  # noqa: E402
-from largestep.results import atomic_write, load_json, save_json, to_jsonable  # noqa: E402
+from largestep.results import atomic_write, load_json, provenance, save_json, to_jsonable  # noqa: E402
 from largestep.schedules import DEEP_SCHEDULES, ConfigError, lr_schedule  # noqa: E402
+from largestep.streams import DEEP_OFFSETS, torch_stream  # noqa: E402
 
 from deep_nets.data import DATASETS, DataError, TrainStream, as_inputs, load_dataset  # noqa: E402
 from deep_nets.models import MODELS, build_model  # noqa: E402
@@ -184,7 +183,7 @@ def choose_neurons(model, data, n_neurons: int, seed: int, device) -> tuple[list
     sizes = [b[0].numel() for b in blocks]
     if len(sizes) != N_BLOCKS:
         raise ValueError(f"model returned {len(sizes)} feature blocks, expected {N_BLOCKS}")
-    g = torch.Generator().manual_seed(seed)
+    g = torch_stream("sparsity_neurons", seed)
     return sizes, [torch.randperm(s, generator=g)[:n_neurons].sort().values.to(device) for s in sizes]
 
 
@@ -249,17 +248,9 @@ PROGRESS_EVERY_S = 30.0  # without a terminal: seconds between progress lines wi
 
 
 def versions(device) -> dict:
-    info = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "largestep": largestep.__version__, "platform": platform.platform(), "device": str(device),
+    return {**provenance(), "device": str(device),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
             "torch_threads": torch.get_num_threads()}
-    try:
-        import mnist1d  # noqa: F401
-        from importlib.metadata import version
-        info["mnist1d"] = version("mnist1d")
-    except Exception:
-        pass
-    return info
 
 
 def prepare_run_dir(a, config: dict) -> tuple[Path, dict | None]:
@@ -300,6 +291,8 @@ def train(a) -> int:
               "data": {"name": data.name, "train_examples": len(data.x_train), "test_examples": len(data.x_test),
                        "input_shape": list(data.input_shape), "num_classes": data.num_classes},
               "steps_per_epoch": len(data.x_train) // a.batch_size,
+              "random_streams": {"data_order_and_augmentation": a.seed, "initialization": a.seed,
+                                 **{k: v + a.seed for k, v in DEEP_OFFSETS.items()}},
               # the script by its place in the repository, not this machine's absolute path
               "command": shlex.join(["python", "deep_nets/train.py", *sys.argv[1:]])}
     config["iterations"] = a.epochs * config["steps_per_epoch"]
@@ -322,10 +315,10 @@ def train(a) -> int:
     stream = TrainStream(data.x_train, data.y_train, a.batch_size, augment, seed=a.seed)
     spe, total = config["steps_per_epoch"], config["iterations"]
     schedule = lr_schedule(a.lr_schedule, a.epochs, a.lr_init, a.warmup_factor, a.warmup_exp)
-    fixed = torch.randperm(len(data.x_train), generator=torch.Generator().manual_seed(10_000 + a.seed))
+    fixed = torch.randperm(len(data.x_train), generator=torch_stream("sparsity_examples", a.seed))
     fixed = fixed[:a.sparsity_examples].sort().values.to(device)
     x_fixed, y_fixed = data.x_train[fixed], data.y_train[fixed]
-    block_sizes, neuron_idx = choose_neurons(model, data, a.sparsity_neurons, 20_000 + a.seed, device)
+    block_sizes, neuron_idx = choose_neurons(model, data, a.sparsity_neurons, a.seed, device)
 
     iteration = 0
     interval = {"loss_sum": torch.zeros((), dtype=torch.float64, device=device), "steps": 0}

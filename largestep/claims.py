@@ -291,6 +291,8 @@ def robust_failures(verdicts: list[Verdict]) -> int:
 
 def report(results: dict, others: dict | None = None, note: str = "") -> str:
     """The claims as printed by `check` and at the end of `reproduce`: PASS/FAIL, robust or not, numbers."""
+    if results["experiment"] not in CLAIMS:
+        return f"{results['experiment']}: no claims stated for this experiment"
     verdicts = evaluate(results, others)
     robust = [v for v in verdicts if v.claim.robust and v.holds is not None]
     ordering = [v for v in verdicts if not v.claim.robust and v.holds is not None]

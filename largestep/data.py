@@ -43,19 +43,75 @@ def relu_1d_points(offset: float = 0.345) -> Regression:
     return Regression(x, y, x, y)
 
 
-def unit_sphere(rng, n: int, d: int) -> np.ndarray:
-    """n points N(0, I_d) scaled to unit l2 norm."""
-    x = rng.standard_normal((n, d))
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+# The paper's teacher-student data sets: (d, n, teacher hidden widths, teacher biases, the paper's data seed).
+PAPER_TEACHERS = {
+    "two_layer": (2, 15, (3,), False, 0),
+    "multi_layer": (5, 50, (2, 2), True, 5),
+}
 
 
-def teacher_student(n: int, n_test: int, d: int, make_teacher, seed: int = 0) -> Regression:
-    """Inputs on the unit sphere labelled by a random teacher: make_teacher(rng) -> (label function, teacher).
+def paper_teacher_student(name: str, data_seed: int | None = None, n_test: int = 1000):
+    """The paper's teacher-student data `name` ("two_layer" or "multi_layer"), exactly as its code draws it.
 
-    One generator (numpy default_rng(seed)) draws, in order: the teacher, the n train inputs, the
-    n_test test inputs.  extras["teacher"] holds what make_teacher returned as the teacher.
+    Returns float32 numpy arrays (X, y, X_test, y_test), y of shape (n, 1).  data_seed defaults to the
+    paper's (0 for two_layer, 5 for multi_layer); see `teacher_student_draw` for the procedure.
     """
-    rng = np.random.default_rng(seed)
-    label, teacher = make_teacher(rng)
-    x, x_test = unit_sphere(rng, n, d), unit_sphere(rng, n_test, d)
-    return Regression(x, label(x), x_test, label(x_test), {"teacher": teacher})
+    if name not in PAPER_TEACHERS:
+        raise ValueError(f"unknown teacher-student data {name!r} (known: {', '.join(PAPER_TEACHERS)})")
+    d, n, widths, biases, paper_seed = PAPER_TEACHERS[name]
+    seed = paper_seed if data_seed is None else data_seed
+    return teacher_student_draw(n, n_test, d, widths, biases, seed)[:4]
+
+
+def teacher_student_draw(n: int, n_test: int, d: int, teacher_widths, teacher_biases: bool, seed: int):
+    """Inputs on the unit sphere labelled by a random ReLU teacher, with the paper's random streams.
+
+    numpy's legacy stream seeded seed + 1 (as np.random.seed(seed + 1)) draws X = multivariate_normal(0,
+    I_d, n), cast to float32, rows scaled to unit norm, then X_test likewise.  torch's stream seeded
+    seed + 1 (as torch.manual_seed(seed + 1)) then builds the teacher as the paper's torch module is built:
+    `nn.Linear` layers created in order (their default initialization consumes the stream, biases
+    included where the teacher has them), then each weight replaced, in layer order, by
+    `torch.randn_like(weight)`.  A teacher with one hidden layer (the two-layer experiment's) then has
+    its first-layer rows scaled to unit norm and its output weights replaced by their signs.  Labels are
+    the teacher's float32 outputs, y of shape (n, 1).  Neither global random state is touched.
+
+    Returns float32 arrays (X, y, X_test, y_test, teacher), teacher a list of (weight, bias or None).
+    """
+    import torch
+
+    numpy_stream = np.random.RandomState(seed + 1)
+
+    def unit_rows(w):  # float32, summed as the paper's code sums (the last bits decide edge-of-stability runs)
+        return w / torch.sum(w ** 2, 1, keepdim=True) ** 0.5
+
+    def sphere(rows):
+        return unit_rows(torch.tensor(numpy_stream.multivariate_normal(np.zeros(d), np.eye(d), rows)).float())
+
+    x, x_test = sphere(n), sphere(n_test)
+    sizes = [d, *teacher_widths, 1]
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed + 1)
+        layers = [torch.nn.Linear(a, b, bias=teacher_biases) for a, b in zip(sizes[:-1], sizes[1:])]
+        for layer in layers:
+            layer.weight.copy_(torch.randn_like(layer.weight))
+        if len(layers) == 2:
+            layers[0].weight.copy_(unit_rows(layers[0].weight))
+            layers[1].weight.copy_(torch.sign(layers[1].weight))
+
+        def label(inputs):
+            h = inputs
+            for layer in layers[:-1]:
+                h = torch.relu(layer(h))
+            return layers[-1](h).numpy()
+
+        y, y_test = label(x), label(x_test)
+        teacher = [(layer.weight.numpy().copy(), None if layer.bias is None else layer.bias.numpy().copy())
+                   for layer in layers]
+    return x.numpy(), y, x_test.numpy(), y_test, teacher
+
+
+def teacher_student(n: int, n_test: int, d: int, teacher_widths, teacher_biases: bool, seed: int) -> Regression:
+    """`teacher_student_draw` as a float64 Regression for training; extras["teacher"] holds the teacher."""
+    x, y, x_test, y_test, teacher = teacher_student_draw(n, n_test, d, teacher_widths, teacher_biases, seed)
+    as64 = lambda a: a.astype(np.float64)  # noqa: E731
+    return Regression(as64(x), as64(y[:, 0]), as64(x_test), as64(y_test[:, 0]), {"teacher": teacher})

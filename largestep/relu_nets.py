@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .streams import numpy_stream
 from .sweep import sgd_indices
 
 Layer = tuple  # (weight (R, out, in), bias (R, out) or None)
@@ -24,7 +25,7 @@ Layer = tuple  # (weight (R, out, in), bias (R, out) or None)
 
 def init_rng(seed: int) -> np.random.Generator:
     """The initialization stream of one training seed (every schedule of a seed starts from the same net)."""
-    return np.random.default_rng([seed, 0x1417])
+    return numpy_stream("relu_init", seed)
 
 
 # ---- initializations: each returns the layers of ONE net (R = 1); `stack` puts several on the run axis
@@ -54,14 +55,6 @@ def multi_layer_gaussian(rng, d: int, widths: Sequence[int], scale: float, biase
         b = rng.uniform(-1, 1, (1, fan_out)) / math.sqrt(fan_in) if biases else None
         layers.append((w, b))
     return layers
-
-
-def two_layer_teacher(rng, d: int, m: int) -> list[Layer]:
-    """Teacher of the two-layer experiment: m unit-norm neurons (rows N(0,1) normalized), output weights +-1."""
-    w = rng.standard_normal((m, d))
-    w /= np.linalg.norm(w, axis=1, keepdims=True)
-    a = rng.choice([-1.0, 1.0], size=(1, 1, m))
-    return [(w[None], None), (a, None)]
 
 
 def stack(nets: Sequence[list[Layer]]) -> list[Layer]:

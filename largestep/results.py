@@ -4,6 +4,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -62,3 +65,38 @@ def save_figure(fig, path, **kwargs) -> Path:
     if fmt == "pdf":  # no creation date: the same results give the same file, so reruns leave git quiet
         kwargs.setdefault("metadata", {"CreationDate": None})
     return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, **kwargs))
+
+
+def provenance() -> dict:
+    """What made a results file: package, git commit (when run from a checkout), versions, platform, command.
+
+    Versions come from the installed distributions, so nothing heavy is imported for them.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    from . import __version__
+
+    info = {"largestep": __version__, "git_commit": _git_commit(), "python": platform.python_version()}
+    for package in ("numpy", "torch", "matplotlib", "mnist1d"):
+        try:
+            info[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    info["platform"] = platform.platform()
+    info["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else None
+    return info
+
+
+def _git_commit() -> str | None:
+    """HEAD of the checkout holding this package, '+dirty' when it has uncommitted changes; None elsewhere."""
+    root = Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")

@@ -1,12 +1,21 @@
-"""Step-size schedules: the toy experiments' per-iteration schedules and the deep nets' epoch schedules.
+"""Step-size schedules: one `Schedule` type for the toy experiments and the deep nets alike.
 
-A toy schedule maps an iteration index i (0-based: the i-th SGD/GD update) of a run of T iterations
-to a step size.  Every schedule of the paper's toy experiments is one formula,
+A schedule is a step size lr, an optional warmup, an optional cosine annealing, and step decays, as a
+function of the fraction x of training done.  Every schedule of the paper is one formula,
 
-    eta(i) = lr * warmup(min(i, floor(s*T)) / T) / prod{k : (f, k) in decays, i > floor(f*T)},
+    eta(x) = lr * warmup(min(x, s)) * cosine(x) / prod{k : (f, k) in decays, x past f},
 
-where warmup is 1 (none), 1 + (G-1)*x (linear) or 1 + c*x**p (power).  The warmed-up value reached at
-the end of the warmup phase is kept and divided at each decay, as in the paper's code.
+where warmup is 1 (none), 1 + (G-1)*x' (linear), 1 + c*x'**p (power) or G**x' (exponential), x' = scale*x
+the warmup's own clock, and cosine is 1 or (1 + cos(pi*x))/2.  The warmed-up value reached at the end of
+the warmup phase is kept and divided at each decay, as in the paper's code.
+
+Two evaluations of the same formula:
+- `values(T)`: the toy experiments, per update i = 0..T-1 with x = i/T and the paper's integer rules.
+  Its two codes divide at slightly different moments, and both are kept: its diagonal nets divide
+  *after* update floor(f*T) (`decay_timing="after"`: updates i > floor(f*T) use the divided step), its
+  ReLU nets *before* it ("before": updates i >= floor(f*T)); the warmup stops growing at i = floor(s*T).
+- `at(x)`: the deep nets, at a fractional epoch t of T epochs, x = t/T continuous; a decay applies from
+  x >= f on.  `deep_schedule(name, ...)` builds the paper's named deep-net schedules as Schedules.
 """
 from __future__ import annotations
 
@@ -20,27 +29,39 @@ class ConfigError(ValueError):
     """A configuration value is out of range or inconsistent; the message says which and why."""
 
 
+WARMUP_KINDS = ("linear", "power", "exponential")
+
+
 @dataclass(frozen=True)
 class Warmup:
     """Multiply the step size by a growing factor during the first `until` fraction of the run.
 
-    kind="linear": factor 1 + (gain - 1) * i/T  (the 1-D regression's warmup, gain = G).
-    kind="power":  factor 1 + gain * (i/T)**power  (the multi-layer net's warmup: gain 5, power 0.5).
+    With x' = scale * x (x the fraction of training done):
+    kind="linear":      factor 1 + (gain - 1) * x'  (the 1-D regression's warmup, gain = G).
+    kind="power":       factor 1 + gain * x'**power  (the multi-layer net's warmup: gain 5, power 0.5;
+                        the deep nets' warmup_exp w < 1: gain 1, power w, scale 100).
+    kind="exponential": factor gain**x'  (the deep nets' warmup_exp w > 1: gain w, scale 100).
     """
 
     kind: str
     until: float
     gain: float
     power: float = 1.0
+    scale: float = 1.0
 
     def factor(self, x: np.ndarray) -> np.ndarray:
+        x = self.scale * x if self.scale != 1.0 else x
         if self.kind == "linear":
             return 1.0 + (self.gain - 1.0) * x
+        if self.kind == "exponential":
+            return np.power(self.gain, x)
         return 1.0 + self.gain * np.power(x, self.power)
 
     def validate(self) -> None:
-        if self.kind not in ("linear", "power"):
-            raise ConfigError(f"warmup kind must be 'linear' or 'power', got {self.kind!r}")
+        if self.kind not in WARMUP_KINDS:
+            raise ConfigError(f"warmup kind must be one of {', '.join(WARMUP_KINDS)}, got {self.kind!r}")
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            raise ConfigError(f"warmup scale must be a finite number > 0, got {self.scale}")
         if not 0.0 <= self.until <= 1.0:
             raise ConfigError(f"warmup fraction must lie in [0, 1], got {self.until}")
         if not math.isfinite(self.gain) or self.gain < 0:
@@ -49,14 +70,18 @@ class Warmup:
 
 @dataclass(frozen=True)
 class Schedule:
-    """Constant step `lr`, an optional warmup, then step decays: ((fraction, factor), ...).
+    """Step `lr`, an optional warmup, optional cosine annealing, then step decays ((fraction, factor), ...).
 
-    "eta decayed at f by k" divides the step by k once, after iteration floor(f*T).
+    "eta decayed at f by k" divides the step by k once: in `values(T)` after update floor(f*T)
+    (decay_timing="after", the diagonal nets) or before it ("before", the ReLU nets), 0-based; in
+    `at(x)` from x >= f on.
     """
 
     lr: float
     decays: tuple[tuple[float, float], ...] = ()
     warmup: Warmup | None = None
+    decay_timing: str = "after"
+    cosine: bool = False
 
     def validate(self) -> None:
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -68,9 +93,11 @@ class Schedule:
                 raise ConfigError(f"decay factor must be a finite number > 0, got {k}")
         if self.warmup is not None:
             self.warmup.validate()
+        if self.decay_timing not in ("after", "before"):
+            raise ConfigError(f"decay_timing must be 'after' or 'before', got {self.decay_timing!r}")
 
     def decay_iterations(self, iterations: int) -> list[int]:
-        """The iterations after which the step is divided (the dashed lines of the figures)."""
+        """floor(f*T) for each decay: the update after (or before) which the step is divided."""
         return [math.floor(f * iterations) for f, _ in self.decays]
 
     def values(self, iterations: int) -> np.ndarray:
@@ -80,66 +107,87 @@ class Schedule:
         if self.warmup is not None:
             end = math.floor(self.warmup.until * iterations)
             eta *= self.warmup.factor(np.minimum(i, end) / iterations)
+        if self.cosine:
+            eta *= 0.5 + 0.5 * np.cos(np.pi * (i / iterations))
+        first_divided = 1 if self.decay_timing == "after" else 0
         for f, k in self.decays:
-            eta[i > math.floor(f * iterations)] /= k
+            eta[i >= math.floor(f * iterations) + first_divided] /= k
         return eta
+
+    def at(self, fraction):
+        """Step size at the fraction `fraction` (float or array) of training: the deep nets' evaluation."""
+        x = np.asarray(fraction, dtype=np.float64)
+        eta = np.full_like(x, float(self.lr))
+        if self.warmup is not None:
+            eta = eta * self.warmup.factor(np.minimum(x, self.warmup.until))
+        if self.cosine:
+            eta = eta * (0.5 + 0.5 * np.cos(np.pi * x))
+        divisor = np.ones_like(x)
+        for f, k in self.decays:
+            divisor = np.where(x >= f, divisor * k, divisor)
+        eta = eta / divisor
+        return float(eta) if eta.ndim == 0 else eta
 
     def describe(self) -> str:
         parts = [f"η={self.lr:g}"]
         if self.warmup is not None:
             parts.append(f"{self.warmup.kind} warmup to {self.warmup.until:.0%}")
-        parts += [f"÷{k:g} at {f:.0%}" for f, k in self.decays]
+        if self.cosine:
+            parts.append("cosine")
+        parts += [f"÷{k:.3g} at {f:.0%}" for f, k in self.decays]
         return ", ".join(parts)
 
 
-# ---- deep nets: step size as a function of the fractional epoch (the paper's deep-net schedules) ----
+# ---- deep nets: the paper's named schedules, as Schedules evaluated at the fractional epoch ----
 
 DEEP_SCHEDULES = ("constant", "piecewise", "cosine", "piecewise_01epochs", "piecewise_03epochs",
-                  "piecewise_05epochs")
+                  "piecewise_05epochs", "step_01epochs", "step_03epochs", "step_05epochs")
 
 
-def lr_schedule(name: str, epochs: float, lr_init: float, warmup_factor: float = 1.0,
-                warmup_exp: float = 1.0):
-    """The deep nets' schedule `name` as a function of the fractional epoch t (float or numpy array).
+def deep_schedule(name: str, lr_init: float, warmup_factor: float = 1.0, warmup_exp: float = 1.0) -> Schedule:
+    """The deep nets' schedule `name` as a Schedule over the fraction x = t/T of training.
 
-    t = epoch - 1 + (i+1)/steps_per_epoch, so t runs over (0, epochs].  For piecewise_0Xepochs the
-    large-step phase lasts while t/T < f (f = 0.X); warmup_exp > 1 grows the step geometrically,
-    < 1 as 1 + (100 t/T)**w, = 1 linearly towards warmup_factor*lr_init at T/2; the step reached at f is
-    then divided by 10, and by 100 from 0.9 T on, as in the paper's code.
+    constant: lr_init.  piecewise: /10 from x = 0.5, /100 from 0.75.  cosine: lr_init (1 + cos(pi x))/2.
+    step_0Xepochs (ours, not the paper's): lr_init until f, /10 from f, /100 from 0.9 — the same large
+    step and the same decay for every f, the control that separates the length of the large-step phase
+    from the size of the decay.
+    piecewise_0Xepochs (f = 0.X): a warmup while x < f, then the step reached is divided by 10 at f and
+    by 10 again at 0.9 — warmup_exp w > 1: lr_init * w**(100 x); w < 1: lr_init (1 + (100 x)**w).
+    With w = 1 (the paper's linear branch) the warmup runs linearly from lr_init towards
+    warmup_factor * lr_init at x = 0.5, but the paper's code sets the step after f to
+    (f / 0.5) * warmup_factor * lr_init / 10, not the warmed-up value / 10: the first decay then divides
+    the step reached by 10 (1 + (warmup_factor - 1) f / 0.5) / ((f / 0.5) warmup_factor).  With
+    warmup_factor = 1 that is 50 at f = 0.1, 16.7 at 0.3 and 10 at 0.5 — so runs that differ in f also
+    differ five-fold in how far the step falls.  Kept for parity with the paper's runs.
     """
     if name not in DEEP_SCHEDULES:
         raise ConfigError(f"unknown lr_schedule {name!r} (known: {', '.join(DEEP_SCHEDULES)})")
-    for label, value in (("epochs", epochs), ("lr_init", lr_init), ("warmup_factor", warmup_factor),
-                         ("warmup_exp", warmup_exp)):
+    for label, value in (("lr_init", lr_init), ("warmup_factor", warmup_factor), ("warmup_exp", warmup_exp)):
         if not (math.isfinite(value) and value > 0):
             raise ConfigError(f"{label} must be a finite number > 0, got {value}")
-    eta, T, w = float(lr_init), float(epochs), float(warmup_exp)
-
-    def scalar_or_array(fn):
-        def schedule(t):
-            out = fn(np.asarray(t, dtype=np.float64))
-            return float(out) if np.ndim(out) == 0 else out
-        return schedule
-
+    lr, w = float(lr_init), float(warmup_exp)
     if name == "constant":
-        return scalar_or_array(lambda t: np.full_like(t, eta))
+        return Schedule(lr)
     if name == "piecewise":
-        return scalar_or_array(lambda t: np.where(t / T < 0.5, eta, np.where(t / T < 0.75, eta / 10, eta / 100)))
+        return Schedule(lr, ((0.5, 10.0), (0.75, 10.0)))
     if name == "cosine":
-        return scalar_or_array(lambda t: eta * (0.5 + 0.5 * np.cos(np.pi * t / T)))
-    f = int(name[len("piecewise_"):len("piecewise_") + 2]) / 10
+        return Schedule(lr, cosine=True)
+    f = int(name.split("_")[1][:2]) / 10
+    if name.startswith("step_"):
+        return Schedule(lr, ((f, 10.0), (0.9, 10.0)))
     if w > 1:
-        def warm(x):
-            return eta * w ** (100 * x)
-    elif w < 1:
-        def warm(x):
-            return eta * (1 + (100 * x) ** w)
-    else:
-        def warm(x):
-            return eta * (1 + (warmup_factor - 1) * x / 0.5)
-    peak = eta * (w ** (100 * f) if w > 1 else (1 + (100 * f) ** w) if w < 1 else (f / 0.5) * warmup_factor)
+        return Schedule(lr, ((f, 10.0), (0.9, 10.0)), Warmup("exponential", f, gain=w, scale=100.0))
+    if w < 1:
+        return Schedule(lr, ((f, 10.0), (0.9, 10.0)), Warmup("power", f, gain=1.0, power=w, scale=100.0))
+    warmup = Warmup("linear", f, gain=float(warmup_factor), scale=2.0)
+    first_decay = 10.0 * float(warmup.factor(f)) / ((f / 0.5) * warmup_factor)
+    return Schedule(lr, ((f, first_decay), (0.9, 10.0)), warmup)
 
-    def piecewise_decay(t):
-        x = t / T
-        return np.where(x < f, warm(np.minimum(x, f)), np.where(x < 0.9, peak / 10, peak / 100))
-    return scalar_or_array(piecewise_decay)
+
+def lr_schedule(name: str, epochs: float, lr_init: float, warmup_factor: float = 1.0, warmup_exp: float = 1.0):
+    """`deep_schedule(...)` as a function of the fractional epoch t = epoch - 1 + (i+1)/steps_per_epoch,
+    which runs over (0, epochs]: returns t -> step size (float for a float, array for an array)."""
+    if not (math.isfinite(epochs) and epochs > 0):
+        raise ConfigError(f"epochs must be a finite number > 0, got {epochs}")
+    schedule = deep_schedule(name, lr_init, warmup_factor, warmup_exp)
+    return lambda t: schedule.at(np.asarray(t, dtype=np.float64) / float(epochs))

@@ -14,6 +14,8 @@ import time
 
 import numpy as np
 
+from .streams import numpy_stream
+
 
 def stability_threshold(theta_star: float, x_max: float) -> float:
     """Below this step size SGD converges: (theta* x_max)^-2."""
@@ -41,7 +43,7 @@ def population_loss(theta: np.ndarray, theta_star: float, x_min: float, x_max: f
 
 def sample_inputs(seed: int, iterations: int, x_min: float, x_max: float) -> np.ndarray:
     """The input stream of one training seed."""
-    return np.random.default_rng([seed, 0x1D]).uniform(x_min, x_max, iterations)
+    return numpy_stream("stabilization_inputs", seed).uniform(x_min, x_max, iterations)
 
 
 def run_sgd(step_sizes: np.ndarray, seeds, iterations: int, grid: np.ndarray, *, theta0: float = 0.5,

@@ -14,13 +14,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .streams import numpy_stream
+
 
 def sgd_indices(seed: int, n: int, iterations: int) -> np.ndarray:
     """The SGD sampling stream of one training seed: `iterations` indices uniform over n, with replacement.
 
     It depends on the seed alone, so every run (schedule) of one seed sees the same examples in the same order.
     """
-    return np.random.default_rng([seed, 0x5EED]).integers(0, n, iterations)
+    return numpy_stream("sgd_sampling", seed).integers(0, n, iterations)
 
 
 def evaluation_grid(iterations: int, n_early: int = 100, n_spaced: int = 250) -> np.ndarray:

@@ -16,7 +16,8 @@ def _run(argv, capsys):
 
 
 @pytest.mark.parametrize("name", experiments.available())
-def test_quick_reproduce_writes_results_and_figures(name, tmp_path, capsys):
+def test_quick_reproduce_writes_results_and_figures(name, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # what an experiment keeps beside its results (deep_mnist1d's run directories)
     code, out, err = _run(["reproduce", name, "--quick", "--seeds", "2", "--out", str(tmp_path), "--no-progress"],
                           capsys)
     assert code == 0, err
@@ -130,3 +131,21 @@ def test_quick_figures_and_animation_say_quick(monkeypatch, tmp_path):
     assert titles and "QUICK" in titles[0]
     full = dict(results, quick=False)
     assert not any(QUICK_MARK in f.get_suptitle() for f in exp.figures(full).values())
+
+
+def test_results_describe_what_made_them(tmp_path, capsys):
+    import platform
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    code, _, err = _run(["reproduce", "stabilization_1d", "--quick", "--out", str(tmp_path), "--no-progress"], capsys)
+    assert code == 0, err
+    made_by = json.loads((tmp_path / "stabilization_1d.json").read_text())["provenance"]
+    assert made_by["numpy"] == np.__version__ and made_by["torch"] == torch.__version__
+    assert made_by["python"] == platform.python_version()
+    root = Path(__file__).resolve().parents[1]
+    if (root / ".git").exists():
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+        assert made_by["git_commit"].split("+")[0] == head.strip()

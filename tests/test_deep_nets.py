@@ -44,6 +44,9 @@ def spec_lr(name, t, T, eta, wf, w):
         return eta if x < 0.5 else eta / 10 if x < 0.75 else eta / 100
     if name == "cosine":
         return eta * (0.5 + 0.5 * math.cos(math.pi * t / T))
+    if name.startswith("step_"):  # the control: a flat large step until f, then /10 and /100 from 0.9
+        f = {"step_01epochs": 0.1, "step_03epochs": 0.3, "step_05epochs": 0.5}[name]
+        return eta if x < f else eta / 10 if x < 0.9 else eta / 100
     f = {"piecewise_01epochs": 0.1, "piecewise_03epochs": 0.3, "piecewise_05epochs": 0.5}[name]
     if w > 1:
         return eta * w ** (100 * t / T) if x < f else w ** (100 * f) * eta / (10 if x < 0.9 else 100)

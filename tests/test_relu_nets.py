@@ -104,9 +104,6 @@ def test_initializations_follow_the_spec():
     assert set(np.unique(layers[0][0])) == {-2.5, 2.5}
     assert layers[1][1] is None  # no output bias
     assert abs(layers[0][1].std() - 2.5) < 0.25 and abs(layers[1][0].std() - 4.0) < 0.4
-    teacher = relu_nets.two_layer_teacher(np.random.default_rng(0), 2, 3)
-    np.testing.assert_allclose(np.linalg.norm(teacher[0][0][0], axis=1), 1.0)
-    assert set(np.abs(teacher[1][0].ravel())) == {1.0}
     student = relu.make_student(relu.RELU_TWO_LAYER.config, 0)
     assert (student[1][0] == 0).all() and student[0][1] is None
     multi = relu.make_student(relu.RELU_MULTI_LAYER.config, 0)
@@ -116,28 +113,38 @@ def test_initializations_follow_the_spec():
     assert relu.RELU_1D.config.n_parameters() == 300
 
 
-def test_spec_schedules():
-    cfg = relu.RELU_1D.config
-    T = cfg.iterations
+def _paper_loop_step_sizes(T, gamma, decays, warmup_until=0.0, warmup_factor_max=1.0, warmup_exponent=1.0):
+    """The step size of each update as the paper's ReLU training loop sets it, written as that loop runs:
+    before update i, warm up while i <= int(s*T), then divide when i reaches a decay's int(f*T)."""
+    lr, out, thresholds = gamma, [], {int(f * T): k for f, k in decays}
+    for i in range(T):
+        if i <= int(warmup_until * T) and int(warmup_until * T) > 0:
+            lr = gamma + (warmup_factor_max - 1) * gamma * (i / T) ** warmup_exponent
+        if i in thresholds:
+            lr /= thresholds[i]
+        out.append(lr)
+    return np.array(out)
+
+
+def test_relu_schedules_equal_the_papers_loop():
+    one_d = relu.RELU_1D.config
+    T = one_d.iterations
     assert T == int(10 ** 4.5) + 1 == 31623
-    for run, (s, k, gain) in zip(cfg.runs, [(0.02, 2.5, 8.0), (0.5, 3.0, 200.0)]):
-        eta = run.schedule.values(T)
-        end = math.floor(s * T)
-        for i in (0, 1, end // 2, end):
-            assert eta[i] == pytest.approx(2e-4 * (1 + (gain - 1) * i / T), rel=1e-12)
-        assert eta[end + 1] == pytest.approx(2e-4 * (1 + (gain - 1) * end / T) / k, rel=1e-12)
-        assert eta[-1] == eta[end + 1]
+    for run, (s, k, gain) in zip(one_d.runs, [(0.02, 2.5, 8.0), (0.5, 3.0, 200.0)]):
+        np.testing.assert_allclose(run.schedule.values(T), _paper_loop_step_sizes(T, 2e-4, [(s, k)], s, gain),
+                                   rtol=1e-13)
     over = relu.RELU_1D_OVERREG.config.runs[1].schedule.values(T)
-    assert over[math.floor(0.5 * T)] == pytest.approx(2e-4 * (1 + 249 * math.floor(0.5 * T) / T))
+    np.testing.assert_allclose(over, _paper_loop_step_sizes(T, 2e-4, [(0.5, 3.0)], 0.5, 250.0), rtol=1e-13)
     multi = relu.RELU_MULTI_LAYER.config
-    eta = multi.runs[2].schedule.values(multi.iterations)
-    end = math.floor(0.3 * multi.iterations)
-    assert eta[100] == pytest.approx(0.04 * (1 + 5 * (100 / multi.iterations) ** 0.5))
-    assert eta[end + 1] == pytest.approx(0.04 * (1 + 5 * (end / multi.iterations) ** 0.5) / 2.5)
+    for run, (s, k) in zip(multi.runs[1:], [(0.1, 3.5), (0.3, 2.5), (0.5, 5.0)]):
+        expected = _paper_loop_step_sizes(multi.iterations, 0.04, [(s, k)], s, 6.0, 0.5)
+        np.testing.assert_allclose(run.schedule.values(multi.iterations), expected, rtol=1e-13)
     two = relu.RELU_TWO_LAYER.config
     assert two.iterations == int(10 ** 4.15) + 1
-    eta = two.runs[2].schedule.values(two.iterations)
-    assert eta[math.floor(0.3 * two.iterations)] == 0.455 and eta[-1] == pytest.approx(0.455 / 4)
+    for run, (f, k) in zip(two.runs[1:], [(0.1, 2.0), (0.3, 4.0), (0.5, 5.0)]):
+        eta = run.schedule.values(two.iterations)
+        np.testing.assert_array_equal(eta, _paper_loop_step_sizes(two.iterations, 0.455, [(f, k)]))
+        assert eta[int(f * two.iterations) - 1] == 0.455 and eta[int(f * two.iterations)] == 0.455 / k
 
 
 @pytest.mark.parametrize("override, message", [

@@ -56,3 +56,30 @@ def test_invalid_schedules_are_rejected(schedule):
 
 def test_decay_iterations_are_the_dashed_lines():
     assert Schedule(0.3, ((0.1, 2), (0.5, 2))).decay_iterations(100_001) == [10_000, 50_000]
+
+
+def test_one_schedule_type_serves_toy_updates_and_deep_fractions():
+    """`at(x)` (deep nets, continuous fraction) and `values(T)` (toy updates) are one formula: with the
+    decay and warmup points on whole updates and decays before the update, they agree at x = i/T."""
+    T = 1000
+    for schedule in [Schedule(0.3, ((0.3, 4.0),), decay_timing="before"),
+                     Schedule(2e-4, ((0.5, 3.0),), Warmup("linear", 0.5, 200.0), "before"),
+                     Schedule(0.04, ((0.1, 3.5), (0.9, 10.0)), Warmup("power", 0.1, 5.0, 0.5), "before"),
+                     Schedule(0.6, ((0.2, 10.0),), Warmup("exponential", 0.2, 1.05, scale=100.0), "before"),
+                     Schedule(0.1, cosine=True)]:
+        np.testing.assert_allclose(schedule.at(np.arange(T) / T), schedule.values(T), rtol=1e-14)
+        assert isinstance(schedule.at(0.25), float)
+
+
+def test_deep_presets_state_the_decay_size_of_the_linear_branch():
+    from largestep.schedules import deep_schedule
+
+    # warmup_exp = 1, warmup_factor = 1 (the mnist1d study): the step falls 50x, 16.7x, 10x at f = 0.1, 0.3, 0.5
+    for f, fall in ((1, 50.0), (3, 50 / 3), (5, 10.0)):
+        schedule = deep_schedule(f"piecewise_0{f}epochs", 0.6)
+        assert schedule.decays[0][1] == pytest.approx(fall)
+        assert schedule.at(f / 10 - 1e-9) / schedule.at(f / 10) == pytest.approx(fall)
+    exp = deep_schedule("piecewise_05epochs", 0.05, warmup_exp=1.05)
+    assert exp.at(0.5 - 1e-12) / exp.at(0.5) == pytest.approx(10.0) and exp.at(0.95) == pytest.approx(exp.at(0.6) / 10)
+    with pytest.raises(ConfigError, match="warmup kind"):
+        Schedule(0.1, warmup=Warmup("cubic", 0.5, 2.0)).validate()

@@ -22,6 +22,9 @@ _MODULES = {
     "relu_1d_overreg": "largestep.experiments.relu",
     "relu_two_layer": "largestep.experiments.relu",
     "relu_multi_layer": "largestep.experiments.relu",
+    "relu_two_layer_draws": "largestep.experiments.data_draws",
+    "relu_multi_layer_draws": "largestep.experiments.data_draws",
+    "deep_mnist1d": "largestep.experiments.deep",
 }
 
 
@@ -44,6 +47,15 @@ def available() -> list[str]:
     return names
 
 
+# Run only when named (`reproduce deep_mnist1d`, `make deep-demo`): minutes of train.py processes.
+ON_REQUEST = ("deep_mnist1d",)
+
+
+def default_names() -> list[str]:
+    """What `reproduce` runs when no experiment is named: every available one but those ON_REQUEST."""
+    return [name for name in available() if name not in ON_REQUEST]
+
+
 def get(name: str) -> Experiment:
     if name not in _MODULES:
         raise KeyError(name)
@@ -60,6 +72,7 @@ def run_experiment(experiment: Experiment, config=None, n_seeds: int = 5, quick:
     import time
 
     from ..config import to_dict
+    from ..results import provenance
     from ..sweep import BatchProgress
 
     if config is None:
@@ -71,7 +84,8 @@ def run_experiment(experiment: Experiment, config=None, n_seeds: int = 5, quick:
         results = experiment.run(config, n_seeds=n_seeds, progress=bar)
     finally:
         bar.close()
-    results = {"experiment": experiment.name, "quick": bool(quick), **results, "config": to_dict(config)}
+    results = {"experiment": experiment.name, "quick": bool(quick), **results, "config": to_dict(config),
+               "provenance": provenance()}
     results.setdefault("seconds", {})["total"] = time.perf_counter() - start
     return results
 

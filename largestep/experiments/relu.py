@@ -17,6 +17,7 @@ from ..config import to_dict
 from ..data import Regression, relu_1d_points, teacher_student
 from ..plotting import as_array, figure_style, panels, plot_metric, run_colors, run_label, survival_note, titled
 from ..schedules import ConfigError, Schedule, Warmup
+from ..streams import numpy_stream
 from ..sweep import Batch, evaluation_grid, run_record, train_until_survivors
 from . import Experiment
 
@@ -46,7 +47,8 @@ class ReluConfig:
     n: int = 12
     n_test: int = 1000
     teacher_widths: tuple[int, ...] = ()
-    data_seed: int = 0
+    teacher_biases: bool = False  # a bias on every teacher layer (PyTorch's default init, as the paper's)
+    data_seed: int = 0  # teacher-student: the paper's streams seeded data_seed + 1 (its draw: 0 two-layer, 5 multi)
     corr_threshold: float = 0.99  # feature sparsity de-duplication
     rank_tol: float = 1e-4
     rank_points: int = 0  # 0: as many test points as the net has parameters; else uniform over the data's x range
@@ -133,20 +135,13 @@ def make_student(config: ReluConfig, seed: int) -> list:
 def make_data(config: ReluConfig) -> Regression:
     if config.task == "1d":
         return relu_1d_points()
-
-    def make_teacher(rng):
-        if len(config.teacher_widths) == 1:
-            teacher = relu_nets.two_layer_teacher(rng, config.d, config.teacher_widths[0])
-        else:  # weights N(0, 1), PyTorch-default biases (the paper's teacher)
-            teacher = relu_nets.multi_layer_gaussian(rng, config.d, config.teacher_widths, 1.0, biases=True)
-        return (lambda x: relu_nets.predict(teacher, x)[0]), teacher
-
-    return teacher_student(config.n, config.n_test, config.d, make_teacher, config.data_seed)
+    return teacher_student(config.n, config.n_test, config.d, config.teacher_widths, config.teacher_biases,
+                           config.data_seed)
 
 
 def rank_points(config: ReluConfig, data: Regression) -> np.ndarray:
     if config.rank_points:  # uniform over the data's x range (1-D), drawn from the data seed
-        rng = np.random.default_rng([config.data_seed, 0xE7A1])
+        rng = numpy_stream("rank_points", config.data_seed)
         lo, hi = data.x_train.min(0), data.x_train.max(0)
         return np.sort(rng.uniform(lo, hi, (config.rank_points, config.d)), axis=0)
     return data.x_test[: config.n_parameters()]
@@ -222,8 +217,8 @@ def _run(config: ReluConfig, n_seeds: int, progress) -> dict:
         results["snapshot_x"] = x_plot[:, 0]
     if config.neuron_movement:
         teacher = data.extras["teacher"]
-        results["teacher_neurons"] = teacher[0][0][0]
-        results["teacher_output_weights"] = teacher[1][0][0, 0]
+        results["teacher_neurons"] = teacher[0][0].astype(np.float64)
+        results["teacher_output_weights"] = teacher[1][0][0].astype(np.float64)
     return results
 
 
@@ -411,7 +406,7 @@ TITLES = {
 def _warmup_1d(fraction: float, factor: float, gain_per_unit: float) -> ReluRun:
     gain = gain_per_unit * fraction
     return ReluRun(f"s={fraction:.0%}: warmup to ×{gain:g}, ÷{factor:g}",
-                   Schedule(2e-4, ((fraction, factor),), Warmup("linear", until=fraction, gain=gain)))
+                   Schedule(2e-4, ((fraction, factor),), Warmup("linear", until=fraction, gain=gain), "before"))
 
 
 def _config_1d(gain_per_unit: float) -> ReluConfig:
@@ -426,7 +421,7 @@ def _config_1d(gain_per_unit: float) -> ReluConfig:
 
 def _run_multi(fraction: float, factor: float) -> ReluRun:
     return ReluRun(f"η=0.04, warmup, ÷{factor:g} at {fraction:.0%}",
-                   Schedule(0.04, ((fraction, factor),), Warmup("power", until=fraction, gain=5, power=0.5)))
+                   Schedule(0.04, ((fraction, factor),), Warmup("power", until=fraction, gain=5, power=0.5), "before"))
 
 
 RELU_1D = Experiment(name="relu_1d", title=TITLES["relu_1d"], config=_config_1d(400.0), run=run, figures=figures)
@@ -438,13 +433,13 @@ RELU_TWO_LAYER = Experiment(
     title=TITLES["relu_two_layer"],
     config=ReluConfig(
         task="teacher_student", widths=(20,), biases=False, init="gaussian", init_scale=0.5,
-        output_init_scale=0.0, d=2, n=15, teacher_widths=(3,),
+        output_init_scale=0.0, d=2, n=15, teacher_widths=(3,), teacher_biases=False, data_seed=0,
         iterations=int(10 ** 4.15) + 1,
         runs=(
             ReluRun("η=0.13", Schedule(0.13)),
-            ReluRun("η=0.455, ÷2 at 10%", Schedule(0.455, ((0.1, 2.0),))),
-            ReluRun("η=0.455, ÷4 at 30%", Schedule(0.455, ((0.3, 4.0),))),
-            ReluRun("η=0.455, ÷5 at 50%", Schedule(0.455, ((0.5, 5.0),))),
+            ReluRun("η=0.455, ÷2 at 10%", Schedule(0.455, ((0.1, 2.0),), decay_timing="before")),
+            ReluRun("η=0.455, ÷4 at 30%", Schedule(0.455, ((0.3, 4.0),), decay_timing="before")),
+            ReluRun("η=0.455, ÷5 at 50%", Schedule(0.455, ((0.5, 5.0),), decay_timing="before")),
         ),
         neuron_movement=True,
     ),
@@ -457,7 +452,7 @@ RELU_MULTI_LAYER = Experiment(
     title=TITLES["relu_multi_layer"],
     config=ReluConfig(
         task="teacher_student", widths=(10, 10), biases=True, output_bias=True, init="gaussian", init_scale=0.8,
-        d=5, n=50, teacher_widths=(2, 2),
+        d=5, n=50, teacher_widths=(2, 2), teacher_biases=True, data_seed=5,
         iterations=10 ** 4 + 1,
         runs=(
             ReluRun("η=0.011", Schedule(0.011)),

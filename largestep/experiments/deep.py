@@ -1,0 +1,170 @@
+"""`deep_mnist1d`: the deep-net protocol at CPU scale, through `deep_nets/train.py` and the shared records.
+
+The paper's deep-net protocol (no explicit regularization: momentum 0, no weight decay, no augmentation)
+on MNIST-1D with a 5-hidden-layer ReLU MLP (width 256), 100 epochs, batch 64: a small constant step that
+still fits the training set, against a large step kept for the first 10/30/50% of training, then decayed.
+Two families of decayed runs:
+- the paper's `piecewise_0Xepochs` with warmup_exp = 1 (its linear branch, flat with warmup_factor = 1):
+  the step after the decay is (f/0.5) lr/10, so the large step falls 50x, 16.7x or 10x — the runs differ
+  in the length of the large-step phase *and* in the size of the decay;
+- the control `step_0Xepochs`: the same large step, then lr/10 for every f — only the length differs
+  (at 50% the paper's run already decays by 10, so the control adds the 10% and 30% runs).
+Every run is one train.py process in its own run directory (kept under runs_dir: rerunning reuses the
+complete ones and resumes the others, and deletes nothing); seeds follow the shared survivor policy
+(`sweep.train_until_survivors`), and the records are read back by `deep_runs.read_run`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..deep_runs import METRICS, read_run, run_label, run_spec
+from ..schedules import DEEP_SCHEDULES, ConfigError, deep_schedule
+from ..sweep import Batch, run_record, train_until_survivors
+from . import Experiment
+
+TRAIN_PY = Path(__file__).resolve().parents[2] / "deep_nets" / "train.py"
+
+
+@dataclass(frozen=True)
+class DeepRunSpec:
+    lr_schedule: str
+    lr_init: float
+    warmup_exp: float = 1.0
+    warmup_factor: float = 1.0
+
+
+@dataclass(frozen=True)
+class DeepStudyConfig:
+    runs: tuple[DeepRunSpec, ...]
+    dataset: str = "mnist1d"
+    model: str = "mlp"
+    model_width: int = 256
+    epochs: int = 100
+    batch_size: int = 64
+    momentum: float = 0.0
+    l2_reg: float = 0.0
+    eval_iter_freq: int = 200
+    runs_dir: str = "runs/deep_mnist1d"  # run directories (git-ignored), reused and resumed by reruns
+    data_dir: str = "data"  # the generated mnist1d set is cached here
+    sparsity_examples: int = 10752  # train.py's fixed examples for train metrics and feature sparsity
+    jobs: int = 2  # train.py processes at a time, one thread each
+
+    def validate(self) -> None:
+        if not self.runs:
+            raise ConfigError("runs must not be empty")
+        for run in self.runs:
+            if run.lr_schedule not in DEEP_SCHEDULES:
+                raise ConfigError(f"unknown lr_schedule {run.lr_schedule!r} (known: {', '.join(DEEP_SCHEDULES)})")
+            deep_schedule(run.lr_schedule, run.lr_init, run.warmup_factor, run.warmup_exp)
+        for name in ("model_width", "epochs", "batch_size", "eval_iter_freq", "sparsity_examples", "jobs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not (0 <= self.momentum < 1) or not (self.l2_reg >= 0):
+            raise ConfigError(f"momentum must lie in [0, 1) and l2_reg be >= 0, got {self.momentum}, {self.l2_reg}")
+        if not self.runs_dir:
+            raise ConfigError("runs_dir must name a directory")
+        if not TRAIN_PY.is_file():
+            raise ConfigError(f"{TRAIN_PY.name} not found beside the package: run from a checkout of the repository")
+
+    def quick(self) -> "DeepStudyConfig":
+        """Two epochs of each run, sparsity on fewer examples, for CI (same figure)."""
+        return dataclasses.replace(self, epochs=2, eval_iter_freq=31, sparsity_examples=1000,
+                                   runs_dir="runs/quick/deep_mnist1d")
+
+    def group(self, run: DeepRunSpec, seed: int) -> str:
+        """The directory (train.py's --exp_name) that holds the one run directory of (run, seed)."""
+        return f"{run.lr_schedule}_lr{run.lr_init:g}_wexp{run.warmup_exp:g}_wf{run.warmup_factor:g}_seed{seed}"
+
+    def command(self, run: DeepRunSpec, seed: int) -> list[str]:
+        return [sys.executable, str(TRAIN_PY), f"--dataset={self.dataset}", f"--model={self.model}",
+                f"--model_width={self.model_width}", f"--epochs={self.epochs}", f"--batch_size={self.batch_size}",
+                f"--momentum={self.momentum}", f"--l2_reg={self.l2_reg}", "--no_data_augm",
+                f"--eval_iter_freq={self.eval_iter_freq}", f"--sparsity_examples={self.sparsity_examples}",
+                "--device=cpu", "--threads=1",
+                f"--lr_schedule={run.lr_schedule}", f"--lr_init={run.lr_init}", f"--warmup_exp={run.warmup_exp}",
+                f"--warmup_factor={run.warmup_factor}", f"--seed={seed}", f"--exp_name={self.group(run, seed)}",
+                "--resume",
+                f"--out_dir={self.runs_dir}", f"--data_dir={self.data_dir}"]
+
+
+def _train_one(config: DeepStudyConfig, run: DeepRunSpec, seed: int):
+    """One train.py process; returns its run directory's record.  Exit 1 is train.py's 'diverged'."""
+    log = subprocess.run(config.command(run, seed), capture_output=True, text=True)
+    if log.returncode not in (0, 1):
+        raise RuntimeError(f"train.py failed for {run.lr_schedule} lr={run.lr_init} seed {seed} "
+                           f"(exit {log.returncode}):\n{log.stderr[-2000:]}")
+    directories = [p for p in (Path(config.runs_dir) / config.group(run, seed)).iterdir() if p.is_dir()]
+    if len(directories) != 1:
+        raise RuntimeError(f"{Path(config.runs_dir) / config.group(run, seed)}: expected one run directory, "
+                           f"found {len(directories)}")
+    return read_run(directories[0])
+
+
+def run(config: DeepStudyConfig, n_seeds: int = 5, progress=None) -> dict:
+    config.validate()
+    start = time.perf_counter()
+    subprocess.run([sys.executable, str(TRAIN_PY), "--help"], check=True, capture_output=True)  # fail fast
+    grid_holder = {}
+
+    def train_batch(run_ids, seeds):
+        if progress is not None:
+            progress.total = (progress.total or 0) + len(seeds)
+            progress.refresh()
+
+        def one(job):
+            record = _train_one(config, config.runs[job[0]], int(job[1]))
+            if progress is not None:
+                progress.update(1)
+            return record
+
+        with ThreadPoolExecutor(config.jobs) as pool:
+            records = list(pool.map(one, zip(run_ids, seeds)))
+        grid_holder["grid"] = records[0].grid
+        curves = {m: np.stack([r.curves[m] for r in records]) for m in METRICS}
+        return Batch(curves=curves, diverged=np.array([r.diverged for r in records]))
+
+    rows, _ = train_until_survivors(train_batch, [True] * len(config.runs), n_seeds)
+    iterations = int(grid_holder["grid"][-1])
+    runs = []
+    for spec, run_rows in zip(config.runs, rows):
+        args = dataclasses.asdict(spec)
+        runs.append(run_record(run_label(args), run_spec(args, iterations), run_rows, grid_holder["grid"]))
+    return {"n_seeds": n_seeds, "runs": runs, "seconds": {"train": time.perf_counter() - start}}
+
+
+def figures(results: dict) -> dict:
+    from ..plotting import panels
+
+    specs = [{"metric": "test_err", "title": "test error"},
+             {"metric": "train_loss", "log": True, "title": "train loss (fixed training subset)"},
+             *({"metric": f"feature_sparsity_block{b}", "title": f"feature sparsity, block {b} (lower: sparser)"}
+               for b in range(1, 6))]
+    specs = [s for s in specs if any(s["metric"] in r["curves"] for r in results["runs"])]
+    return {results["experiment"]: panels(results, specs, ncols=4, suptitle=TITLE)}
+
+
+TITLE = ("5-layer ReLU MLP on MNIST-1D: small constant step vs large step kept for 10/30/50% "
+         "(paper's decays: ÷50/÷16.7/÷10; control: ÷10 for all)")
+SMALL_LR = 0.05  # fits the training set (0 training errors by epoch 30): see docs/deep_nets.md
+LARGE_LR = 0.6  # the largest constant step of a sweep that trained 50 epochs stably (docs/deep_nets.md)
+
+DEEP_MNIST1D = Experiment(
+    name="deep_mnist1d",
+    title="deep_nets/train.py at CPU scale: MLP on MNIST-1D, the paper's decays and an equal-decay control",
+    config=DeepStudyConfig(runs=(
+        DeepRunSpec("constant", SMALL_LR),
+        *(DeepRunSpec(f"piecewise_0{f}epochs", LARGE_LR) for f in (1, 3, 5)),
+        # the control at 50% would be the paper's 50% run again: its decay already is ÷10
+        *(DeepRunSpec(f"step_0{f}epochs", LARGE_LR) for f in (1, 3)),
+    )),
+    run=run,
+    figures=figures,
+)
