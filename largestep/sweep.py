@@ -149,12 +149,12 @@ class BatchProgress:
         self.name, self.enabled, self.batches = name, enabled, 0
         self.bar = None
 
-    def start_batch(self, rows: int, iterations: int, stops: int) -> None:
+    def start_batch(self, rows: int, iterations: int, stops: int, unit: str = "it") -> None:
         from tqdm.auto import tqdm
 
         self.close()
         self.batches += 1
-        self.rows, self.iterations, self.stops, self.done = rows, iterations, max(stops, 1), 0
+        self.rows, self.iterations, self.stops, self.done, self.unit = rows, iterations, max(stops, 1), 0, unit
         self.bar = tqdm(total=2 * self.stops, desc=f"{self.name} batch {self.batches} ({rows} runs x seeds)",
                         disable=not self.enabled, leave=False,
                         bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]")
@@ -167,7 +167,7 @@ class BatchProgress:
         self._show()
 
     def _show(self) -> None:
-        self.bar.set_postfix_str(f"{self.done:,}/{self.iterations:,} it", refresh=False)
+        self.bar.set_postfix_str(f"{self.done:,}/{self.iterations:,} {self.unit}", refresh=False)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -115,14 +115,13 @@ def run(config: DeepStudyConfig, n_seeds: int = 5, progress=None) -> dict:
     grid_holder = {}
 
     def train_batch(run_ids, seeds):
-        if progress is not None:
-            progress.total = (progress.total or 0) + len(seeds)
-            progress.refresh()
+        if progress is not None:  # one stop per train.py process, each a whole run
+            progress.start_batch(len(seeds), len(seeds), len(seeds), unit="runs")
 
         def one(job):
             record = _train_one(config, config.runs[job[0]], int(job[1]))
             if progress is not None:
-                progress.update(1)
+                progress.advance(1)
             return record
 
         with ThreadPoolExecutor(config.jobs) as pool:
