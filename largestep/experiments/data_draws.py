@@ -79,6 +79,14 @@ def _draw_record(data_seed: int, paper: bool, results: dict) -> dict:
             "claims": [{"claim": c, "holds": h, "numbers": n} for c, h, n in outcomes]}
 
 
+def claim_counts(results: dict) -> list[tuple[str, int, int]]:
+    """(claim, number of draws on which it holds, number of testable draws) for each claim."""
+    draws = results["draws"]
+    testable = sum(d["testable"] for d in draws)
+    return [(first["claim"], sum(bool(d["claims"][k]["holds"]) for d in draws), testable)
+            for k, first in enumerate(draws[0]["claims"])]
+
+
 def claims_table(results: dict) -> str:
     """Each claim with its outcome on every draw and the count of testable draws on which it holds.
 
@@ -86,14 +94,13 @@ def claims_table(results: dict) -> str:
     seed can diverge on some data).
     """
     draws = results["draws"]
-    testable = [d for d in draws if d["testable"]]
     lines = [f"claims of {results['config']['experiment']} on {len(draws)} data draws "
              f"(data seed {draws[0]['data_seed']} is the paper's; {results['n_seeds']} surviving seeds asked "
              "per run and draw; '-': a run has no surviving seed):"]
-    for k, first in enumerate(draws[0]["claims"]):
+    for k, (claim, holds, n_testable) in enumerate(claim_counts(results)):
         outcomes = [d["claims"][k]["holds"] for d in draws]
         cells = " ".join(f"{d['data_seed']}:{'-' if h is None else 'yes' if h else 'NO'}" for d, h in zip(draws, outcomes))
-        lines.append(f"  {sum(bool(h) for h in outcomes)} of {len(testable)}  {first['claim']}   [{cells}]")
+        lines.append(f"  {holds} of {n_testable}  {claim}   [{cells}]")
     for d in draws:
         lines.append(f"  data {d['data_seed']}{' (paper)' if d['paper'] else ''}: surviving seeds per run "
                      + ", ".join(f"{s}/{t}" for s, t in zip(d["survivors"], d["tried"])))

@@ -35,6 +35,7 @@ TRAIN_PY = Path(__file__).resolve().parents[2] / "deep_nets" / "train.py"
 
 @dataclass(frozen=True)
 class DeepRunSpec:
+    label: str  # "" = derived from the schedule (name, step, first decay), so that edits (--set) show
     lr_schedule: str
     lr_init: float
     warmup_exp: float = 1.0
@@ -134,8 +135,9 @@ def run(config: DeepStudyConfig, n_seeds: int = 5, progress=None) -> dict:
     iterations = int(grid_holder["grid"][-1])
     runs = []
     for spec, run_rows in zip(config.runs, rows):
-        args = dataclasses.asdict(spec)
-        runs.append(run_record(run_label(args), run_spec(args, iterations), run_rows, grid_holder["grid"]))
+        args = {k: v for k, v in dataclasses.asdict(spec).items() if k != "label"}
+        runs.append(run_record(spec.label or run_label(args), run_spec(args, iterations), run_rows,
+                               grid_holder["grid"]))
     return {"n_seeds": n_seeds, "runs": runs, "seconds": {"train": time.perf_counter() - start}}
 
 
@@ -159,10 +161,10 @@ DEEP_MNIST1D = Experiment(
     name="deep_mnist1d",
     title="deep_nets/train.py at CPU scale: MLP on MNIST-1D, the paper's decays and an equal-decay control",
     config=DeepStudyConfig(runs=(
-        DeepRunSpec("constant", SMALL_LR),
-        *(DeepRunSpec(f"piecewise_0{f}epochs", LARGE_LR) for f in (1, 3, 5)),
+        DeepRunSpec("", "constant", SMALL_LR),
+        *(DeepRunSpec("", f"piecewise_0{f}epochs", LARGE_LR) for f in (1, 3, 5)),
         # the control at 50% would be the paper's 50% run again: its decay already is ÷10
-        *(DeepRunSpec(f"step_0{f}epochs", LARGE_LR) for f in (1, 3)),
+        *(DeepRunSpec("", f"step_0{f}epochs", LARGE_LR) for f in (1, 3)),
     )),
     run=run,
     figures=figures,
