@@ -100,7 +100,7 @@ def draw_landmarks(ax, landmarks: dict) -> None:
     for label, (a, b) in landmarks.items():
         ax.plot(a, b, "o", color="navy", ms=4, zorder=5)
         ax.annotate(label, (a, b), xytext=(4, 4), textcoords="offset points", fontsize=10, color="navy",
-                    zorder=5)
+                    zorder=6, bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.75, "lw": 0})
 
 
 def animate(path, alphas, betas, values, trajectories: dict, landmarks: dict, iterations, *,
