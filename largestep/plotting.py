@@ -4,7 +4,6 @@ Every experiment's figure is built from its results dict alone (see experiments/
 """
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from .sweep import divergence_note
@@ -23,6 +22,8 @@ STYLE = {
 
 
 def run_colors(n: int) -> list:
+    import matplotlib.pyplot as plt
+
     cmap = plt.get_cmap("tab10")
     return [cmap(i % 10) for i in range(n)]
 
@@ -68,6 +69,8 @@ def plot_metric(ax, results: dict, metric: str, *, log: bool = False, title: str
 
 def panels(results: dict, specs: list[dict], ncols: int | None = None, suptitle: str | None = None):
     """A row (or grid) of metric panels with one shared legend below; specs are plot_metric's keywords."""
+    import matplotlib.pyplot as plt  # here, not at the top: commands that draw nothing skip its import
+
     with plt.rc_context(STYLE):
         ncols = ncols or len(specs)
         nrows = -(-len(specs) // ncols)

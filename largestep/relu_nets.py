@@ -15,7 +15,6 @@ import time
 from typing import Callable, Sequence
 
 import numpy as np
-import torch
 
 from .sweep import sgd_indices
 
@@ -113,8 +112,10 @@ def mse(layers: list[Layer], x: np.ndarray, y: np.ndarray) -> np.ndarray:
 # ---- torch.func view of the same nets, for per-example gradients
 
 
-def torch_params(layers: list[Layer], rows=None) -> dict[str, torch.Tensor]:
+def torch_params(layers: list[Layer], rows=None) -> dict:
     """The stacked parameters as a dict of torch tensors (views of the numpy arrays, no copy)."""
+    import torch  # here, not at the top: training and the numpy metrics need no torch
+
     params = {}
     for l, (w, b) in enumerate(layers):
         params[f"layer{l}.weight"] = torch.from_numpy(w if rows is None else w[rows])
@@ -123,8 +124,10 @@ def torch_params(layers: list[Layer], rows=None) -> dict[str, torch.Tensor]:
     return params
 
 
-def forward_one(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+def forward_one(params: dict, x):
     """Scalar output of one net (unstacked params) on one input x (d,): the function torch.func differentiates."""
+    import torch
+
     n_layers = sum(k.endswith(".weight") for k in params)
     h = x
     for l in range(n_layers):
