@@ -216,10 +216,33 @@ def jacobian_rank(model, x_eval, tol: float = 1e-4, params=None, batched: bool =
     Computed from float64 eigenvalues of the smaller Gram matrix (phi phi^T or phi^T phi, threshold
     squared, `rank_from_gram`).  Returns an int, or an (R,) array when batched.
     """
-    import torch
-
-    phi = per_example_gradients(model, x_eval, params, batched).to(torch.float64)
-    phi_t = phi.transpose(-1, -2)
-    gram = phi @ phi_t if phi.shape[-2] <= phi.shape[-1] else phi_t @ phi
-    ranks = rank_from_gram(gram, tol)
+    ranks = rank_from_jacobian(per_example_gradients(model, x_eval, params, batched), tol)
     return ranks if batched else int(ranks)
+
+
+def rank_from_jacobian(phi, tol: float = 1e-4) -> np.ndarray:
+    """Rank of phi (..., n, P), batched over the leading axes: the number of s_k / s_max > tol.
+
+    Computed from float64 eigenvalues of the smaller Gram matrix (phi phi^T or phi^T phi, threshold
+    squared, `rank_from_gram`).  Rows and columns that are zero throughout (dead neurons' parameters)
+    only add zero singular values, so they are dropped first: each matrix of the batch keeps its live
+    columns, then rows, moved to the front and cut at the batch's widest (the rest stays zero padding).
+    The eigen-decomposition, cubic in the Gram's size, then runs on what is alive.
+    """
+    phi = np.asarray(_numpy(phi), dtype=np.float64)
+    lead = phi.shape[:-2]
+    phi = _live_first(_live_first(phi.reshape(-1, *phi.shape[-2:]), axis=2), axis=1)
+    phi_t = np.swapaxes(phi, -1, -2)
+    gram = phi @ phi_t if phi.shape[-2] <= phi.shape[-1] else phi_t @ phi
+    return rank_from_gram(gram, tol).reshape(lead)
+
+
+def _live_first(phi: np.ndarray, axis: int) -> np.ndarray:
+    """phi (B, n, P) with, in each matrix, the lines along `axis` (1: rows, 2: columns) that hold a non-zero
+    moved to the front, in order, cut at the largest such count over the batch (at least 1)."""
+    live = (phi != 0).any(axis=3 - axis)
+    keep = max(int(live.sum(1).max(initial=0)), 1)
+    if keep == phi.shape[axis]:
+        return phi
+    order = np.argsort(~live, axis=1, kind="stable")[:, :keep]
+    return np.take_along_axis(phi, order[:, None, :] if axis == 2 else order[:, :, None], axis=axis)
