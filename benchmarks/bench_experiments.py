@@ -167,7 +167,8 @@ def bench_steps() -> None:
 
     line("diag GD step (n=40, d=100)", gd(diag_nets._gd_steps, 4), median_cpu(lambda: plain_loops.diag_gd(x, y, steps)) / steps, 4)
     for rows in (4, 64):
-        invariant, batched = gd(diag_nets._gd_steps, rows), gd(_gd_steps_batched_matmul, rows)
+        invariant = gd(diag_nets._gd_steps, rows)
+        batched = gd(lambda *a: diag_nets._gd_steps(*a, batch_invariant=False), rows)
         print(f"  GD kernel, batch-invariant (gemv per run) vs one batched matmul, R={rows}: {invariant * 1e6:.2f} vs "
               f"{batched * 1e6:.2f} us per run-step = {invariant / batched:.2f}x")
 
@@ -198,25 +199,6 @@ def bench_steps() -> None:
         assert got[0] == want, (name, got[0], want)
         plain = median_cpu(lambda: plain_loops.relu_jacobian_rank(single, x_rank, config.rank_tol), 3)
         line(f"Jacobian rank, one evaluation ({name}, {len(x_rank)} points)", ours, plain, rows)
-
-
-def _gd_steps_batched_matmul(u, v, x, y, etas, scratch):
-    """The same GD update with one BLAS matmul for all rows: the speed to match (not batch-invariant)."""
-    import numpy as np
-
-    beta, g, gv = scratch
-    x_t, x_over_n = np.ascontiguousarray(x.T), x / len(x)
-    residual = np.empty((len(u), len(x)))
-    for k in range(len(etas)):
-        np.multiply(u, v, out=beta)
-        np.matmul(beta, x_t, out=residual)
-        residual -= y
-        np.matmul(residual, x_over_n, out=g)
-        g *= etas[k][:, None]
-        np.multiply(g, v, out=gv)
-        np.multiply(g, u, out=g)
-        u -= gv
-        v -= g
 
 
 def main(argv=None) -> int:

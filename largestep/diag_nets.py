@@ -90,7 +90,7 @@ def _sgd_steps(u, v, xs, ys, etas, scratch):
         v -= g
 
 
-def _gd_steps(u, v, x, y, etas, scratch):
+def _gd_steps(u, v, x, y, etas, scratch, batch_invariant: bool = True):
     """In place: full-batch gradient steps of L = ||X(u*v) - y||^2 / (2n).
 
     One BLAS matrix-vector product per run and product, not one matrix-matrix product for all runs: a
@@ -98,13 +98,15 @@ def _gd_steps(u, v, x, y, etas, scratch):
     gemv instead), and GD at the edge of stability amplifies that rounding to O(1) differences.  numpy's
     matmul of a stack of (1, d) rows with one matrix calls gemv once per row, from C, with the same
     shapes and strides whatever the stack's height, so a run gives the same trajectory bit for bit
-    whatever it is batched with, at BLAS speed.
+    whatever it is batched with, at BLAS speed.  batch_invariant=False: one gemm for all rows instead, the
+    speed the benchmark holds this to.
     """
     beta, g, gv = scratch
     x_t = np.ascontiguousarray(x.T)
     x_over_n = x / len(x)
-    residual = np.empty((len(u), 1, len(x)))
-    beta_rows, g_rows = beta[:, None, :], g[:, None, :]  # (R, 1, d) views: a stack of row vectors
+    stack = (lambda a: a[:, None, :]) if batch_invariant else (lambda a: a)  # (R, 1, d): a stack of row vectors
+    residual = stack(np.empty((len(u), len(x))))
+    beta_rows, g_rows = stack(beta), stack(g)
     for k in range(len(etas)):
         np.multiply(u, v, out=beta)
         np.matmul(beta_rows, x_t, out=residual)
