@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -120,13 +119,9 @@ def bench_experiments(names, seeds: int, clock: str, compare: Path | None) -> No
 
 
 def median_cpu(fn, repeats: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
-        fn()
-        times.append(time.process_time() - start)
-    return statistics.median(times)
+    from bench_valley import median_seconds
+
+    return median_seconds(fn, repeats, clock=time.process_time)
 
 
 def bench_steps() -> None:
