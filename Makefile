@@ -21,6 +21,7 @@ notebooks: $(VENV)/.installed  ## re-execute every notebook in place at full sca
 	$(PY) -m largestep.notebooks *.ipynb deep_nets/plot_feature_sparsity.ipynb
 
 benchmark: $(VENV)/.installed  ## speed measurements (ratios and splits; minutes)
+	$(PY) benchmarks/bench_experiments.py
 	$(PY) benchmarks/bench_diag.py
 	$(PY) benchmarks/bench_valley.py
 	$(PY) benchmarks/bench_relu.py

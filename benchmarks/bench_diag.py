@@ -3,7 +3,7 @@
 1. Cost of one batched SGD / GD step for R = 1 and R = 64 runs (median of repeats), and the per-run ratio.
 2. Wall time of `python -m largestep reproduce diag_sgd diag_gd` at full scale with 1 and 5 seeds (fresh
    process each, startup and figures included), with the training / metrics split from the results files,
-   against the paper's own code on this machine: about 44 s for one seed (32 s + 12 s).
+   against the paper's own code (whole processes, one seed: bench_experiments.PAPER_SECONDS).
 """
 from __future__ import annotations
 
@@ -18,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from largestep import diag_nets
-from largestep.data import sparse_regression
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_experiments import PAPER_SECONDS  # noqa: E402
+from largestep import diag_nets  # noqa: E402
+from largestep.data import sparse_regression  # noqa: E402
 
-PAPER_SECONDS_ONE_SEED = 44.0
+PAPER_SECONDS_ONE_SEED = PAPER_SECONDS["diag_sgd"] + PAPER_SECONDS["diag_gd"]
 
 
 def step_seconds(algorithm: str, rows: int, steps: int, repeats: int) -> float:

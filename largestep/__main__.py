@@ -8,7 +8,8 @@ from pathlib import Path
 
 from . import QUICK_ENV, experiments, quick_mode
 from .config import apply_overrides, has_field
-from .results import save_figure, save_json
+from .plotting import save_formats
+from .results import save_json
 from .schedules import ConfigError
 
 
@@ -129,8 +130,7 @@ def reproduce(args) -> int:
                                              progress=not args.no_progress)
         written = [save_json(results, out / f"{exp.name}.json")]
         for stem, fig in exp.figures(results).items():
-            for ext in ("png", "pdf"):
-                written.append(save_figure(fig, out / f"{stem}.{ext}"))
+            written += save_formats(fig, out / stem)
             import matplotlib.pyplot as plt
             plt.close(fig)
         if exp.extras is not None:

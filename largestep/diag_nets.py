@@ -89,20 +89,28 @@ def _sgd_steps(u, v, xs, ys, etas, scratch):
         v -= g
 
 
-def _gd_steps(u, v, x, y, etas, scratch):
+def _gd_steps(u, v, x, y, etas, scratch, batch_invariant: bool = True):
     """In place: full-batch gradient steps of L = ||X(u*v) - y||^2 / (2n).
 
-    einsum, not BLAS matmul: BLAS sums in an order that depends on how many rows are batched, and GD at
-    the edge of stability amplifies that rounding to O(1) differences; einsum reduces each row alike, so
-    a run gives the same trajectory bit for bit whatever it is batched with.
+    One BLAS matrix-vector product per run and product, not one matrix-matrix product for all runs: a
+    BLAS gemm sums in an order that depends on how many rows are batched (and a single row goes through
+    gemv instead), and GD at the edge of stability amplifies that rounding to O(1) differences.  numpy's
+    matmul of a stack of (1, d) rows with one matrix calls gemv once per row, from C, with the same
+    shapes and strides whatever the stack's height, so a run gives the same trajectory bit for bit
+    whatever it is batched with, at BLAS speed.  batch_invariant=False: one gemm for all rows instead, the
+    speed the benchmark holds this to.
     """
     beta, g, gv = scratch
+    x_t = np.ascontiguousarray(x.T)
     x_over_n = x / len(x)
+    stack = (lambda a: a[:, None, :]) if batch_invariant else (lambda a: a)  # (R, 1, d): a stack of row vectors
+    residual = stack(np.empty((len(u), len(x))))
+    beta_rows, g_rows = stack(beta), stack(g)
     for k in range(len(etas)):
         np.multiply(u, v, out=beta)
-        residual = np.einsum("rd,nd->rn", beta, x)
+        np.matmul(beta_rows, x_t, out=residual)
         residual -= y
-        np.einsum("rn,nd->rd", residual, x_over_n, out=g)
+        np.matmul(residual, x_over_n, out=g_rows)
         g *= etas[k][:, None]
         np.multiply(g, v, out=gv)
         np.multiply(g, u, out=g)

@@ -109,9 +109,12 @@ def animate(path, alphas, betas, values, trajectories: dict, landmarks: dict, it
     (and an MP4 beside it when ffmpeg is on PATH), one frame per entry of iterations, the last one shown
     for hold_s seconds before the loop restarts.  Returns the paths written.
 
-    The surface is drawn once; each frame restores that background and draws only the trajectory lines,
-    so a frame costs a few milliseconds rather than a full contourf redraw.  All frames share one palette
-    taken from the first frame, so colours do not flicker and the GIF stays small.
+    The surface is drawn once; each frame restores a saved background and draws only what changed, so a
+    frame costs a few milliseconds rather than a full contourf redraw.  The trails grow by one segment a
+    frame: each frame draws its new segments on the background kept from the last one (surface and trails
+    so far) and keeps that, then draws the heads and the counter on top, instead of redrawing whole trails
+    (quadratic in the number of frames).  Frames are kept as the canvas' RGBA bytes (a plain copy).  All
+    frames share one palette taken from the first frame, so colours do not flicker and the GIF stays small.
     """
     import matplotlib
 
@@ -135,24 +138,29 @@ def animate(path, alphas, betas, values, trajectories: dict, landmarks: dict, it
     ax.legend(loc="upper left", fontsize=8, framealpha=0.8)
     fig.tight_layout()
     canvas.draw()
-    background = canvas.copy_from_bbox(fig.bbox)
+    trails = canvas.copy_from_bbox(fig.bbox)
 
     coords = [np.asarray(c, float) for c, _ in trajectories.values()]
     n_frames = len(iterations)
     frames = []
     with matplotlib.rc_context({"path.simplify": False}):
         for k in range(n_frames):
-            canvas.restore_region(background)
-            for line, head, c in zip(lines, heads, coords):
-                line.set_data(c[: k + 1, 0], c[: k + 1, 1])
+            canvas.restore_region(trails)
+            if k > 0:
+                for line, c in zip(lines, coords):
+                    line.set_data(c[k - 1 : k + 1, 0], c[k - 1 : k + 1, 1])
+                    ax.draw_artist(line)
+                trails = canvas.copy_from_bbox(fig.bbox)
+            for head, c in zip(heads, coords):
                 head.set_data(c[k : k + 1, 0], c[k : k + 1, 1])
-                ax.draw_artist(line)
                 ax.draw_artist(head)
             counter.set_text(f"iteration {int(iterations[k]):,}")
             ax.draw_artist(counter)
-            frames.append(np.asarray(canvas.buffer_rgba())[..., :3].copy())
-    first = Image.fromarray(frames[0]).quantize(colors=255, method=Image.Quantize.MEDIANCUT)
-    images = [first] + [Image.fromarray(f).quantize(palette=first, dither=Image.Dither.NONE) for f in frames[1:]]
+            frames.append(np.array(canvas.buffer_rgba()))
+    size = frames[0].shape[1::-1]
+    rgb = [Image.frombuffer("RGBA", size, f, "raw", "RGBA", 0, 1).convert("RGB") for f in frames]
+    first = rgb[0].quantize(colors=255, method=Image.Quantize.MEDIANCUT)
+    images = [first] + [f.quantize(palette=first, dither=Image.Dither.NONE) for f in rgb[1:]]
     durations = [round(1000 / fps)] * (n_frames - 1) + [round(1000 * max(hold_s, 1 / fps))]
     path = Path(path)
     atomic_write(path, lambda tmp: images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
@@ -161,7 +169,7 @@ def animate(path, alphas, betas, values, trajectories: dict, landmarks: dict, it
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg:
         hold = [frames[-1]] * round(hold_s * fps)
-        written.append(_write_mp4(ffmpeg, path.with_suffix(".mp4"), frames + hold, fps))
+        written.append(_write_mp4(ffmpeg, path.with_suffix(".mp4"), [f[..., :3] for f in frames + hold], fps))
     return written
 
 

@@ -1,23 +1,27 @@
 """Metrics of the paper, each implemented once and shared by the toy experiments and deep nets.
 
 All functions accept numpy arrays or torch tensors and are batched where a leading axis makes sense.
+torch is imported by the functions that use it, not here: the numpy-only experiments never load it.
 """
 from __future__ import annotations
 
 import contextlib
+import sys
 
 import numpy as np
-import torch
 
 
 def _numpy(a) -> np.ndarray:
-    return a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+    torch = sys.modules.get("torch")  # a tensor can only exist once torch is imported
+    return a.detach().cpu().numpy() if torch is not None and isinstance(a, torch.Tensor) else np.asarray(a)
 
 
 @contextlib.contextmanager
 def single_threaded():
     """Small batched LAPACK calls run fastest on one thread, and far faster than on several when the
     machine is busy (threads then spin waiting for each other)."""
+    import torch
+
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -44,6 +48,8 @@ def rank_from_gram(gram, tol: float) -> np.ndarray:
     Eigenvalues are s_k^2, so the threshold is squared; computed in float64.  Only meaningful for
     tol well above sqrt(machine epsilon) of float64 (1e-8); for smaller tol use singular values.
     """
+    import torch
+
     g = torch.as_tensor(_numpy(gram), dtype=torch.float64)
     eig = torch.linalg.eigvalsh(g).clamp_min(0).numpy()
     return rank_from_singular_values(np.sqrt(eig), tol)
@@ -71,13 +77,9 @@ class DiagNetJacobianRank:
         self.lo = sx[-1] if n_eval >= d else 0.0  # else A has at most n_eval non-zero singular values
         self.hi = sx[0]
         self.column_norms = np.linalg.norm(x, axis=0)
-        self.factor = torch.from_numpy(np.linalg.qr(x, mode="r") if n_eval >= d else x)
+        self.factor = np.linalg.qr(x, mode="r") if n_eval >= d else x
 
     def __call__(self, u, v) -> np.ndarray:
-        with single_threaded():
-            return self._ranks(u, v)
-
-    def _ranks(self, u, v) -> np.ndarray:
         u = np.atleast_2d(np.asarray(_numpy(u), dtype=np.float64))
         v = np.atleast_2d(np.asarray(_numpy(v), dtype=np.float64))
         w = np.sqrt(u * u + v * v)
@@ -96,11 +98,11 @@ class DiagNetJacobianRank:
         exact = np.flatnonzero(valid & (n_in != n_maybe))
         if exact.size:
             width = int(n_maybe[exact].max())
-            cols = torch.from_numpy(order[exact, :width])
-            scale = torch.from_numpy(np.take_along_axis(w[exact], order[exact, :width], axis=1))
-            scale[torch.arange(width)[None, :] >= torch.from_numpy(n_maybe[exact])[:, None]] = 0  # pad: zero columns
-            a = self.factor[:, cols].permute(1, 0, 2) * scale[:, None, :]
-            ranks[exact] = rank_from_singular_values(torch.linalg.svdvals(a).numpy(), tol)
+            cols = order[exact, :width]
+            scale = np.take_along_axis(w[exact], cols, axis=1)
+            scale[np.arange(width)[None, :] >= n_maybe[exact][:, None]] = 0  # pad: zero columns
+            a = self.factor[:, cols].transpose(1, 0, 2) * scale[:, None, :]
+            ranks[exact] = rank_from_singular_values(np.linalg.svd(a, compute_uv=False), tol)
         return ranks
 
 
@@ -110,6 +112,8 @@ def diag_net_jacobian_rank(x_eval, u, v, tol: float = 1e-15) -> np.ndarray:
 
 
 def _tensor(a, dtype=None) -> torch.Tensor:
+    import torch
+
     t = a if isinstance(a, torch.Tensor) else torch.as_tensor(np.ascontiguousarray(a))
     return t.to(dtype or (t.dtype if t.is_floating_point() else torch.float64))
 
@@ -119,8 +123,8 @@ def _correlation(phi: torch.Tensor) -> torch.Tensor:
     centered = phi - phi.mean(0, keepdim=True)
     unit = centered / centered.norm(dim=0)  # a constant neuron gives NaNs, which compare False below
     corr = unit.T @ unit
-    upper = torch.triu(corr, 1)
-    return upper + upper.T + torch.diag(torch.diagonal(corr))
+    upper = corr.triu(1)
+    return upper + upper.T + corr.diagonal().diag()
 
 
 def deduplicated_neurons(phi, corr_threshold: float) -> torch.Tensor:
@@ -133,6 +137,8 @@ def deduplicated_neurons(phi, corr_threshold: float) -> torch.Tensor:
     live neuron j > i has |corr_ij| > threshold: the whole scan is one upper-triangular test.
     Runs on phi's device, in phi's floating dtype.
     """
+    import torch
+
     phi = _tensor(phi)
     live = torch.nonzero((phi != 0).any(0)).flatten()
     corr = _correlation(phi[:, live]).abs()
@@ -150,6 +156,8 @@ def feature_sparsity(phi, corr_threshold: float = 0.99, normalize_rows: bool = T
     neurons).  Accepts numpy arrays or torch tensors (computed on the tensor's device; integer or
     numpy input in float64).
     """
+    import torch
+
     phi = _tensor(phi)
     if phi.numel() == 0:
         return 0.0
@@ -183,6 +191,7 @@ def per_example_gradients(model, x_eval, params=None, batched: bool = False) -> 
     of `params` has a leading run axis R and the result is (R, n, P) instead of (n, P).
     Per-example gradients come from torch.func (vmap of grad), no Python loop over examples or runs.
     """
+    import torch
     from torch.func import functional_call, grad, vmap
 
     if isinstance(model, torch.nn.Module):
@@ -207,8 +216,34 @@ def jacobian_rank(model, x_eval, tol: float = 1e-4, params=None, batched: bool =
     Computed from float64 eigenvalues of the smaller Gram matrix (phi phi^T or phi^T phi, threshold
     squared, `rank_from_gram`).  Returns an int, or an (R,) array when batched.
     """
-    phi = per_example_gradients(model, x_eval, params, batched).to(torch.float64)
-    phi_t = phi.transpose(-1, -2)
-    gram = phi @ phi_t if phi.shape[-2] <= phi.shape[-1] else phi_t @ phi
-    ranks = rank_from_gram(gram, tol)
+    ranks = rank_from_jacobian(per_example_gradients(model, x_eval, params, batched), tol)
     return ranks if batched else int(ranks)
+
+
+def rank_from_jacobian(phi, tol: float = 1e-4) -> np.ndarray:
+    """Rank of phi (..., n, P), batched over the leading axes: the number of s_k / s_max > tol.
+
+    Computed from float64 eigenvalues of the smaller Gram matrix (phi phi^T or phi^T phi, threshold
+    squared, `rank_from_gram`).  Rows and columns that are zero throughout (dead neurons' parameters)
+    only add zero singular values, so they are dropped first: each matrix of the batch keeps its live
+    columns, then rows, moved to the front and cut at the batch's widest (the rest stays zero padding).
+    The eigen-decomposition, cubic in the Gram's size, then runs on what is alive.
+    """
+    phi = np.asarray(_numpy(phi), dtype=np.float64)
+    lead = phi.shape[:-2]
+    phi = _live_first(_live_first(phi.reshape(-1, *phi.shape[-2:]), axis=2), axis=1)
+    phi_t = np.swapaxes(phi, -1, -2)
+    gram = phi @ phi_t if phi.shape[-2] <= phi.shape[-1] else phi_t @ phi
+    return rank_from_gram(gram, tol).reshape(lead)
+
+
+def _live_first(phi: np.ndarray, axis: int) -> np.ndarray:
+    """phi (B, n, P) with, in each matrix, the lines along `axis` (1: rows, 2: columns) that hold a non-zero
+    moved to the front, in order, cut at the largest such count over the batch (at least 1).  Left as it is
+    when that would cut less than a tenth: the gather would cost more than the smaller eigenproblem saves."""
+    live = (phi != 0).any(axis=3 - axis)
+    keep = max(int(live.sum(1).max(initial=0)), 1)
+    if keep > 0.9 * phi.shape[axis]:
+        return phi
+    order = np.argsort(~live, axis=1, kind="stable")[:, :keep]
+    return np.take_along_axis(phi, order[:, None, :] if axis == 2 else order[:, :, None], axis=axis)

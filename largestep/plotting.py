@@ -6,8 +6,6 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 
 from .sweep import divergence_note
@@ -34,6 +32,8 @@ def figure_style(**overrides):
     no figure, ours or the user's, without an explicit display().  So interactive mode stays as it is
     when the block ends.
     """
+    import matplotlib
+
     with matplotlib.rc_context({**STYLE, **overrides}):
         try:
             yield
@@ -51,6 +51,8 @@ def titled(results: dict, title: str) -> str:
 
 
 def run_colors(n: int) -> list:
+    import matplotlib.pyplot as plt
+
     cmap = plt.get_cmap("tab10")
     return [cmap(i % 10) for i in range(n)]
 
@@ -99,6 +101,8 @@ def plot_metric(ax, results: dict, metric: str, *, log: bool = False, title: str
 
 def panels(results: dict, specs: list[dict], ncols: int | None = None, suptitle: str | None = None):
     """A row (or grid) of metric panels with one shared legend below; specs are plot_metric's keywords."""
+    import matplotlib.pyplot as plt  # here, not at the top: commands that draw nothing skip its import
+
     with figure_style():
         ncols = ncols or len(specs)
         nrows = -(-len(specs) // ncols)
@@ -125,3 +129,43 @@ def survival_note(results: dict) -> str:
     per_run = "per run" if not any(deterministic) else "per run; deterministic runs: one each"
     return (f"median and interquartile band over surviving seeds, asked for {n} {per_run}\n"
             f"statistics are conditioned on survival{decays}")
+
+
+def save_formats(fig, stem, formats=("png", "pdf")) -> list:
+    """Write fig to stem.<format> for each format (each file atomically); returns the paths.
+
+    fig.savefig lays a constrained-layout figure out again for every file, in a text-measuring pass
+    before each real draw.  Here one Agg draw lays it out and renders it, the PNG is written from that
+    buffer exactly as savefig writes it (same call, same pixels), and the other formats are drawn with
+    the layout it fixed: about half the drawing work for a PNG and a PDF.
+    """
+    from pathlib import Path
+
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from .results import atomic_write, save_figure
+
+    stem = Path(stem)
+    plain = (not isinstance(fig.canvas, FigureCanvasAgg) or "png" not in formats
+             or matplotlib.rcParams["savefig.dpi"] != "figure" or matplotlib.rcParams["savefig.bbox"] is not None
+             or matplotlib.rcParams["savefig.transparent"])
+    if plain:  # savefig's own settings differ from the canvas': let it draw each file
+        return [save_figure(fig, stem.with_name(f"{stem.name}.{ext}")) for ext in formats]
+    fig.canvas.draw()
+    engine = fig.get_layout_engine()
+    fig.set_layout_engine("none")
+    written = []
+    try:
+        for ext in formats:
+            path = stem.with_name(f"{stem.name}.{ext}")
+            if ext == "png":
+                buffer = fig.canvas.buffer_rgba()
+                written.append(atomic_write(path, lambda tmp: matplotlib.image.imsave(
+                    tmp, buffer, format="png", origin="upper", dpi=fig.dpi)))
+            else:
+                written.append(save_figure(fig, path))
+    finally:
+        if engine is not None:
+            fig.set_layout_engine(engine)
+    return written

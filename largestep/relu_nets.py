@@ -15,7 +15,6 @@ import time
 from typing import Callable, Sequence
 
 import numpy as np
-import torch
 
 from .streams import numpy_stream
 from .sweep import sgd_indices
@@ -103,11 +102,46 @@ def mse(layers: list[Layer], x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return np.mean(r * r, axis=1)
 
 
+def per_example_gradients(layers: list[Layer], x: np.ndarray) -> np.ndarray:
+    """phi (R, n, P): row i of run r is the gradient of run r's output at x[i] w.r.t. all its parameters.
+
+    Columns in `torch_params` order (each layer's weight row-major, then its bias).  One forward and one
+    backward pass for all runs and points at once: the gradient w.r.t. a layer's weight is the outer
+    product of the output's derivative w.r.t. the layer's pre-activations (delta) with the layer's
+    input, and w.r.t. its bias delta itself.  ReLU's derivative is (post-ReLU value > 0), as in training
+    and autograd.  The same per-example gradients as `forward_one` through torch.func, without its
+    per-call tracing: the metric's cost is then the linear algebra alone.
+    """
+    rows = len(layers[0][0])
+    h = np.broadcast_to(np.asarray(x, np.float64), (rows, *np.shape(x)))
+    inputs = []
+    for w, b in layers[:-1]:
+        inputs.append(h)
+        h = h @ np.swapaxes(w, 1, 2)
+        if b is not None:
+            h += b[:, None, :]
+        np.maximum(h, 0.0, out=h)
+    inputs.append(h)
+    delta = np.ones((rows, len(x), 1))  # d output / d output
+    blocks = []
+    for l in range(len(layers) - 1, -1, -1):
+        w, b = layers[l]
+        h = inputs[l]
+        if b is not None:
+            blocks.append(delta)
+        blocks.append((delta[:, :, :, None] * h[:, :, None, :]).reshape(rows, len(x), -1))
+        if l > 0:
+            delta = (delta @ w) * (h > 0)
+    return np.concatenate(blocks[::-1], axis=2)
+
+
 # ---- torch.func view of the same nets, for per-example gradients
 
 
-def torch_params(layers: list[Layer], rows=None) -> dict[str, torch.Tensor]:
+def torch_params(layers: list[Layer], rows=None) -> dict:
     """The stacked parameters as a dict of torch tensors (views of the numpy arrays, no copy)."""
+    import torch  # here, not at the top: training and the numpy metrics need no torch
+
     params = {}
     for l, (w, b) in enumerate(layers):
         params[f"layer{l}.weight"] = torch.from_numpy(w if rows is None else w[rows])
@@ -116,8 +150,10 @@ def torch_params(layers: list[Layer], rows=None) -> dict[str, torch.Tensor]:
     return params
 
 
-def forward_one(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+def forward_one(params: dict, x):
     """Scalar output of one net (unstacked params) on one input x (d,): the function torch.func differentiates."""
+    import torch
+
     n_layers = sum(k.endswith(".weight") for k in params)
     h = x
     for l in range(n_layers):

@@ -119,6 +119,45 @@ def test_batched_functional_gradients_equal_autograd_loop_per_run():
             torch.testing.assert_close(phi[r, i], torch.cat([g.flatten() for g in grads]))
 
 
+@pytest.mark.parametrize("make", [
+    lambda rng: relu_nets.multi_layer_gaussian(rng, 3, (5, 4), 0.8),  # biases on every layer
+    lambda rng: relu_nets.two_layer_gaussian(rng, 3, 6, 1.0, 1.0),  # no biases
+    lambda rng: relu_nets.two_layer_1d(rng, 7),  # d = 1, hidden biases only
+])
+def test_numpy_per_example_gradients_equal_autograd_per_run_and_point(make):
+    layers = relu_nets.stack([make(np.random.default_rng(s)) for s in range(3)])
+    d = layers[0][0].shape[2]
+    x = np.random.default_rng(9).normal(size=(12, d))
+    x[0] = 0  # a point where every bias-free hidden unit sits at its kink (derivative 0, as autograd)
+    phi = relu_nets.per_example_gradients(layers, x)
+    assert phi.shape == (3, 12, relu_nets.n_parameters(layers))
+    for r in range(3):
+        params = {k: v[r].clone().requires_grad_(True) for k, v in relu_nets.torch_params(layers).items()}
+        for i in range(12):
+            grads = torch.autograd.grad(relu_nets.forward_one(params, torch.from_numpy(x[i])), list(params.values()))
+            np.testing.assert_allclose(phi[r, i], torch.cat([g.flatten() for g in grads]).numpy(), rtol=1e-12,
+                                       atol=1e-12)
+
+
+def test_rank_from_jacobian_ignores_dead_lines_batched():
+    """Zero rows and columns, different in each matrix of the batch: the rank of each equals its full SVD's."""
+    rng = np.random.default_rng(4)
+    phi = rng.normal(size=(4, 30, 8)) @ rng.normal(size=(4, 8, 25))  # rank 8 each
+    phi[0, :, :10] = 0
+    phi[1, 5:20] = 0
+    phi[2] = 0
+    phi[3, :, 3] = rng.normal(size=30) * 1e-4  # a small live direction: counted at tol = 1e-6, not at 1e-4
+    ranks = {}
+    for tol in (1e-4, 1e-6):
+        want = ranks[tol] = []
+        for p in phi:
+            s = np.linalg.svd(p, compute_uv=False)
+            want.append(int((s > tol * s[0]).sum()) if s[0] > 0 else 0)
+        np.testing.assert_array_equal(metrics.rank_from_jacobian(phi, tol), want)
+        np.testing.assert_array_equal(metrics.rank_from_jacobian(phi[1], tol), want[1])
+    assert ranks[1e-4] == [8, 8, 0, 8] and ranks[1e-6][3] == 9
+
+
 @pytest.mark.parametrize("dead", [0, 3])
 @pytest.mark.parametrize("n_eval", [10, 40])
 def test_jacobian_rank_equals_svd_reference(dead, n_eval):

@@ -236,9 +236,8 @@ def evaluate(config: ReluConfig, data: Regression, x_rank: np.ndarray, layers: l
     if alive.size == 0:
         return values
     alive_layers = [(w[alive], None if b is None else b[alive]) for w, b in layers]
-    params = relu_nets.torch_params(alive_layers)
-    values["jacobian_rank"][alive] = metrics.jacobian_rank(relu_nets.forward_one, x_rank, config.rank_tol,
-                                                           params=params, batched=True)
+    values["jacobian_rank"][alive] = metrics.rank_from_jacobian(
+        relu_nets.per_example_gradients(alive_layers, x_rank), config.rank_tol)
     features = relu_nets.hidden_features(alive_layers, data.x_train)
     for name, phi in zip(feature_names(config), features):
         values[name][alive] = [metrics.feature_sparsity(p, config.corr_threshold) for p in phi]

@@ -1,0 +1,221 @@
+"""Where each experiment's time goes, and what batching buys per step.  `make benchmark` runs it first.
+
+    .venv/bin/python benchmarks/bench_experiments.py [--seeds 1] [--only NAME ...] [--clock cpu|wall]
+                                                     [--compare DIR] [--skip-steps]
+
+1. Per experiment, one fresh process doing what `python -m largestep reproduce NAME --seeds N` does (all but
+   writing the JSON), in phases: start-up (interpreter, the command's imports, and matplotlib's, which
+   every reproduce needs to draw), train, metrics, the rest of
+   the run (data, surfaces, ...), figures (PNG + PDF), animation (loss_surface's GIF), and the total.
+   Seconds are CPU seconds by default: on a shared machine CPU time is what the work costs, wall time is what
+   the other jobs leave of it (--clock wall for wall time).  Against the paper's own code: whole-process
+   seconds for one seed measured side by side on a quiet machine with one BLAS thread (so wall = CPU there).
+   --compare DIR runs the same in another source tree (e.g. `git archive OLD_COMMIT | tar -x -C DIR`) and
+   prints the ratios old / new per phase, both measured in this one run.
+2. Per-step and per-evaluation costs of our batched kernels at the experiments' batch sizes against the
+   same work written plainly, one run at a time (benchmarks/plain_loops.py), as ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run from anywhere without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Whole-process seconds of the paper's code for one seed (the speed issue's side-by-side table).
+PAPER_SECONDS = {"diag_sgd": 99.7, "diag_gd": 46.9, "relu_two_layer": 123.9, "relu_1d": 235.5,
+                 "relu_multi_layer": 317.6, "loss_surface": 12.5}
+PAPER_LOSS_SURFACE_COMPUTATION = 4.4  # its computation alone, without figures
+PHASES = ("start-up", "train", "metrics", "run other", "figures", "animation", "total")
+
+# What one `reproduce NAME` process does, phase by phase; prints a JSON line.  With clock=cpu, the trainers'
+# own train/metrics split is switched to CPU time too (their modules' `time` is replaced in this process).
+CHILD = r"""
+import json, sys, tempfile, time, types
+from pathlib import Path
+clock = time.process_time if sys.argv[3] == "cpu" else time.perf_counter
+import largestep.__main__
+from largestep import experiments
+name, seeds = sys.argv[1], int(sys.argv[2])
+exp = experiments.get(name)
+imported = clock()
+if sys.argv[3] == "cpu":
+    from largestep import diag_nets, relu_nets, stabilization
+    for module in (diag_nets, relu_nets, stabilization):
+        module.time = types.SimpleNamespace(perf_counter=time.process_time)
+results = experiments.run_experiment(exp, n_seeds=seeds, progress=False)
+before_mpl = clock()
+import matplotlib.pyplot as plt  # every reproduce draws: its import counts as start-up, not as drawing
+ran = clock()
+with tempfile.TemporaryDirectory() as out:
+    for stem, fig in exp.figures(results).items():
+        try:
+            from largestep.plotting import save_formats
+            save_formats(fig, Path(out) / stem)
+        except ImportError:  # an older tree: one savefig per file
+            from largestep.results import save_figure
+            for ext in ("png", "pdf"):
+                save_figure(fig, Path(out) / f"{stem}.{ext}")
+        plt.close(fig)
+    drawn = clock()
+    if exp.extras is not None:
+        exp.extras(results, out)
+    done = clock()
+seconds = results["seconds"]
+print(json.dumps({"imported": imported + (ran - before_mpl), "run": before_mpl - imported, "train": seconds.get("train", 0.0),
+                  "metrics": seconds.get("metrics", 0.0), "figures": drawn - ran, "animation": done - drawn,
+                  "inside": done - imported - (ran - before_mpl), "cpu_total": time.process_time()}))
+"""
+
+
+def run_child(source: Path, name: str, seeds: int, clock: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(source), "OPENBLAS_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", CHILD, name, str(seeds), clock], capture_output=True, text=True,
+                         env=env, cwd=tempfile.gettempdir())
+    wall = time.perf_counter() - start
+    if out.returncode:
+        raise RuntimeError(f"{name} in {source} failed:\n{out.stderr[-2000:]}")
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    total = r["cpu_total"] if clock == "cpu" else wall
+    startup = r["imported"] if clock == "cpu" else wall - r["inside"]
+    return {"start-up": startup, "train": r["train"], "metrics": r["metrics"],
+            "run other": max(r["run"] - r["train"] - r["metrics"], 0.0), "figures": r["figures"],
+            "animation": r["animation"], "total": total}
+
+
+def load() -> str:
+    return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
+
+
+def bench_experiments(names, seeds: int, clock: str, compare: Path | None) -> None:
+    print(f"1. whole experiments, full scale, --seeds {seeds}, {clock.upper()} seconds ({load()}, {os.cpu_count()} cores)")
+    header = f"{'experiment':18s}" + "".join(f"{p:>10s}" for p in PHASES) + f"{'paper':>8s}{'speed-up':>9s}"
+    print(header)
+    for name in names:
+        new = run_child(ROOT, name, seeds, clock)
+        paper = PAPER_SECONDS.get(name)
+        cells = "".join(f"{new[p]:10.2f}" for p in PHASES)
+        vs = f"{paper:8.1f}{paper / new['total']:8.1f}x" if paper and seeds == 1 else ""
+        print(f"{name:18s}{cells}{vs}", flush=True)
+        if compare is not None:
+            old = run_child(compare, name, seeds, clock)
+            print(f"{'  before':18s}" + "".join(f"{old[p]:10.2f}" for p in PHASES), flush=True)
+            print(f"{'  before/after':18s}" + "".join(
+                f"{old[p] / new[p]:9.1f}x" if new[p] > 0.005 else f"{'-':>10s}" for p in PHASES), flush=True)
+        if name == "loss_surface" and seeds == 1:
+            computation = new["train"] + new["metrics"] + new["run other"]
+            print(f"  loss_surface computation {computation:.2f} s, with figures and animation {new['total']:.2f} s; "
+                  f"the paper's computation alone: {PAPER_LOSS_SURFACE_COMPUTATION} s")
+    print(f"  ({load()} at the end; paper: the paper's code, one seed, quiet machine, one BLAS thread)")
+
+
+def median_cpu(fn, repeats: int = 5) -> float:
+    from bench_valley import median_seconds
+
+    return median_seconds(fn, repeats, clock=time.process_time)
+
+
+def bench_steps() -> None:
+    import numpy as np
+
+    import plain_loops
+    from largestep import diag_nets, experiments, metrics, relu_nets
+    from largestep.data import sparse_regression
+    from largestep.experiments import relu
+
+    print(f"\n2. per step and run, batched (R runs at once) vs the plain per-run loop, CPU ({load()})")
+
+    def line(label, ours, plain, rows):
+        print(f"  {label:44s} R={rows:<3d} ours {ours * 1e6:8.2f} us   plain {plain * 1e6:8.2f} us   "
+              f"plain/ours {plain / ours:6.1f}x")
+
+    steps = 2000
+    data = sparse_regression(80, 200, 20)
+    x, y = data.x_train, data.y_train
+    rows = 20  # 4 runs x 5 seeds
+
+    def sgd():
+        u, v = np.full((rows, 200), 0.1), np.zeros((rows, 200))
+        idx = np.random.default_rng(0).integers(0, len(x), (steps, rows))
+        diag_nets._sgd_steps(u, v, x[idx], y[idx], np.full((steps, rows), 0.01), [np.empty_like(u) for _ in range(3)])
+
+    line("diag SGD step (n=80, d=200)", median_cpu(sgd) / steps / rows,
+         median_cpu(lambda: plain_loops.diag_sgd(x, y, steps)) / steps, rows)
+
+    data = sparse_regression(40, 100, 20)
+    x, y = data.x_train, data.y_train
+
+    def gd(kernel, rows):
+        def go():
+            u, v = np.full((rows, 100), 0.1), np.zeros((rows, 100))
+            kernel(u, v, x, y, np.full((steps, rows), 0.01), [np.empty_like(u) for _ in range(3)])
+        return median_cpu(go) / steps / rows
+
+    line("diag GD step (n=40, d=100)", gd(diag_nets._gd_steps, 4), median_cpu(lambda: plain_loops.diag_gd(x, y, steps)) / steps, 4)
+    for rows in (4, 64):
+        invariant = gd(diag_nets._gd_steps, rows)
+        batched = gd(lambda *a: diag_nets._gd_steps(*a, batch_invariant=False), rows)
+        print(f"  GD kernel, batch-invariant (gemv per run) vs one batched matmul, R={rows}: {invariant * 1e6:.2f} vs "
+              f"{batched * 1e6:.2f} us per run-step = {invariant / batched:.2f}x")
+
+    config = experiments.get("relu_two_layer").config
+    data = relu.make_data(config)
+    rows = 20
+    layers = relu_nets.stack([relu.make_student(config, s % 5) for s in range(rows)])
+    single = [(w[0], None if b is None else b[0]) for w, b in layers]
+
+    def relu_sgd():
+        stacked = relu_nets.copy_layers(layers)
+        idx = np.random.default_rng(0).integers(0, len(data.x_train), (steps, rows))
+        relu_nets._sgd_steps(stacked, data.x_train[idx], data.y_train[idx], np.full((steps, rows), 1e-3))
+
+    line("ReLU SGD step (two-layer, d=2, m=20)", median_cpu(relu_sgd) / steps / rows,
+         median_cpu(lambda: plain_loops.relu_sgd(single, data.x_train, data.y_train, steps)) / steps, rows)
+
+    for name in ("relu_1d", "relu_multi_layer"):
+        config = experiments.get(name).config
+        data = relu.make_data(config)
+        x_rank = relu.rank_points(config, data)
+        layers = relu_nets.stack([relu.make_student(config, s) for s in range(rows)])
+        ours = median_cpu(lambda: metrics.rank_from_jacobian(relu_nets.per_example_gradients(layers, x_rank),
+                                                             config.rank_tol), 3) / rows
+        got = metrics.rank_from_jacobian(relu_nets.per_example_gradients(layers, x_rank), config.rank_tol)
+        single = [(w[0], None if b is None else b[0]) for w, b in layers]
+        want, _ = plain_loops.relu_jacobian_rank(single, x_rank, config.rank_tol)
+        assert got[0] == want, (name, got[0], want)
+        plain = median_cpu(lambda: plain_loops.relu_jacobian_rank(single, x_rank, config.rank_tol), 3)
+        line(f"Jacobian rank, one evaluation ({name}, {len(x_rank)} points)", ours, plain, rows)
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--only", nargs="*", default=None, help="experiments (default: all)")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
+    parser.add_argument("--compare", type=Path, default=None, metavar="DIR",
+                        help="another source tree to time the same way, for before/after ratios")
+    parser.add_argument("--skip-steps", action="store_true", help="only the whole experiments")
+    args = parser.parse_args(argv)
+    from largestep import experiments
+
+    bench_experiments(args.only or experiments.available(), args.seeds, args.clock, args.compare)
+    if not args.skip_steps:
+        from largestep import metrics
+
+        with metrics.single_threaded():  # as the experiments run it (torch's eigen-solver included)
+            bench_steps()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
