@@ -3,17 +3,26 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
 from . import QUICK_ENV, experiments, quick_mode
 from .config import apply_overrides
-from .results import save_figure, save_json
+from .results import save_figure, save_json, written_together
 from .schedules import ConfigError
 
 
 class UsageError(Exception):
     pass
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so that it unwinds (and cleans up) as after Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_flags(args) -> None:
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    if not args.out.strip():
+        raise UsageError("--out must name a directory, got an empty string (use --out . for the current one)")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {args.out} exists and is not a directory")
+
+
 def prepare(args) -> list[tuple[experiments.Experiment, object]]:
     """Check every argument and build every config before anything runs or is written."""
     known = experiments.available()
@@ -53,11 +72,7 @@ def prepare(args) -> list[tuple[experiments.Experiment, object]]:
     unknown = [n for n in names if n not in known]
     if unknown:
         raise UsageError(f"unknown experiment(s): {', '.join(unknown)} (known: {', '.join(known)})")
-    if args.seeds < 1:
-        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {args.out} exists and is not a directory")
+    check_flags(args)
     plan = []
     for name in dict.fromkeys(names):
         exp = experiments.get(name)
@@ -65,6 +80,7 @@ def prepare(args) -> list[tuple[experiments.Experiment, object]]:
         try:
             config = apply_overrides(config, args.overrides)
             config.validate()
+            experiments.check_memory(config, args.seeds)
         except ConfigError as err:
             raise UsageError(f"{name}: {err}") from None
         plan.append((exp, config))
@@ -74,6 +90,10 @@ def prepare(args) -> list[tuple[experiments.Experiment, object]]:
 def reproduce(args) -> int:
     args.quick = args.quick or quick_mode()
     if args.list:
+        if args.names or args.overrides:
+            raise UsageError("--list prints every experiment and takes no NAME or --set; "
+                             f"got {' '.join(args.names + ['--set ' + o for o in args.overrides])}")
+        check_flags(args)
         for name in experiments.available():
             print(f"{name:18s} {experiments.get(name).title}")
         return 0
@@ -85,19 +105,26 @@ def reproduce(args) -> int:
         raise UsageError(f"cannot create --out {args.out}: {err.strerror}") from None
     if not os.access(out, os.W_OK):
         raise UsageError(f"--out {args.out} is not writable")
+    import matplotlib.pyplot as plt
+
     for exp, config in plan:
         results = experiments.run_experiment(exp, config, n_seeds=args.seeds, quick=args.quick,
                                              progress=not args.no_progress)
-        written = [save_json(results, out / f"{exp.name}.json")]
-        for stem, fig in exp.figures(results).items():
-            for ext in ("png", "pdf"):
-                written.append(save_figure(fig, out / f"{stem}.{ext}"))
-            import matplotlib.pyplot as plt
-            plt.close(fig)
-        if exp.extras is not None:
-            written += exp.extras(results, out)
+        try:  # the results file and its figures are replaced as one set, or not at all
+            with written_together(out, exp.name) as staging:
+                names = [save_json(results, staging / f"{exp.name}.json").name]
+                for stem, fig in exp.figures(results).items():
+                    for ext in ("png", "pdf"):
+                        names.append(save_figure(fig, staging / f"{stem}.{ext}").name)
+                    plt.close(fig)
+                if exp.extras is not None:
+                    names += [Path(p).name for p in exp.extras(results, staging)]
+        except OSError as err:
+            where = err.filename or args.out
+            raise UsageError(f"cannot write {exp.name}'s results into --out {args.out} ({where}: "
+                             f"{err.strerror or err}); its previous files there are unchanged") from None
         print(experiments.summary(results))
-        print(f"  wrote {', '.join(str(p) for p in written)}")
+        print(f"  wrote {', '.join(str(out / n) for n in names)}")
     return 0
 
 
@@ -105,15 +132,23 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
         if args.command == "reproduce":
             return reproduce(args)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: every file already written is complete (each is written atomically); "
-              "the interrupted experiment's remaining files were not written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        signum = signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT
+        print(f"interrupted ({signal.Signals(signum).name}): experiments finished before are written in full; "
+              "the interrupted one's files were left as they were", file=sys.stderr)
+        return 128 + signum
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

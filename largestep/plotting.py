@@ -42,9 +42,11 @@ def plot_metric(ax, results: dict, metric: str, *, log: bool = False, title: str
                 ylim=None, decay_lines: bool = True, legend: bool = False) -> None:
     """Mean over surviving seeds (line) and min-max over them (band) of `metric`, one colour per run."""
     colors = run_colors(len(results["runs"]))
+    drawn = []
     for run, color in zip(results["runs"], colors):
         iteration = np.asarray(run["curves"]["iteration"], dtype=float)
         values = as_array(run["curves"].get(metric, []))
+        drawn.append(values[np.isfinite(values)])
         if values.size:
             values = np.atleast_2d(values)
             ax.plot(iteration, np.nanmean(values, 0), color=color, lw=1.5, label=run_label(run))
@@ -56,7 +58,10 @@ def plot_metric(ax, results: dict, metric: str, *, log: bool = False, title: str
         if decay_lines:
             for it in run.get("decay_iterations", []):
                 ax.axvline(it, color=color, ls="--", lw=1, alpha=0.8)
-    if log:
+    drawn = np.concatenate(drawn) if drawn else np.zeros(0)
+    if not drawn.size:  # every run diverged: an empty panel that says so (a log axis would fail to draw)
+        ax.text(0.5, 0.5, "no surviving run", transform=ax.transAxes, ha="center", va="center", color="0.4")
+    elif log and (drawn > 0).any():
         ax.set_yscale("log")
     if ylim is not None:
         ax.set_ylim(*ylim)
