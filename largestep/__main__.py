@@ -9,20 +9,12 @@ from pathlib import Path
 
 from . import QUICK_ENV, experiments, quick_mode
 from .config import apply_overrides
-from .results import save_figure, save_json, written_together
+from .results import Terminated, save_figure, save_json, sigterm_as_interrupt, written_together
 from .schedules import ConfigError
 
 
 class UsageError(Exception):
     pass
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is so that it unwinds (and cleans up) as after Ctrl-C."""
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,12 +124,9 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    except ValueError:  # not the main thread
-        previous = None
-    try:
-        if args.command == "reproduce":
-            return reproduce(args)
+        with sigterm_as_interrupt():
+            if args.command == "reproduce":
+                return reproduce(args)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -146,9 +135,6 @@ def main(argv=None) -> int:
         print(f"interrupted ({signal.Signals(signum).name}): experiments finished before are written in full; "
               "the interrupted one's files were left as they were", file=sys.stderr)
         return 128 + signum
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
     return 0
 
 

@@ -34,8 +34,8 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     """Call write(tmp_path) on a temporary file beside `path`, then rename it into place."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
     try:
+        os.close(fd)
         write(tmp)
         umask = os.umask(0)
         os.umask(umask)
@@ -70,6 +70,26 @@ def written_together(out_dir, name: str):
                 os.replace(staging / f, out_dir / f)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so that it unwinds and cleans up exactly as after Ctrl-C."""
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """Inside the block SIGTERM raises Terminated (a KeyboardInterrupt): no temporary file outlives it."""
+    def terminate(signum, frame):
+        raise Terminated()
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
