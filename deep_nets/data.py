@@ -180,7 +180,13 @@ def load_cifar(name: str, data_dir, download_missing: bool = False, verify: bool
 def load_mnist1d(data_dir) -> DataSet:
     """MNIST-1D generated locally by the mnist1d package (its default arguments, seed 42), cached as npz."""
     cache = Path(data_dir) / "mnist1d.npz"
+    if cache.exists() and not cache.is_file():
+        raise DataError(f"the mnist1d cache {cache} is not a file: move it away, or pass --data_dir=DIR")
     if not cache.is_file():
+        existing = next(p for p in (cache.parent, *cache.parent.parents) if p.exists())
+        if not os.access(existing, os.W_OK):  # refuse before generating, not after
+            raise DataError(f"cannot write the mnist1d cache {cache} ({existing} is not writable): pass "
+                            "--data_dir=DIR with a few MB free and writable")
         from mnist1d.data import get_dataset_args, make_dataset  # generation only: never its downloader
         state = np.random.get_state()  # make_dataset seeds numpy's global stream; leave it as we found it
         try:

@@ -264,9 +264,13 @@ class RunLock:
             if current:
                 break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:  # a full disk: give the lock back, leave no file
+            self.release()
+            raise
 
     def release(self) -> None:
         if self.fd is not None:
@@ -390,7 +394,8 @@ def train(a) -> int:
         try:
             lock.acquire()
         except OSError as err:
-            raise RunError(f"cannot write to out_dir {a.out_dir!r} ({err.filename}: {err.strerror})") from None
+            raise RunError(f"cannot write to out_dir {a.out_dir!r} ({err.filename or lock.path}: {err.strerror}): "
+                           "free some space or fix permissions, then run again" + (" with --resume" if a.resume else "")) from None
         for stale in run_dir.parent.glob(glob.escape(f".{run_dir.name}.new-") + "*"):  # left by a killed start
             shutil.rmtree(stale, ignore_errors=True)
         return run(a, config, data, device, eval_batch, augment)
