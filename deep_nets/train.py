@@ -5,9 +5,12 @@
         --momentum=0.0 --l2_reg=0.0 --no_data_augm --eval_iter_freq=200 --exp_name=no_explicit_reg
 
 Writes <out_dir>/<exp_name>/<run name>/: config.json, metrics.jsonl (one line per evaluation) and
-checkpoint.pt (atomically, at each evaluation and on Ctrl-C/SIGTERM).  --resume continues a run; on
-CPU the resumed run's metrics equal an uninterrupted run's.  Exit status 2 for bad arguments, missing
-data or an unwritable out_dir; 128+signal number after an interrupt (checkpoint saved).
+checkpoint.pt (atomically, at each evaluation and on Ctrl-C/SIGTERM).  The directory appears, whole, once
+the first evaluation and checkpoint exist, so a run that fails before leaves nothing behind.  One process
+at a time holds a run (a lock file beside it).  --resume continues a run, dropping a metrics line torn by a
+crash; on CPU the resumed run's metrics equal an uninterrupted run's.  Exit status 2, with one line naming
+the flag or file, for bad arguments, missing or malformed data, a run held by another process, a corrupt
+checkpoint or an unwritable place; 128+signal number after an interrupt (checkpoint saved).
 """
 from __future__ import annotations
 

@@ -29,8 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run experiments and write DIR/<name>.json and DIR/<name>.png/.pdf",
         description="Run the named experiments (all by default), each batched over runs and seeds, and "
                     "write DIR/<name>.json (config, per-run curves, final metrics, seeds tried and "
-                    "diverged) and its figures DIR/<name>.png and .pdf. Nothing is written when an "
-                    "argument is invalid (exit status 2).",
+                    "diverged) and its figures DIR/<name>.png and .pdf, replacing an experiment's earlier "
+                    "files as one set once all of them are written. Nothing is written when an argument is "
+                    "invalid or DIR is unwritable (exit status 2); Ctrl-C or SIGTERM leaves the interrupted "
+                    "experiment's earlier files as they were (exit status 130 / 143).",
     )
     rep.add_argument("names", nargs="*", metavar="NAME", help="experiments to run (see --list); default: all")
     rep.add_argument("--list", action="store_true", help="print the known experiments and exit")
