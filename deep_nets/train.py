@@ -308,6 +308,13 @@ def start_over(run_dir: Path) -> str:
     return f"it cannot be resumed: move {run_dir} away (or delete it) and start the run again"
 
 
+def short_reason(err: Exception) -> str:
+    """The exception's type and first sentence, for a one-line message."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()] or ["empty or truncated"]
+    first = lines[0] + (" " + lines[1] if lines[0].endswith(":") and len(lines) > 1 else "")
+    return f"{type(err).__name__}: {first.split('. ')[0][:200]}"
+
+
 def load_checkpoint(path: Path) -> dict:
     """The checkpoint at path; RunError, naming the file, when it is truncated, empty or not ours."""
     try:
@@ -316,8 +323,7 @@ def load_checkpoint(path: Path) -> dict:
         if missing:
             raise ValueError(f"entries {sorted(missing)} are missing")
     except Exception as err:  # whatever the bytes are, the answer is the same: this file cannot be resumed from
-        reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else "empty or truncated"
-        raise RunError(f"{path} is not a readable checkpoint ({type(err).__name__}: {reason}); "
+        raise RunError(f"{path} is not a readable checkpoint ({short_reason(err)}); "
                        f"{start_over(path.parent)}") from None
     return state
 
@@ -458,8 +464,7 @@ def run(a, config: dict, data, device, eval_batch: int, augment: bool) -> int:
             interval = {"loss_sum": checkpoint["interval_loss_sum"].to(device),
                         "steps": int(checkpoint["interval_steps"])}
         except Exception as err:  # another model's or data set's state: say so instead of a state-dict dump
-            reason = str(err).strip().splitlines()[0][:160]
-            raise RunError(f"{run_dir / 'checkpoint.pt'} does not fit this run ({type(err).__name__}: {reason}); "
+            raise RunError(f"{run_dir / 'checkpoint.pt'} does not fit this run ({short_reason(err)}); "
                            f"{start_over(run_dir)}") from None
         # lines a killed run wrote after its last checkpoint are dropped: they will be recomputed
         kept = metrics_up_to(run_dir / "metrics.jsonl", iteration)
@@ -476,7 +481,11 @@ def run(a, config: dict, data, device, eval_batch: int, augment: bool) -> int:
         state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
                  "stream": stream.state_dict(), "iteration": iteration, "diverged": diverged,
                  "interval_loss_sum": interval["loss_sum"].cpu(), "interval_steps": interval["steps"]}
-        atomic_write(write_dir / "checkpoint.pt", lambda tmp: torch.save(state, tmp))
+        try:
+            atomic_write(write_dir / "checkpoint.pt", lambda tmp: torch.save(state, tmp))
+        except OSError as err:  # name the file the user knows, not the temporary one
+            err.filename = str(write_dir / "checkpoint.pt")
+            raise
 
     params, ema_params = list(model.parameters()), list(ema.parameters())
     time_train, images = 0.0, 0
@@ -497,8 +506,12 @@ def run(a, config: dict, data, device, eval_batch: int, augment: bool) -> int:
             row.update({k: None for k in row if k.startswith("feature_sparsity")})
         row.update({"diverged": diverged, "time_train": time_train, "time_eval": time.perf_counter() - start,
                     "images_per_s": images / time_train if time_train > 0 else None})
-        with open(write_dir / "metrics.jsonl", "a") as f:  # one write: a crash tears at most this last line
-            f.write(json.dumps(to_jsonable(row), allow_nan=False) + "\n")
+        try:
+            with open(write_dir / "metrics.jsonl", "a") as f:  # one write: a crash tears at most this last line
+                f.write(json.dumps(to_jsonable(row), allow_nan=False) + "\n")
+        except OSError as err:
+            err.filename = err.filename or str(write_dir / "metrics.jsonl")
+            raise
         print(f"it {iteration:>6} ep {row['epoch']:7.2f} lr {row['lr']:.4g} train {row['train_loss']:.4f}/"
               f"{row['train_err']:.3f} test {row['test_loss']:.4f}/{row['test_err']:.3f} ema {row['test_err_ema']:.3f} "
               "sparsity " + " ".join("-" if row[f"feature_sparsity_block{k}"] is None else

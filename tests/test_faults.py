@@ -263,6 +263,26 @@ def test_torn_last_metrics_line_is_dropped_and_said(reference, stopped_run, caps
     assert strip_timing(read_metrics(run_dir)) == reference[1][3]
 
 
+def test_write_failing_mid_line_stops_cleanly_and_resume_recovers(reference, tmp_path, capsys):
+    """A metrics append cut off half-way, as a full disk does it (here by a file-size limit, the same short write
+    then error, at any point of the run): one line, exit 2; --resume drops the torn line and recomputes it."""
+    import resource
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of killing the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))  # > checkpoint.pt, < the run's metrics.jsonl
+    npz, rows = reference
+    args = run_args(npz, tmp_path / "runs", epochs=60)
+    done = subprocess.run(TRAIN + args, preexec_fn=limit_file_size, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and one_error_line(done.stderr), done.stderr
+    assert "metrics.jsonl (File too large)" in done.stderr and "continue with --resume" in done.stderr
+    run_dir = run_dirs(tmp_path / "runs")[0]
+    assert not (run_dir / "metrics.jsonl").read_text().endswith("\n")  # torn mid-line
+    code, out, err = train_cli(args + ["--resume"], capsys)
+    assert code == 0 and "dropped an incomplete last line" in out, err
+    assert strip_timing(read_metrics(run_dir)) == rows[60]
+
+
 def wait_for(predicate, timeout=120.0):
     deadline = time.time() + timeout
     while time.time() < deadline and not predicate():
