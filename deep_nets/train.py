@@ -346,8 +346,12 @@ def prepare_run_dir(a, config: dict) -> tuple[Path, dict | None]:
         changed = sorted(k for k in config["args"] if k not in RESUME_FREE and old.get(k) != config["args"][k])
         if changed:
             raise ConfigError(f"--resume with different settings than the run in {run_dir}: {', '.join(changed)}")
-    if not ckpt_path.exists():
-        raise RunError(f"{run_dir} holds metrics but no checkpoint.pt; {start_over(run_dir)}")
+    if not ckpt_path.exists():  # checkpoints are not committed: a finished run may come without one
+        rows = metrics_up_to(run_dir / "metrics.jsonl", math.inf)
+        last = json.loads(rows[-1]) if rows else {}
+        if last.get("iteration", -1) >= config["iterations"] or last.get("diverged"):
+            return run_dir, {"iteration": last["iteration"], "diverged": bool(last.get("diverged"))}
+        raise RunError(f"{run_dir} holds metrics of an unfinished run but no checkpoint.pt; {start_over(run_dir)}")
     return run_dir, load_checkpoint(ckpt_path)
 
 
@@ -403,8 +407,9 @@ def train(a) -> int:
         try:
             lock.acquire()
         except OSError as err:
+            again = "run again with --resume" if a.resume else "run again"
             raise RunError(f"cannot write to out_dir {a.out_dir!r} ({err.filename or lock.path}: {err.strerror}): "
-                           "free some space or fix permissions, then run again" + (" with --resume" if a.resume else "")) from None
+                           f"free some space or fix permissions, then {again}") from None
         for stale in run_dir.parent.glob(glob.escape(f".{run_dir.name}.new-") + "*"):  # left by a killed start
             shutil.rmtree(stale, ignore_errors=True)
         return run(a, config, data, device, eval_batch, augment)

@@ -242,13 +242,25 @@ def test_corrupt_checkpoint_is_one_line_naming_the_file(case, stopped_run, tmp_p
 @pytest.mark.parametrize("case,damage,words", [
     ("config.json unreadable", lambda d: (d / "config.json").write_text("{"), "config.json is unreadable"),
     ("metrics line damaged", lambda d: (d / "metrics.jsonl").write_text("{}\n"), "line 1 is not a metrics record"),
-    ("checkpoint deleted", lambda d: (d / "checkpoint.pt").unlink(), "holds metrics but no checkpoint.pt"),
+    ("checkpoint deleted", lambda d: (d / "checkpoint.pt").unlink(), "unfinished run but no checkpoint.pt"),
 ])
 def test_damaged_run_directory_is_one_line(case, damage, words, stopped_run, capsys):
     args, run_dir = stopped_run
     damage(run_dir)
     code, _, err = train_cli(args + ["--resume"], capsys)
     assert code == 2 and one_error_line(err) and words in err, err
+
+
+def test_finished_run_without_its_checkpoint_is_left_alone_on_resume(reference, tmp_path, capsys):
+    """Checkpoints are not committed: --resume on a finished run's directory says so instead of retraining."""
+    args = run_args(reference[0], tmp_path / "runs")
+    assert train_cli(args, capsys)[0] == 0
+    run_dir = run_dirs(tmp_path / "runs")[0]
+    (run_dir / "checkpoint.pt").unlink()
+    metrics = (run_dir / "metrics.jsonl").read_bytes()
+    code, out, err = train_cli(args + ["--resume"], capsys)
+    assert code == 0 and "already complete" in out, err
+    assert (run_dir / "metrics.jsonl").read_bytes() == metrics
 
 
 # ---------------------------------------------------------------- 1. torn metrics, kills at random points
