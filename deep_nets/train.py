@@ -540,6 +540,8 @@ def run(a, config: dict, data, device, eval_batch: int, augment: bool) -> int:
             else:
                 os.rename(write_dir, run_dir)
         except OSError as err:
+            if err.filename:  # the user knows the run directory, not its hidden staging twin
+                err.filename = str(err.filename).replace(str(write_dir), str(run_dir))
             raise cannot_write(run_dir, err, "run again (nothing of this run was kept)") from None
         finally:
             shutil.rmtree(write_dir, ignore_errors=True)
