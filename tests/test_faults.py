@@ -58,7 +58,9 @@ def train_cli(args, capsys):
 
 
 def run_dirs(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_dir() and (p / "metrics.jsonl").exists()] if root.exists() else []
+    """Run directories under root (not the hidden staging directory of a run being started)."""
+    return [p for p in root.rglob("*") if p.is_dir() and not p.name.startswith(".")
+            and (p / "metrics.jsonl").exists()] if root.exists() else []
 
 
 def hidden(root: Path) -> list[Path]:
@@ -67,6 +69,14 @@ def hidden(root: Path) -> list[Path]:
 
 def one_error_line(err: str) -> bool:
     return err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.fixture(autouse=True, scope="module")
+def torch_threads_restored():
+    """Runs here pass --threads=1, which sets torch's threads for the whole process: give later tests theirs back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
