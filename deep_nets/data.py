@@ -109,8 +109,12 @@ def download(name: str, data_dir, url: str | None = None, archive_md5: str | Non
     spec = CIFAR[name]
     url, archive_md5 = url or spec["url"], archive_md5 or spec["archive_md5"]
     data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".download-", suffix=".tar.gz")
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=data_dir, prefix=".download-", suffix=".tar.gz")
+    except OSError as err:
+        raise DataError(f"cannot write into --data_dir {data_dir} ({err.strerror}): pass --data_dir=DIR on a "
+                        "writable disk with about 0.2 GB free") from err
     os.close(fd)
     try:
         print(f"downloading {url}", flush=True)
@@ -123,10 +127,22 @@ def download(name: str, data_dir, url: str | None = None, archive_md5: str | Non
         if got != archive_md5:
             raise DataError(f"downloaded archive from {url} has MD5 {got}, expected {archive_md5}: "
                             "not extracted, deleted; try again or fetch it by hand")
-        with tarfile.open(tmp, "r:gz") as tar:
-            members = [m for m in tar.getmembers() if m.name.split("/")[0] == spec["folder"]
-                       and (m.isfile() or m.isdir()) and ".." not in m.name.split("/")]
-            tar.extractall(data_dir, members=members)
+        # extracted beside the target first, then each whole file moved into place: a full disk or an
+        # interrupt leaves no truncated batch file behind
+        staging = tempfile.mkdtemp(dir=data_dir, prefix=".extract-")
+        try:
+            with tarfile.open(tmp, "r:gz") as tar:
+                members = [m for m in tar.getmembers() if m.name.split("/")[0] == spec["folder"]
+                           and (m.isfile() or m.isdir()) and ".." not in m.name.split("/")]
+                tar.extractall(staging, members=members)
+            (data_dir / spec["folder"]).mkdir(exist_ok=True)
+            for f in (Path(staging) / spec["folder"]).iterdir():
+                os.replace(f, data_dir / spec["folder"] / f.name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError as err:
+        raise DataError(f"could not store the download in {data_dir} ({err.strerror or err}): free some space "
+                        "or pass --data_dir=DIR on another disk; nothing partial was kept") from err
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -164,20 +180,33 @@ def load_cifar(name: str, data_dir, download_missing: bool = False, verify: bool
 def load_mnist1d(data_dir) -> DataSet:
     """MNIST-1D generated locally by the mnist1d package (its default arguments, seed 42), cached as npz."""
     cache = Path(data_dir) / "mnist1d.npz"
+    if cache.exists() and not cache.is_file():
+        raise DataError(f"the mnist1d cache {cache} is not a file: move it away, or pass --data_dir=DIR")
     if not cache.is_file():
+        existing = next(p for p in (cache.parent, *cache.parent.parents) if p.exists())
+        if not os.access(existing, os.W_OK):  # refuse before generating, not after
+            raise DataError(f"cannot write the mnist1d cache {cache} ({existing} is not writable): pass "
+                            "--data_dir=DIR with a few MB free and writable")
         from mnist1d.data import get_dataset_args, make_dataset  # generation only: never its downloader
         state = np.random.get_state()  # make_dataset seeds numpy's global stream; leave it as we found it
         try:
             data = make_dataset(get_dataset_args())
         finally:
             np.random.set_state(state)
-        cache.parent.mkdir(parents=True, exist_ok=True)
         arrays = {"x_train": data["x"], "y_train": data["y"], "x_test": data["x_test"], "y_test": data["y_test"]}
         def write(tmp):
             with open(tmp, "wb") as f:
                 np.savez(f, **arrays)
-        atomic_write(cache, write)
-    return load_npz(cache, name="mnist1d")
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(cache, write)
+        except OSError as err:
+            raise DataError(f"cannot write the mnist1d cache {cache} ({err.strerror or err}): pass --data_dir=DIR "
+                            "with a few MB free and writable") from err
+    try:
+        return load_npz(cache, name="mnist1d")
+    except DataError as err:
+        raise DataError(f"{err}; the mnist1d cache is regenerated when missing: delete {cache} and run again") from err
 
 
 def load_npz(path, name: str | None = None) -> DataSet:
@@ -188,19 +217,55 @@ def load_npz(path, name: str | None = None) -> DataSet:
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except (KeyError, ValueError, OSError) as err:
-        raise DataError(f"cannot read {path}: {err} (expected arrays x_train, y_train, x_test, y_test)") from err
+    except Exception as err:  # truncated, not a zip, pickled objects, a missing array: say which file
+        raise DataError(f"cannot read {path}: {type(err).__name__}: {err} (expected an npz file with arrays "
+                        "x_train, y_train, x_test, y_test)") from err
 
-    def inputs(x):
+    def inputs(k):
+        x = arrays[k]
+        if x.dtype.kind not in "uif":
+            raise DataError(f"{path}: {k} must hold numbers, got dtype {x.dtype}")
         if x.dtype == np.uint8 and x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
             x = x.transpose(0, 3, 1, 2)
         return torch.from_numpy(np.ascontiguousarray(x if x.dtype == np.uint8 else x.astype(np.float32)))
-    y_train, y_test = (torch.from_numpy(arrays[k].astype(np.int64)) for k in ("y_train", "y_test"))
-    if y_train.min() < 0:
-        raise DataError(f"{path}: labels must be integers >= 0")
-    num_classes = int(max(y_train.max(), y_test.max())) + 1
-    return DataSet(name or f"npz:{path}", inputs(arrays["x_train"]), y_train, inputs(arrays["x_test"]), y_test,
-                   num_classes)
+
+    def labels(k):
+        y = arrays[k]
+        if y.dtype.kind not in "uif" or (y.dtype.kind == "f" and not np.array_equal(y, np.round(y))):
+            raise DataError(f"{path}: {k} must hold integer class indices, got dtype {y.dtype}"
+                            + (" with fractional values" if y.dtype.kind == "f" else ""))
+        return torch.from_numpy(y.astype(np.int64))
+    y_train, y_test = labels("y_train"), labels("y_test")
+    num_classes = max((int(y.max()) for y in (y_train, y_test) if y.numel()), default=-1) + 1
+    return DataSet(name or f"npz:{path}", inputs("x_train"), y_train, inputs("x_test"), y_test, num_classes)
+
+
+def check_dataset(data: DataSet, source) -> DataSet:
+    """Refuse a data set that would reach the model wrong, naming `source` (its file or folder) and the fault:
+    empty splits, labels and inputs of different lengths, labels that are not a 1-D array of class indices
+    in [0, num_classes), test inputs shaped or typed unlike the training inputs, NaN or infinite inputs."""
+    for split in ("train", "test"):
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        if len(x) == 0 or x.ndim < 2:
+            raise DataError(f"{source}: x_{split} must hold at least one example, as an array (N, ...), "
+                            f"got shape {tuple(x.shape)}")
+        if y.ndim != 1:
+            raise DataError(f"{source}: y_{split} must be a 1-D array of class indices, got shape {tuple(y.shape)}"
+                            + (" (one-hot? store y.argmax(1))" if y.ndim == 2 else ""))
+        if len(y) != len(x):
+            raise DataError(f"{source}: {len(x)} examples in x_{split} but {len(y)} labels in y_{split}")
+        bad = (y < 0) | (y >= data.num_classes)
+        if bad.any():
+            raise DataError(f"{source}: y_{split} holds label {int(y[bad][0])} outside [0, {data.num_classes}) "
+                            f"(class indices must be 0, 1, ..., {data.num_classes - 1})")
+        if x.is_floating_point() and not torch.isfinite(x).all():
+            row = int((~torch.isfinite(x.flatten(1))).any(1).nonzero()[0])
+            raise DataError(f"{source}: x_{split} holds NaN or infinite values (first in example {row})")
+    if data.x_test.shape[1:] != data.x_train.shape[1:] or data.x_test.dtype != data.x_train.dtype:
+        raise DataError(f"{source}: test inputs are {data.x_test.dtype} of shape {tuple(data.x_test.shape[1:])} but "
+                        f"training inputs {data.x_train.dtype} of shape {tuple(data.x_train.shape[1:])}: "
+                        "store both alike")
+    return data
 
 
 def synthetic(n_train: int = 1024, n_test: int = 256, num_classes: int = 10, seed: int = 0) -> DataSet:
@@ -223,14 +288,15 @@ def synthetic(n_train: int = 1024, n_test: int = 256, num_classes: int = 10, see
 
 
 def load_dataset(name: str, data_dir="data", download_missing: bool = False, verify: bool = True) -> DataSet:
+    """The data set `name`, checked (check_dataset) before anything else sees it."""
     if name in CIFAR:
-        return load_cifar(name, data_dir, download_missing, verify)
+        return check_dataset(load_cifar(name, data_dir, download_missing, verify), Path(data_dir) / CIFAR[name]["folder"])
     if name == "mnist1d":
-        return load_mnist1d(data_dir)
+        return check_dataset(load_mnist1d(data_dir), Path(data_dir) / "mnist1d.npz")
     if name == "synthetic":
         return synthetic()
     if name.startswith("npz:"):
-        return load_npz(name[4:])
+        return check_dataset(load_npz(name[4:]), name[4:])
     raise DataError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
 
 

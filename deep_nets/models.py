@@ -10,6 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from largestep.schedules import ConfigError
+
 MODELS = ("resnet18_plain", "resnet18", "resnet34_plain", "resnet_tiny", "mlp")
 
 
@@ -131,10 +133,10 @@ def build_model(name: str, width: int, num_classes: int, input_shape: tuple[int,
     if name == "mlp":
         return MLP(int(torch.Size(input_shape).numel()), width, num_classes)
     if len(input_shape) != 3:
-        raise ValueError(f"model {name} needs image inputs (channels, height, width); this data set has "
+        raise ConfigError(f"model {name} needs image inputs (channels, height, width); this data set has "
                          f"inputs of shape {tuple(input_shape)}: use --model=mlp")
     stages = {"resnet18_plain": (2, 2, 2, 2), "resnet18": (2, 2, 2, 2), "resnet34_plain": (3, 4, 6, 3),
               "resnet_tiny": (1, 1, 1, 1)}
     if name not in stages:
-        raise ValueError(f"unknown model {name!r} (known: {', '.join(MODELS)})")
+        raise ConfigError(f"unknown model {name!r} (known: {', '.join(MODELS)})")
     return ResNet(stages[name], width, num_classes, input_shape[0], preact=(name == "resnet18"))

@@ -5,18 +5,25 @@
         --momentum=0.0 --l2_reg=0.0 --no_data_augm --eval_iter_freq=200 --exp_name=no_explicit_reg
 
 Writes <out_dir>/<exp_name>/<run name>/: config.json, metrics.jsonl (one line per evaluation) and
-checkpoint.pt (atomically, at each evaluation and on Ctrl-C/SIGTERM).  --resume continues a run; on
-CPU the resumed run's metrics equal an uninterrupted run's.  Exit status 2 for bad arguments, missing
-data or an unwritable out_dir; 128+signal number after an interrupt (checkpoint saved).
+checkpoint.pt (atomically, at each evaluation and on Ctrl-C/SIGTERM).  The directory appears, whole, once
+the first evaluation and checkpoint exist, so a run that fails before leaves nothing behind.  One process
+at a time holds a run (a lock file beside it).  --resume continues a run, dropping a metrics line torn by a
+crash; on CPU the resumed run's metrics equal an uninterrupted run's.  Exit status 2, with one line naming
+the flag or file, for bad arguments, missing or malformed data, a run held by another process, a corrupt
+checkpoint or an unwritable place; 128+signal number after an interrupt (checkpoint saved).
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import fcntl
+import glob
 import json
 import math
+import os
 import platform
 import shlex
+import shutil
 import signal
 import sys
 import time
@@ -28,7 +35,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python deep_nets/train.py` from anywhere
 
 from largestep.metrics import feature_sparsity  # noqa: E402
-from largestep.results import atomic_write, load_json, provenance, save_json, to_jsonable  # noqa: E402
+from largestep.results import Terminated, atomic_write, load_json, provenance, save_json, sigterm_as_interrupt, to_jsonable  # noqa: E402,E501
 from largestep.schedules import DEEP_SCHEDULES, ConfigError, lr_schedule  # noqa: E402
 from largestep.streams import DEEP_OFFSETS, torch_stream  # noqa: E402
 
@@ -36,6 +43,7 @@ from deep_nets.data import DATASETS, DataError, TrainStream, as_inputs, load_dat
 from deep_nets.models import MODELS, build_model  # noqa: E402
 
 N_BLOCKS = 5
+CHECKPOINT_KEYS = {"model", "ema", "optimizer", "stream", "iteration", "interval_loss_sum", "interval_steps"}
 # flags that may differ between an interrupted run and its resumption
 RESUME_FREE = {"resume", "device", "threads", "eval_batch_size", "out_dir", "data_dir", "download", "skip_checksum", "stop_at_iteration"}
 
@@ -100,6 +108,14 @@ def check_args(a) -> None:
             raise ConfigError(f"--{name} must be >= 0, got {getattr(a, name)}")
     if "/" in a.exp_name or a.exp_name in ("", ".", ".."):
         raise ConfigError(f"--exp_name must be a plain directory name, got {a.exp_name!r}")
+    if not a.out_dir.strip():
+        raise ConfigError("--out_dir must name a directory, got an empty string (use --out_dir . for the current one)")
+    if a.threads < 0:
+        raise ConfigError(f"--threads must be >= 0 (0: torch's default), got {a.threads}")
+    if a.stop_at_iteration is not None and a.stop_at_iteration < 1:
+        raise ConfigError(f"--stop_at_iteration must be >= 1, got {a.stop_at_iteration}")
+    if not 0 <= a.seed < 2**31:
+        raise ConfigError(f"--seed must lie in [0, 2**31), got {a.seed}")
     lr_schedule(a.lr_schedule, a.epochs, a.lr_init, a.warmup_factor, a.warmup_exp)  # validates its arguments
 
 
@@ -253,28 +269,150 @@ def versions(device) -> dict:
             "torch_threads": torch.get_num_threads()}
 
 
-def prepare_run_dir(a, config: dict) -> tuple[Path, dict | None]:
-    run_dir = Path(a.out_dir) / a.exp_name / config["run_name"]
+class RunError(Exception):
+    """The run directory cannot be used as asked (in use, corrupt, unwritable); the message says what to do."""
+
+
+class RunLock:
+    """An exclusive flock on <out_dir>/<exp_name>/.<run name>.lock for the whole life of a run, so that two
+    processes never write one run directory; the OS drops it when its process dies, even by SIGKILL.
+    The file holds the holder's PID, which a refused process names."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir, self.path, self.fd = run_dir, run_dir.parent / f".{run_dir.name}.lock", None
+
+    def acquire(self) -> None:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "that has not yet written its PID"
+                os.close(fd)
+                raise RunError(f"run directory {self.run_dir} is in use by process {holder}: wait for it to "
+                               "finish (or stop it), then continue with --resume") from None
+            try:  # the previous holder may have removed the file after we opened it: lock the file on disk
+                current = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                break
+            os.close(fd)
+        self.fd = fd
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:  # a full disk: give the lock back, leave no file
+            self.release()
+            raise
+
+    def release(self) -> None:
+        if self.fd is not None:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+            os.close(self.fd)
+            self.fd = None
+
+
+def make_dirs(path: Path, what: str) -> list[Path]:
+    """mkdir -p that returns the directories it created (to remove them again if the run never starts)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write_test"
-        probe.write_text("")
-        probe.unlink()
+        for d in reversed(missing):
+            d.mkdir()
     except OSError as err:
-        raise ConfigError(f"cannot write to out_dir {a.out_dir!r}: {err}") from err
+        raise RunError(f"cannot write to {what} ({err.filename}: {err.strerror})") from None
+    return missing
+
+
+def started(run_dir: Path) -> bool:
+    metrics = run_dir / "metrics.jsonl"
+    return (run_dir / "checkpoint.pt").exists() or (metrics.exists() and metrics.stat().st_size > 0)
+
+
+def start_over(run_dir: Path) -> str:
+    return f"it cannot be resumed: move {run_dir} away (or delete it) and start the run again"
+
+
+def short_reason(err: Exception) -> str:
+    """The exception's type and first sentence, for a one-line message."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()] or ["empty or truncated"]
+    first = lines[0] + (" " + lines[1] if lines[0].endswith(":") and len(lines) > 1 else "")
+    return f"{type(err).__name__}: {first.split('. ')[0][:200]}"
+
+
+def load_checkpoint(path: Path) -> dict:
+    """The checkpoint at path; RunError, naming the file, when it is truncated, empty or not ours."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        missing = CHECKPOINT_KEYS - set(state) if isinstance(state, dict) else CHECKPOINT_KEYS
+        if missing:
+            raise ValueError(f"entries {sorted(missing)} are missing")
+    except Exception as err:  # whatever the bytes are, the answer is the same: this file cannot be resumed from
+        raise RunError(f"{path} is not a readable checkpoint ({short_reason(err)}); "
+                       f"{start_over(path.parent)}") from None
+    return state
+
+
+def prepare_run_dir(a, config: dict) -> tuple[Path, dict | None]:
+    """The run directory and its checkpoint when resuming (None: a fresh run); the caller holds its lock."""
+    run_dir = Path(a.out_dir) / a.exp_name / config["run_name"]
     ckpt_path = run_dir / "checkpoint.pt"
-    if (run_dir / "metrics.jsonl").exists() or ckpt_path.exists():
-        if not a.resume:
-            raise ConfigError(f"run directory {run_dir} already holds a run: pass --resume to continue it, "
-                              "or choose another --exp_name / --out_dir")
-        if (run_dir / "config.json").exists():
+    if not started(run_dir):
+        return run_dir, None
+    if not a.resume:
+        raise ConfigError(f"run directory {run_dir} already holds a run: pass --resume to continue it, "
+                          "or choose another --exp_name / --out_dir")
+    if (run_dir / "config.json").exists():
+        try:
             old = load_json(run_dir / "config.json")["args"]
-            changed = sorted(k for k in config["args"] if k not in RESUME_FREE and old.get(k) != config["args"][k])
-            if changed:
-                raise ConfigError(f"--resume with different settings than the run in {run_dir}: {', '.join(changed)}")
-        if ckpt_path.exists():
-            return run_dir, torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    return run_dir, None
+        except Exception as err:
+            raise RunError(f"{run_dir / 'config.json'} is unreadable ({type(err).__name__}: {err}); "
+                           f"{start_over(run_dir)}") from None
+        changed = sorted(k for k in config["args"] if k not in RESUME_FREE and old.get(k) != config["args"][k])
+        if changed:
+            raise ConfigError(f"--resume with different settings than the run in {run_dir}: {', '.join(changed)}")
+    if not ckpt_path.exists():  # checkpoints are not committed: a finished run may come without one
+        rows = metrics_up_to(run_dir / "metrics.jsonl", math.inf)
+        last = json.loads(rows[-1]) if rows else {}
+        if last.get("iteration", -1) >= config["iterations"] or last.get("diverged"):
+            return run_dir, {"iteration": last["iteration"], "diverged": bool(last.get("diverged"))}
+        raise RunError(f"{run_dir} holds metrics of an unfinished run but no checkpoint.pt; {start_over(run_dir)}")
+    return run_dir, load_checkpoint(ckpt_path)
+
+
+def metrics_up_to(path: Path, iteration: int) -> list[str]:
+    """The lines of metrics.jsonl up to `iteration` (later ones are recomputed on resume).
+
+    A last line without its newline was torn by a crash or a full disk while being appended: dropped, and
+    said so.  A complete line that is not a metrics record is damage we cannot repair: RunError.
+    """
+    if not path.exists():
+        return []
+    try:
+        *lines, torn = path.read_text().split("\n")
+    except (OSError, UnicodeDecodeError) as err:
+        raise RunError(f"cannot read {path} ({err}); {start_over(path.parent)}") from None
+    if torn:
+        print(f"{path}: dropped an incomplete last line ({len(torn)} characters) left by an interrupted write; "
+              "it is recomputed", flush=True)
+    kept = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row_iteration = json.loads(line)["iteration"]
+        except (ValueError, KeyError, TypeError):
+            raise RunError(f"{path} line {number} is not a metrics record: repair or delete that line "
+                           "(with every line after it), then --resume") from None
+        if row_iteration <= iteration:
+            kept.append(line)
+    return kept
 
 
 def train(a) -> int:
@@ -296,6 +434,35 @@ def train(a) -> int:
               # the script by its place in the repository, not this machine's absolute path
               "command": shlex.join(["python", "deep_nets/train.py", *sys.argv[1:]])}
     config["iterations"] = a.epochs * config["steps_per_epoch"]
+    run_dir = Path(a.out_dir) / a.exp_name / config["run_name"]
+    created = make_dirs(run_dir.parent, f"out_dir {a.out_dir!r}")
+    lock = RunLock(run_dir)
+    try:
+        try:
+            lock.acquire()
+        except OSError as err:
+            again = "run again with --resume" if a.resume else "run again"
+            raise RunError(f"cannot write to out_dir {a.out_dir!r} ({err.filename or lock.path}: {err.strerror}): "
+                           f"free some space or fix permissions, then {again}") from None
+        for stale in run_dir.parent.glob(glob.escape(f".{run_dir.name}.new-") + "*"):  # left by a killed start
+            shutil.rmtree(stale, ignore_errors=True)
+        return run(a, config, data, device, eval_batch, augment)
+    finally:
+        lock.release()
+        for d in created:  # a run that never started leaves no directory behind
+            try:
+                d.rmdir()
+            except OSError:
+                break
+
+
+def cannot_write(path, err: OSError, then: str) -> RunError:
+    return RunError(f"cannot write {err.filename or path} ({err.strerror or err}): free some space or fix "
+                    f"permissions, then {then}")
+
+
+def run(a, config: dict, data, device, eval_batch: int, augment: bool) -> int:
+    """Start or resume the run of `config` (its directory locked by the caller) and train it to the end."""
     run_dir, checkpoint = prepare_run_dir(a, config)
     if checkpoint is not None and checkpoint["iteration"] >= config["iterations"]:
         print(f"{run_dir}: already complete ({config['iterations']} iterations)")
@@ -303,7 +470,7 @@ def train(a) -> int:
     if checkpoint is not None and bool(checkpoint.get("diverged", False)):
         print(f"{run_dir}: diverged at iteration {checkpoint['iteration']}; nothing to resume")
         return 1
-    save_json(config, run_dir / "config.json")
+    resume_hint = "continue with --resume (the last checkpoint is intact)"
 
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -322,27 +489,42 @@ def train(a) -> int:
 
     iteration = 0
     interval = {"loss_sum": torch.zeros((), dtype=torch.float64, device=device), "steps": 0}
-    metrics_path = run_dir / "metrics.jsonl"
+    write_dir = run_dir  # a fresh run writes into a hidden sibling until its first checkpoint is complete
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        ema.load_state_dict(checkpoint["ema"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        stream.load_state_dict(checkpoint["stream"])
-        iteration = int(checkpoint["iteration"])
-        interval = {"loss_sum": checkpoint["interval_loss_sum"].to(device), "steps": int(checkpoint["interval_steps"])}
+        try:
+            if checkpoint["stream"]["perm"].numel() != len(data.x_train):
+                raise ValueError(f"its data order covers {checkpoint['stream']['perm'].numel()} training examples, "
+                                 f"this data set has {len(data.x_train)}")
+            model.load_state_dict(checkpoint["model"])
+            ema.load_state_dict(checkpoint["ema"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            stream.load_state_dict(checkpoint["stream"])
+            iteration = int(checkpoint["iteration"])
+            interval = {"loss_sum": checkpoint["interval_loss_sum"].to(device),
+                        "steps": int(checkpoint["interval_steps"])}
+        except Exception as err:  # another model's or data set's state: say so instead of a state-dict dump
+            raise RunError(f"{run_dir / 'checkpoint.pt'} does not fit this run ({short_reason(err)}); "
+                           f"{start_over(run_dir)}") from None
         # lines a killed run wrote after its last checkpoint are dropped: they will be recomputed
-        lines = metrics_path.read_text().splitlines() if metrics_path.exists() else []
-        kept = [ln for ln in lines if ln.strip() and json.loads(ln)["iteration"] <= iteration]
-        atomic_write(metrics_path, lambda tmp: Path(tmp).write_text("".join(ln + "\n" for ln in kept)))
+        kept = metrics_up_to(run_dir / "metrics.jsonl", iteration)
+        try:
+            atomic_write(run_dir / "metrics.jsonl", lambda tmp: Path(tmp).write_text("".join(ln + "\n" for ln in kept)))
+            save_json(config, run_dir / "config.json")
+        except OSError as err:
+            raise cannot_write(run_dir, err, "run --resume again") from None
         print(f"resuming {run_dir} at iteration {iteration} of {total}")
     else:
-        metrics_path.write_text("")
+        write_dir = run_dir.parent / f".{run_dir.name}.new-{os.getpid()}"
 
     def save_checkpoint(diverged: bool = False):
         state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
                  "stream": stream.state_dict(), "iteration": iteration, "diverged": diverged,
                  "interval_loss_sum": interval["loss_sum"].cpu(), "interval_steps": interval["steps"]}
-        atomic_write(run_dir / "checkpoint.pt", lambda tmp: torch.save(state, tmp))
+        try:
+            atomic_write(write_dir / "checkpoint.pt", lambda tmp: torch.save(state, tmp))
+        except OSError as err:  # name the file the user knows, not the temporary one
+            err.filename = str(write_dir / "checkpoint.pt")
+            raise
 
     params, ema_params = list(model.parameters()), list(ema.parameters())
     time_train, images = 0.0, 0
@@ -364,8 +546,12 @@ def train(a) -> int:
             row.update({k: None for k in row if k.startswith("feature_sparsity")})
         row.update({"diverged": diverged, "time_train": time_train, "time_eval": time.perf_counter() - start,
                     "images_per_s": images / time_train if time_train > 0 else None})
-        with open(metrics_path, "a") as f:
-            f.write(json.dumps(to_jsonable(row), allow_nan=False) + "\n")
+        try:
+            with open(write_dir / "metrics.jsonl", "a") as f:  # one write: a crash tears at most this last line
+                f.write(json.dumps(to_jsonable(row), allow_nan=False) + "\n")
+        except OSError as err:
+            err.filename = err.filename or str(write_dir / "metrics.jsonl")
+            raise
         progress.close()
         print(f"iteration {iteration:>6} epoch {row['epoch']:7.2f} lr {row['lr']:.4g} | train loss {row['train_loss']:.4f} "
               f"err {row['train_err']:.3f} | test loss {row['test_loss']:.4f} err {row['test_err']:.3f} | "
@@ -377,9 +563,26 @@ def train(a) -> int:
         interval["steps"], time_train, images = 0, 0.0, 0
         return diverged
 
-    if iteration == 0 and checkpoint is None:
-        evaluate()
-        save_checkpoint()
+    if checkpoint is None:  # the run directory appears, whole, once its first evaluation and checkpoint exist
+        try:
+            write_dir.mkdir()
+            save_json(config, write_dir / "config.json")
+            evaluate()
+            save_checkpoint()
+            if run_dir.exists():  # the directory of a run that never started (earlier versions left some)
+                leftover = write_dir.with_name(write_dir.name + "-old")
+                os.rename(run_dir, leftover)
+                os.rename(write_dir, run_dir)
+                shutil.rmtree(leftover)
+            else:
+                os.rename(write_dir, run_dir)
+        except OSError as err:
+            if err.filename:  # the user knows the run directory, not its hidden staging twin
+                err.filename = str(err.filename).replace(str(write_dir), str(run_dir))
+            raise cannot_write(run_dir, err, "run again (nothing of this run was kept)") from None
+        finally:
+            shutil.rmtree(write_dir, ignore_errors=True)
+        write_dir = run_dir
     model.train()
     progress.start(iteration)
     with Interrupt() as interrupt:
@@ -403,8 +606,11 @@ def train(a) -> int:
             if iteration % a.eval_iter_freq == 0 or iteration == total:
                 _sync(device)
                 time_train += time.perf_counter() - start
-                diverged = evaluate()
-                save_checkpoint(diverged)
+                try:
+                    diverged = evaluate()
+                    save_checkpoint(diverged)
+                except OSError as err:
+                    raise cannot_write(run_dir, err, resume_hint) from None
                 model.train()
                 if not diverged and iteration < total:
                     progress.start(iteration)
@@ -414,7 +620,10 @@ def train(a) -> int:
                     return 1
             if interrupt.signum is not None or iteration == a.stop_at_iteration:
                 progress.close()
-                save_checkpoint()
+                try:
+                    save_checkpoint()
+                except OSError as err:
+                    raise cannot_write(run_dir, err, resume_hint) from None
                 why = f"signal {interrupt.signum}" if interrupt.signum is not None else "--stop_at_iteration"
                 print(f"stopped at iteration {iteration} ({why}); checkpoint saved, continue with --resume")
                 return 128 + interrupt.signum if interrupt.signum is not None else 0
@@ -425,13 +634,14 @@ def train(a) -> int:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return train(args)
-    except (ConfigError, DataError, ValueError) as err:
+        with sigterm_as_interrupt():
+            return train(args)
+    except (ConfigError, DataError, RunError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C before training started: nothing to save yet
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM before training started: nothing to save yet
         print("interrupted before training started; nothing saved", file=sys.stderr)
-        return 128 + signal.SIGINT
+        return 128 + (signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT)
 
 
 if __name__ == "__main__":

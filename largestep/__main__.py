@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
 from . import QUICK_ENV, experiments, quick_mode
 from .config import apply_overrides, has_field
 from .plotting import save_formats
-from .results import save_json
+from .results import Terminated, save_json, sigterm_as_interrupt, written_together
 from .schedules import ConfigError
 
 
@@ -29,8 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run experiments and write DIR/<name>.json and DIR/<name>.png/.pdf",
         description="Run the named experiments (all by default), each batched over runs and seeds, and "
                     "write DIR/<name>.json (config, per-run curves, final metrics, seeds tried and "
-                    "diverged) and its figures DIR/<name>.png and .pdf. Nothing is written when an "
-                    "argument is invalid (exit status 2).",
+                    "diverged) and its figures DIR/<name>.png and .pdf, replacing an experiment's earlier "
+                    "files as one set once all of them are written. Nothing is written when an argument is "
+                    "invalid or DIR is unwritable (exit status 2); Ctrl-C or SIGTERM leaves the interrupted "
+                    "experiment's earlier files as they were (exit status 130 / 143).",
     )
     rep.add_argument("names", nargs="*", metavar="NAME",
                      help="experiments to run (see --list); default: all but deep_mnist1d (minutes; name it to run it)")
@@ -81,6 +84,18 @@ def no_name_for_overrides(overrides: list[str], known: list[str]) -> str:
             f"(experiments with {', '.join(fields)}: {', '.join(having) or 'none'})")
 
 
+def check_flags(args) -> None:
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.out is None:
+        return
+    if not args.out.strip():
+        raise UsageError("--out must name a directory, got an empty string (use --out . for the current one)")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {args.out} exists and is not a directory")
+
+
 def prepare(args) -> list[tuple[experiments.Experiment, object]]:
     """Check every argument and build every config before anything runs or is written."""
     known = experiments.available()
@@ -90,11 +105,7 @@ def prepare(args) -> list[tuple[experiments.Experiment, object]]:
         raise UsageError(f"unknown experiment(s): {', '.join(unknown)} (known: {', '.join(known)})")
     if args.overrides and not args.names:
         raise UsageError(no_name_for_overrides(args.overrides, known))
-    if args.seeds < 1:
-        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {args.out} exists and is not a directory")
+    check_flags(args)
     plan = []
     for name in dict.fromkeys(names):
         exp = experiments.get(name)
@@ -102,6 +113,7 @@ def prepare(args) -> list[tuple[experiments.Experiment, object]]:
         try:
             config = apply_overrides(config, args.overrides)
             config.validate()
+            experiments.check_memory(config, args.seeds)
         except ConfigError as err:
             raise UsageError(f"{name}: {err}") from None
         plan.append((exp, config))
@@ -111,6 +123,10 @@ def prepare(args) -> list[tuple[experiments.Experiment, object]]:
 def reproduce(args) -> int:
     args.quick = args.quick or quick_mode()
     if args.list:
+        if args.names or args.overrides:
+            raise UsageError("--list prints every experiment and takes no NAME or --set; "
+                             f"got {' '.join(args.names + ['--set ' + o for o in args.overrides])}")
+        check_flags(args)
         for name in experiments.available():
             print(f"{name:18s} {experiments.get(name).title}")
         return 0
@@ -124,21 +140,28 @@ def reproduce(args) -> int:
         raise UsageError(f"cannot create --out {args.out}: {err.strerror}") from None
     if not os.access(out, os.W_OK):
         raise UsageError(f"--out {args.out} is not writable")
+    import matplotlib.pyplot as plt
+
     done = {}  # results of this command by experiment name: claims may compare with another experiment
     for exp, config in plan:
         results = experiments.run_experiment(exp, config, n_seeds=args.seeds, quick=args.quick,
                                              progress=not args.no_progress)
-        written = [save_json(results, out / f"{exp.name}.json")]
-        for stem, fig in exp.figures(results).items():
-            written += save_formats(fig, out / stem)
-            import matplotlib.pyplot as plt
-            plt.close(fig)
-        if exp.extras is not None:
-            written += exp.extras(results, out)
+        try:  # the results file and its figures are replaced as one set, or not at all
+            with written_together(out, exp.name) as staging:
+                names = [save_json(results, staging / f"{exp.name}.json").name]
+                for stem, fig in exp.figures(results).items():
+                    names += [p.name for p in save_formats(fig, staging / stem)]
+                    plt.close(fig)
+                if exp.extras is not None:
+                    names += [Path(p).name for p in exp.extras(results, staging)]
+        except OSError as err:
+            where = err.filename or args.out
+            raise UsageError(f"cannot write {exp.name}'s results into --out {args.out} ({where}: "
+                             f"{err.strerror or err}); its previous files there are unchanged") from None
         print(experiments.summary(results))
         done[exp.name] = results
         print(claims_report(results, done, out))
-        print(f"  wrote {', '.join(str(p) for p in written)}")
+        print(f"  wrote {', '.join(str(out / n) for n in names)}")
     return 0
 
 
@@ -195,17 +218,19 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "reproduce":
-            return reproduce(args)
-        if args.command == "check":
-            return check(args)
+        with sigterm_as_interrupt():
+            if args.command == "reproduce":
+                return reproduce(args)
+            if args.command == "check":
+                return check(args)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: every file already written is complete (each is written atomically); "
-              "the interrupted experiment's remaining files were not written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:
+        signum = signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT
+        print(f"interrupted ({signal.Signals(signum).name}): experiments finished before are written in full; "
+              "the interrupted one's files were left as they were", file=sys.stderr)
+        return 128 + signum
     return 0
 
 

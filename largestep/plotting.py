@@ -74,9 +74,11 @@ def plot_metric(ax, results: dict, metric: str, *, log: bool = False, title: str
     run; a mean would follow the worst seed on a log axis.  Decays are marked by a triangle on the top edge,
     so that they cannot be mistaken for a curve falling vertically."""
     colors = run_colors(len(results["runs"]))
+    drawn = []
     for run, color in zip(results["runs"], colors):
         iteration = np.asarray(run["curves"]["iteration"], dtype=float)
         values = as_array(run["curves"].get(metric, []))
+        drawn.append(values[np.isfinite(values)])
         if values.size:
             values = np.atleast_2d(values)
             ax.plot(iteration, np.nanmedian(values, 0), color=color, lw=1.5, label=run_label(run))
@@ -89,7 +91,10 @@ def plot_metric(ax, results: dict, metric: str, *, log: bool = False, title: str
             for it in run.get("decay_iterations", []):
                 ax.plot(it, 1.0, "v", color=color, ms=7, mec="white", mew=0.5, clip_on=False, zorder=5,
                         transform=ax.get_xaxis_transform())
-    if log:
+    drawn = np.concatenate(drawn) if drawn else np.zeros(0)
+    if not drawn.size:  # every run diverged: an empty panel that says so (a log axis would fail to draw)
+        ax.text(0.5, 0.5, "no surviving run", transform=ax.transAxes, ha="center", va="center", color="0.4")
+    elif log and (drawn > 0).any():
         ax.set_yscale("log")
     if ylim is not None:
         ax.set_ylim(*ylim)

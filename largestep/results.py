@@ -5,9 +5,12 @@ import json
 import math
 import os
 import platform
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +37,8 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
     """Call write(tmp_path) on a temporary file beside `path`, then rename it into place."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
     try:
+        os.close(fd)
         write(tmp)
         umask = os.umask(0)
         os.umask(umask)
@@ -46,6 +49,68 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+@contextmanager
+def written_together(out_dir, name: str):
+    """Yield a hidden staging directory inside out_dir; files written there replace out_dir's files of the
+    same names together when the block ends, and none of them does when it raises (or is interrupted).
+
+    The set appears by one os.replace per file with SIGINT/SIGTERM held back, a window of microseconds
+    in which only SIGKILL or a power cut could leave old and new files side by side; every file is
+    whole at all times.  Targets that are directories are refused before anything is replaced.
+    """
+    out_dir = Path(out_dir)
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{name}.staging-"))
+    try:
+        yield staging
+        files = sorted(p.name for p in staging.iterdir())
+        blocked = [out_dir / f for f in files if (out_dir / f).is_dir()]
+        if blocked:
+            raise IsADirectoryError(21, "a directory stands where a file must go", str(blocked[0]))
+        with _signals_held():
+            for f in files:
+                os.replace(staging / f, out_dir / f)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so that it unwinds and cleans up exactly as after Ctrl-C."""
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """Inside the block SIGTERM raises Terminated (a KeyboardInterrupt): no temporary file outlives it."""
+    def terminate(signum, frame):
+        raise Terminated()
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _signals_held():
+    """SIGINT and SIGTERM arriving inside the block are delivered when it ends (main thread only)."""
+    arrived, previous = [], {}
+    try:
+        for s in (signal.SIGINT, signal.SIGTERM):
+            previous[s] = signal.signal(s, lambda signum, frame: arrived.append(signum))
+    except ValueError:  # not the main thread: signals cannot be caught here anyway
+        pass
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for signum in arrived[:1]:
+            signal.raise_signal(signum)
 
 
 def save_json(results: dict, path) -> Path:

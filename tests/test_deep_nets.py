@@ -188,7 +188,8 @@ def test_sigterm_saves_a_checkpoint_and_resume_matches(tmp_path):
     proc = subprocess.Popen(cmd + [f"--out_dir={tmp_path / 'b'}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and not list((tmp_path / "b").rglob("checkpoint.pt")):
+    # a run directory appears once its first checkpoint is complete (hidden staging directories do not count)
+    while time.time() < deadline and not [p for p in (tmp_path / "b").rglob("checkpoint.pt") if p.parent.name[0] != "."]:
         time.sleep(0.2)
     time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -62,6 +63,32 @@ def get(name: str) -> Experiment:
     return getattr(importlib.import_module(_MODULES[name]), name.upper())
 
 
+def memory_needed(config, n_seeds: int) -> int:
+    """A lower bound on the bytes the largest training round allocates, from the fields experiments share.
+
+    Each trained row (a run and seed) holds its step sizes and SGD sample stream, 8 bytes per iteration
+    each, and a few float64 curves on the evaluation grid; loss_surface adds its grid of losses
+    (grid_points^2 points, each an n-vector of residuals).
+    """
+    runs = len(config.runs) + len(getattr(config, "animation_runs", ()))
+    grid = getattr(config, "grid_early", 0) + getattr(config, "grid_spaced", 0)
+    per_row = 8 * (2 * config.iterations + 4 * grid)
+    surface = 8 * getattr(config, "grid_points", 0) ** 2 * getattr(config, "n", 0)
+    return runs * n_seeds * per_row + surface
+
+
+def check_memory(config, n_seeds: int) -> None:
+    """ConfigError when the config (with n_seeds seeds) could not fit in this machine's memory."""
+    from ..schedules import ConfigError
+
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    need = memory_needed(config, n_seeds)
+    if need > total:
+        raise ConfigError(f"iterations={config.iterations:,} with {n_seeds} seed(s) per run would need at least "
+                          f"{need / 2**30:,.1f} GiB of memory, more than this machine's {total / 2**30:.1f} GiB: "
+                          "lower iterations, the grid sizes or --seeds")
+
+
 def run_experiment(experiment: Experiment, config=None, n_seeds: int = 5, quick: bool = False,
                    progress: bool = True) -> dict:
     """Validate, run with a progress bar, and return the complete results dict (as written to JSON).
@@ -78,6 +105,7 @@ def run_experiment(experiment: Experiment, config=None, n_seeds: int = 5, quick:
     if config is None:
         config = experiment.config.quick() if quick else experiment.config
     config.validate()
+    check_memory(config, n_seeds)
     start = time.perf_counter()
     bar = BatchProgress(experiment.name, enabled=progress)
     try:

@@ -44,8 +44,14 @@ class DiagConfig:
         for name in ("n", "d", "r", "iterations", "n_test"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.data_seed < 0:
-            raise ConfigError(f"data_seed must be >= 0, got {self.data_seed}")
+        if not 0 <= self.data_seed < 2**32:
+            raise ConfigError(f"data_seed must be >= 0 and < 2**32, got {self.data_seed}")
+        if self.grid_early < 0 or self.grid_spaced < 1:
+            raise ConfigError(f"need grid_early >= 0 and grid_spaced >= 1, got {self.grid_early}, {self.grid_spaced}")
+        if not 0 < self.rank_tol < 1:
+            raise ConfigError(f"rank_tol must lie in (0, 1), got {self.rank_tol}")
+        if not (np.isfinite(self.l0_threshold) and self.l0_threshold >= 0):
+            raise ConfigError(f"l0_threshold must be a finite number >= 0, got {self.l0_threshold}")
         if self.r > self.d:
             raise ConfigError(f"r (support size) must be <= d, got r={self.r}, d={self.d}")
         if 2 * self.d > self.n_test:

@@ -73,9 +73,15 @@ class ReluConfig:
         for name in ("iterations", "d", "n", "n_test", "grid_spaced"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("data_seed", "rank_points"):
+        for name in ("data_seed", "rank_points", "grid_early"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.data_seed >= 2**32:
+            raise ConfigError(f"data_seed must be < 2**32, got {self.data_seed}")
+        for name in ("init_scale", "output_init_scale"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < np.inf:
+                raise ConfigError(f"{name} must be a finite number >= 0, got {value}")
         if self.task == "teacher_student":
             if not self.teacher_widths or any(w < 1 for w in self.teacher_widths):
                 raise ConfigError(f"teacher_widths must be non-empty and >= 1, got {list(self.teacher_widths)}")
@@ -261,7 +267,7 @@ def _legend_and_title(fig, axes, results, title, note=None):
     handles, labels = axes[0].get_legend_handles_labels()
     legend_rows = -(-len(labels) // 3)
     height = fig.get_figheight()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), bbox_to_anchor=(0.5, 0.0),
+    fig.legend(handles, labels, loc="lower center", ncol=max(1, min(len(labels), 3)), bbox_to_anchor=(0.5, 0.0),
                frameon=False)
     note = survival_note(results) if note is None else note
     fig.suptitle(titled(results, title) + ("\n" + note if note else ""), fontsize=11)

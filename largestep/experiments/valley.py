@@ -44,11 +44,13 @@ class StabilizationConfig:
     def validate(self) -> None:
         if self.iterations < 2:
             raise ConfigError(f"iterations must be >= 2, got {self.iterations}")
-        if not 0 < self.x_min < self.x_max:
+        if self.grid_early < 0 or self.grid_spaced < 1:
+            raise ConfigError(f"need grid_early >= 0 and grid_spaced >= 1, got {self.grid_early}, {self.grid_spaced}")
+        if not 0 < self.x_min < self.x_max < math.inf:
             raise ConfigError(f"need 0 < x_min < x_max, got x_min={self.x_min}, x_max={self.x_max}")
-        if not self.theta_star > 0:
+        if not 0 < self.theta_star < math.inf:
             raise ConfigError(f"theta_star must be > 0, got {self.theta_star}")
-        if not 0 < self.theta0:
+        if not 0 < self.theta0 < math.inf:
             raise ConfigError(f"theta0 must be > 0 (theta = 0 is a fixed point), got {self.theta0}")
         if not self.runs:
             raise ConfigError("runs must not be empty")
@@ -196,11 +198,20 @@ class LossSurfaceConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.r > self.d:
             raise ConfigError(f"r must be <= d, got r={self.r}, d={self.d}")
-        if self.data_seed < 0:
-            raise ConfigError(f"data_seed must be >= 0, got {self.data_seed}")
-        if not self.coef_min < self.coef_max:
+        for name in ("grid_early", "animation_frames_early"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("grid_spaced", "animation_frames_spaced"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.data_seed < 2**32:
+            raise ConfigError(f"data_seed must be >= 0 and < 2**32, got {self.data_seed}")
+        for name in ("clip", "init_scale"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise ConfigError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
+        if not -math.inf < self.coef_min < self.coef_max < math.inf:
             raise ConfigError(f"need coef_min < coef_max, got {self.coef_min}, {self.coef_max}")
-        if not self.animation_b_range[0] < self.animation_b_range[1]:
+        if not -math.inf < self.animation_b_range[0] < self.animation_b_range[1] < math.inf:
             raise ConfigError(f"animation_b_range must be increasing, got {self.animation_b_range}")
         for runs, name in ((self.runs, "runs"), (self.animation_runs, "animation_runs")):
             if not runs or runs[0].algorithm != "gd":
@@ -232,7 +243,12 @@ def _train_on_plane(config, data, runs, grid, n_seeds, w_star_half, progress):
                                            lambda u, v: {}, config.init_scale)
     w_init = np.concatenate([np.full(config.d, config.init_scale), np.zeros(config.d)])
     w_star = np.concatenate([w_star_half, w_star_half])
-    plane = landscape.plane_through(w_init, w_star, np.concatenate([u_flow[0], v_flow[0]]))
+    w_flow = np.concatenate([u_flow[0], v_flow[0]])
+    if np.isfinite(w_flow).all():
+        plane = landscape.plane_through(w_init, w_star, w_flow)
+    else:  # gradient flow diverged, there is no w_flow: the plane holds the direction it set out in instead
+        start = np.concatenate([np.zeros(config.d), x.T @ y / len(y)])  # -gradient at w_init, up to a factor
+        plane = landscape.plane_through(w_init, w_star, w_init + start)
 
     def evaluator(absolute):
         def evaluate(u, v):
@@ -270,9 +286,9 @@ def _train_on_plane(config, data, runs, grid, n_seeds, w_star_half, progress):
             "algorithm": spec.algorithm, "schedule": to_dict(spec.schedule),
             "decay_iterations": spec.schedule.decay_iterations(config.iterations)},
             run_rows, grid, deterministic=spec.algorithm != "sgd"))
-    w_flow = np.concatenate([u_flow[0], v_flow[0]])
-    landmarks = {"w_init": [0.0, 0.0], "w_flow": landscape.project(plane, w_flow).tolist(),
-                 "w*": landscape.project(plane, w_star).tolist()}
+    landmarks = {"w_init": [0.0, 0.0], "w*": landscape.project(plane, w_star).tolist()}
+    if np.isfinite(w_flow).all():
+        landmarks["w_flow"] = landscape.project(plane, w_flow).tolist()
     return records, seconds, plane, landmarks
 
 
@@ -344,8 +360,10 @@ def loss_surface_figures(results: dict) -> dict:
                         color=_trajectory_color(i, run), lw=0.8, ms=2, label=run["label"] + seed)
             landscape.draw_landmarks(ax, surface["landmarks"])
             clipped = f" (clipped at {surface['clip']:g})" if np.nanmax(as_array(surface[metric])) >= surface["clip"] else ""
-            ax.set(title=f"{title} on the plane through w_init, w*, w_flow{clipped}",
-                   xlabel="along w* − w_init", ylabel="along w_flow − w_init (orthogonal part)")
+            third, along = (("w_flow", "w_flow − w_init (orthogonal part)") if "w_flow" in surface["landmarks"] else
+                            ("−∇L(w_init)", "−∇L(w_init), orthogonal part (GF diverged: no w_flow)"))
+            ax.set(title=f"{title} on the plane through w_init, w*, {third}{clipped}",
+                   xlabel="along w* − w_init", ylabel=f"along {along}")
             ax.title.set_fontsize(9)
         axes[0].legend(loc="upper right", fontsize=7, framealpha=0.85)
         fig.suptitle(titled(results, "Diagonal net n=20, d=30, r=3: GD with large steps bounces in place, "
