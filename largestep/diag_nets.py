@@ -6,12 +6,11 @@ update is a handful of vectorized numpy operations.  numpy rather than torch her
 """
 from __future__ import annotations
 
-import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
-from .sweep import sgd_indices
+from .sweep import Batch, diverged, march, sgd_indices
 
 
 def loss(x: np.ndarray, y: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -20,57 +19,90 @@ def loss(x: np.ndarray, y: np.ndarray, beta: np.ndarray) -> np.ndarray:
     return 0.5 * np.mean(residual * residual, axis=1)
 
 
+def init(rows: int, d: int, init_scale: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """u0 = init_scale * 1, v0 = 0 for R rows: (u, v), each (R, d)."""
+    return np.full((rows, d), float(init_scale)), np.zeros((rows, d))
+
+
 def train(
+    u: np.ndarray,
+    v: np.ndarray,
     x: np.ndarray,
     y: np.ndarray,
     step_sizes: np.ndarray,
     algorithm: str,
-    seeds,
-    grid: np.ndarray,
-    evaluate: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]],
-    init_scale: float = 0.1,
+    seeds: Sequence[int],
+    stops: np.ndarray,
+    on_stop: Callable[[int], None],
     progress=None,
-) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, dict[str, float]]:
-    """Train R diagonal nets from u0 = init_scale * 1, v0 = 0 and evaluate them on the grid.
+) -> dict[str, float]:
+    """Train R diagonal nets, updating u, v (R, d) in place; on_stop(k) after k updates for each k in stops.
 
     step_sizes: (R, T) step of each update of each row.  algorithm: "gd" or "sgd" (then seeds[j]
-    drives row j's sampling).  evaluate(u, v) -> metric -> (R,) is called at each grid iteration.
-    progress: a sweep.BatchProgress (or None): one batch, advanced at each grid iteration.
-    Returns (curves metric -> (R, G), final u, final v, seconds {"train", "metrics"}).
+    drives row j's sampling).  Returns wall seconds {"train", "metrics"} (see `sweep.march`).
     """
     rows, iterations = step_sizes.shape
-    n, d = x.shape
-    u = np.full((rows, d), float(init_scale))
-    v = np.zeros((rows, d))
     if algorithm == "sgd":
-        samples = np.stack([sgd_indices(int(s), n, iterations) for s in seeds])
+        samples = np.stack([sgd_indices(int(s), len(x), iterations) for s in seeds])
     elif algorithm != "gd":
         raise ValueError(f"algorithm must be 'gd' or 'sgd', got {algorithm!r}")
-    curves: dict[str, list] = {}
-    seconds = {"train": 0.0, "metrics": 0.0}
-    scratch = [np.empty((rows, d)) for _ in range(3)]
-    done = 0
-    if progress is not None:
-        progress.start_batch(rows, iterations, len(grid))
-    with np.errstate(over="ignore", invalid="ignore"):
-        for target in grid:
-            start, advanced = time.perf_counter(), int(target) - done
-            if target > done:
-                etas = np.ascontiguousarray(step_sizes[:, done:target].T)
-                if algorithm == "sgd":
-                    idx = samples[:, done:target].T
-                    _sgd_steps(u, v, x[idx], y[idx], etas, scratch)
-                else:
-                    _gd_steps(u, v, x, y, etas, scratch)
-                done = int(target)
-            middle = time.perf_counter()
-            for name, value in evaluate(u, v).items():
-                curves.setdefault(name, []).append(value)
-            seconds["train"] += middle - start
-            seconds["metrics"] += time.perf_counter() - middle
-            if progress is not None:
-                progress.advance(advanced)
-    return {k: np.stack(v, axis=1).astype(np.float64) for k, v in curves.items()}, u, v, seconds
+    scratch = [np.empty((rows, x.shape[1])) for _ in range(3)]
+
+    def advance(done, target):
+        etas = np.ascontiguousarray(step_sizes[:, done:target].T)
+        if algorithm == "sgd":
+            idx = samples[:, done:target].T
+            _sgd_steps(u, v, x[idx], y[idx], etas, scratch)
+        else:
+            _gd_steps(u, v, x, y, etas, scratch)
+
+    return march(stops, iterations, rows, advance, on_stop, progress)
+
+
+def train_runs(
+    x: np.ndarray,
+    y: np.ndarray,
+    step_sizes: np.ndarray,
+    algorithms: Sequence[str],
+    seeds: Sequence[int],
+    grid: np.ndarray,
+    evaluate: Callable[[str, np.ndarray, np.ndarray], dict[str, np.ndarray]],
+    init_scale: float = 0.1,
+    progress=None,
+) -> Batch:
+    """Train rows of either algorithm (algorithms[j]: "gd" or "sgd") from `init` and evaluate them on the grid.
+
+    GD and SGD rows are two programs, each batched over its rows.  evaluate(algorithm, u, v) ->
+    metric -> (R, ...) values of that algorithm's rows, called at each grid iteration; it must return
+    "train_loss", whose divergence (`sweep.diverged`) marks a row diverged and its metrics NaN from there on.
+    Returns a sweep.Batch with curves metric -> (R, G, ...).
+    """
+    algorithms = np.asarray(algorithms)
+    unknown = set(algorithms.tolist()) - {"gd", "sgd"}
+    if unknown:
+        raise ValueError(f"algorithm must be 'gd' or 'sgd', got {sorted(unknown)}")
+    curves, seconds = {}, {}
+    for algorithm in ("gd", "sgd"):
+        rows = np.flatnonzero(algorithms == algorithm)
+        if not rows.size:
+            continue
+        u, v = init(len(rows), x.shape[1], init_scale)
+        found: dict[str, list] = {}
+
+        def on_stop(k, algorithm=algorithm, u=u, v=v, found=found):
+            for name, value in evaluate(algorithm, u, v).items():
+                found.setdefault(name, []).append(value)
+
+        spent = train(u, v, x, y, step_sizes[rows], algorithm, [seeds[j] for j in rows], grid, on_stop, progress)
+        for name, values in found.items():
+            values = np.stack(values, axis=1).astype(np.float64)
+            curves.setdefault(name, np.full((len(algorithms), *values.shape[1:]), np.nan))[rows] = values
+        for key, value in spent.items():
+            seconds[key] = seconds.get(key, 0.0) + value
+    bad = diverged(curves["train_loss"])
+    for values in curves.values():  # a diverged row's metrics after its divergence are meaningless
+        values[bad] = np.nan
+    return Batch(curves=curves, diverged=bad.any(axis=1), seconds=seconds)
 
 
 def _sgd_steps(u, v, xs, ys, etas, scratch):

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .results import atomic_write
+from .sweep import diverged
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class Plane:
 
 def plane_through(w_init: np.ndarray, w_star: np.ndarray, w_flow: np.ndarray) -> Plane:
     """The plane through w_init spanned by the direction to w* and the rest of the direction to w_flow."""
-    if not np.isfinite(w_flow).all():
+    if diverged(w_flow).any():
         raise ValueError("w_flow is not finite (did the gradient-flow run diverge?): the plane is not defined")
     e1 = w_star - w_init
     e1 = e1 / np.linalg.norm(e1)

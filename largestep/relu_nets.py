@@ -11,13 +11,12 @@ rank) go through torch.func on the same parameters (`torch_params`, `forward_one
 from __future__ import annotations
 
 import math
-import time
 from typing import Callable, Sequence
 
 import numpy as np
 
 from .streams import numpy_stream
-from .sweep import sgd_indices
+from .sweep import march, sgd_indices
 
 Layer = tuple  # (weight (R, out, in), bias (R, out) or None)
 
@@ -175,36 +174,23 @@ def train(
     step_sizes: np.ndarray,
     seeds: Sequence[int],
     stops: np.ndarray,
-    on_stop: Callable[[int, list[Layer]], None],
+    on_stop: Callable[[int], None],
     progress=None,
 ) -> dict[str, float]:
     """Batch-size-1 SGD on the loss (h(x_i) - y_i)^2, R runs at once, updating `layers` in place.
 
     step_sizes: (R, T) step of each update of each row; seeds[j] drives row j's sampling stream.
-    on_stop(k, layers) is called after k updates for each k in `stops` (sorted, within [0, T]).
-    A row whose parameters overflow turns to inf/NaN and keeps running harmlessly (its loss tells).
-    Returns wall seconds {"train": ..., "metrics": ...} (metrics = time spent in on_stop).
+    on_stop(k) is called after k updates for each k in `stops` (sorted, within [0, T]).
+    Returns wall seconds {"train": ..., "metrics": ...} (see `sweep.march`).
     """
     rows, iterations = step_sizes.shape
     samples = np.stack([sgd_indices(int(s), len(x), iterations) for s in seeds], axis=1)  # (T, R)
-    seconds = {"train": 0.0, "metrics": 0.0}
-    if progress is not None:
-        progress.start_batch(rows, iterations, len(stops))
-    done = 0
-    with np.errstate(over="ignore", invalid="ignore"):
-        for target in stops:
-            start, advanced = time.perf_counter(), int(target) - done
-            if target > done:
-                idx = samples[done:target]
-                _sgd_steps(layers, x[idx], y[idx], np.ascontiguousarray(step_sizes[:, done:target].T))
-                done = int(target)
-            middle = time.perf_counter()
-            on_stop(done, layers)
-            seconds["train"] += middle - start
-            seconds["metrics"] += time.perf_counter() - middle
-            if progress is not None:
-                progress.advance(advanced)
-    return seconds
+
+    def advance(done, target):
+        idx = samples[done:target]
+        _sgd_steps(layers, x[idx], y[idx], np.ascontiguousarray(step_sizes[:, done:target].T))
+
+    return march(stops, iterations, rows, advance, on_stop, progress)
 
 
 def _sgd_steps(layers, xs, ys, etas):

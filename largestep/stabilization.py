@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from .streams import numpy_stream
+from . import sweep
 
 
 def stability_threshold(theta_star: float, x_max: float) -> float:
@@ -81,10 +82,10 @@ def run_sgd(step_sizes: np.ndarray, seeds, iterations: int, grid: np.ndarray, *,
             if k == iterations:
                 break
             theta = theta + etas * theta * xs_squared[:, k] * (target - theta * theta)
-            if not np.isfinite(theta).all():
-                fresh = ~np.isfinite(theta) & (diverged_at < 0)
-                diverged_at[fresh] = k + 1
-                theta[~np.isfinite(theta)] = np.nan  # stays NaN: a diverged row is stopped
+            bad = sweep.diverged(theta)
+            if bad.any():
+                diverged_at[bad & (diverged_at < 0)] = k + 1
+                theta[bad] = np.nan  # stays NaN: a diverged row is stopped
     diverged = diverged_at >= 0
     low[diverged], high[diverged] = np.nan, np.nan
     with np.errstate(over="ignore"):  # the last grid values before a divergence may overflow the loss

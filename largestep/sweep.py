@@ -1,6 +1,6 @@
-"""Seeds, divergence and results records shared by every toy experiment.
+"""Seeds, the training loop, divergence and results records shared by every toy experiment.
 
-An experiment supplies `train_batch(run_ids, seeds) -> Batch`: one batched program that trains row j
+A trainer advances its runs with `march`: train to the next stop, evaluate there, repeat.  An experiment supplies `train_batch(run_ids, seeds) -> Batch`: one batched program that trains row j
 as run `run_ids[j]` with training seed `seeds[j]` and reports its metrics on the evaluation grid.
 `train_until_survivors` calls it in rounds until every stochastic run has N surviving seeds
 (or 10*N tried): the divergence policy, and `run_record` turns the rows of one run
@@ -9,12 +9,54 @@ into the results schema (statistics over surviving seeds only).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
 from .streams import numpy_stream
+
+# The ReLU nets' divergence threshold: their training loss overflowing float32, the precision of the
+# paper's code (there the loss turns inf/NaN); our float64 training would otherwise carry on a little longer.
+FLOAT32_OVERFLOW = float(np.finfo(np.float32).max)
+
+
+def diverged(values: np.ndarray, limit: float = math.inf) -> np.ndarray:
+    """The divergence rule, elementwise: a loss (or iterate) has diverged where it is not finite or its
+    magnitude exceeds `limit` (the ReLU nets pass FLOAT32_OVERFLOW)."""
+    if limit == math.inf:
+        return ~np.isfinite(values)
+    return ~(np.abs(values) <= limit)  # NaN compares False: flagged too
+
+
+def march(stops: np.ndarray, iterations: int, rows: int, advance: Callable[[int, int], None],
+          on_stop: Callable[[int], None], progress=None) -> dict[str, float]:
+    """Train to each stop in turn, then evaluate there: the loop of every toy trainer.
+
+    advance(done, target) performs updates done..target-1 of all rows in place; on_stop(k) is called
+    after k updates for each k in `stops` (sorted, within [0, iterations]).  progress: a BatchProgress
+    (or None), one batch of `rows` rows advanced at each stop.  Floating-point overflow is silenced: a
+    row that blows up turns inf/NaN and keeps running harmlessly (`diverged` tells).
+    Returns wall seconds {"train": ..., "metrics": ...} (metrics = time spent in on_stop).
+    """
+    seconds = {"train": 0.0, "metrics": 0.0}
+    if progress is not None:
+        progress.start_batch(rows, iterations, len(stops))
+    done = 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        for target in stops:
+            start, advanced = time.perf_counter(), int(target) - done
+            if target > done:
+                advance(done, int(target))
+                done = int(target)
+            middle = time.perf_counter()
+            on_stop(done)
+            seconds["train"] += middle - start
+            seconds["metrics"] += time.perf_counter() - middle
+            if progress is not None:
+                progress.advance(advanced)
+    return seconds
 
 
 def sgd_indices(seed: int, n: int, iterations: int) -> np.ndarray:

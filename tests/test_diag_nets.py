@@ -56,14 +56,15 @@ def test_gd_step_equals_autograd(data):
 
 
 def _train(data, schedules, algorithm, seeds, iterations=300):
+    """Curves on a grid, final u and final v of runs that all use `algorithm`."""
     steps = np.stack([s.values(iterations) for s in schedules])
     grid = evaluation_grid(iterations, 20, 15)
 
-    def evaluate(u, v):
-        return {"loss": diag_nets.loss(data.x_train, data.y_train, u * v), "u": u.copy(), "v": v.copy()}
+    def evaluate(algorithm, u, v):
+        return {"train_loss": diag_nets.loss(data.x_train, data.y_train, u * v), "u": u.copy(), "v": v.copy()}
 
-    curves, u, v, _ = diag_nets.train(data.x_train, data.y_train, steps, algorithm, seeds, grid, evaluate)
-    return curves, u, v
+    batch = diag_nets.train_runs(data.x_train, data.y_train, steps, [algorithm] * len(seeds), seeds, grid, evaluate)
+    return batch.curves, batch.curves["u"][:, -1], batch.curves["v"][:, -1]
 
 
 @pytest.mark.parametrize("algorithm", ["sgd", "gd"])
@@ -74,7 +75,7 @@ def test_batched_runs_equal_runs_one_by_one(data, algorithm):
     for row, (schedule, seed) in enumerate(zip(schedules, seeds)):
         alone, u1, v1 = _train(data, [schedule], algorithm, [seed])
         np.testing.assert_allclose(batched["u"][row], alone["u"][0], rtol=1e-12, atol=1e-14)
-        np.testing.assert_allclose(batched["loss"][row], alone["loss"][0], rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(batched["train_loss"][row], alone["train_loss"][0], rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(u[row], u1[0], rtol=1e-12, atol=1e-14)
 
 
@@ -86,11 +87,50 @@ def test_batching_is_bit_exact_at_the_edge_of_stability(algorithm, lr):
     schedules = [Schedule(lr), Schedule(lr, ((0.3, 3.4),)), Schedule(2.0 if algorithm == "gd" else 0.25)]
     steps = np.stack([s.values(iterations) for s in schedules])
     grid = evaluation_grid(iterations, 5, 10)
-    keep = lambda u, v: {"u": u.copy()}  # noqa: E731
-    batched, _, _, _ = diag_nets.train(data.x_train, data.y_train, steps, algorithm, [0, 0, 1], grid, keep)
+    def final_u(seeds, rows):
+        u, v = diag_nets.init(len(rows), data.x_train.shape[1])
+        seen = []
+        diag_nets.train(u, v, data.x_train, data.y_train, steps[rows], algorithm, seeds, grid,
+                        lambda k: seen.append(k))
+        assert seen == grid.tolist()
+        return u
+
+    batched = final_u([0, 0, 1], [0, 1, 2])
     for row, seed in enumerate([0, 0, 1]):
-        alone, _, _, _ = diag_nets.train(data.x_train, data.y_train, steps[row:row + 1], algorithm, [seed], grid, keep)
-        np.testing.assert_array_equal(batched["u"][row], alone["u"][0])
+        np.testing.assert_array_equal(batched[row], final_u([seed], [row])[0])
+
+
+def test_gd_and_sgd_rows_in_one_call_equal_separate_calls(data):
+    """train_runs splits rows by algorithm and puts each row's curves back in its place."""
+    schedules = [Schedule(0.05), Schedule(0.1), Schedule(0.08), Schedule(0.05)]
+    steps = np.stack([s.values(200) for s in schedules])
+    grid = evaluation_grid(200, 10, 10)
+    evaluate = lambda algorithm, u, v: {"train_loss": diag_nets.loss(data.x_train, data.y_train, u * v),  # noqa: E731
+                                        "u": u.copy()}
+    mixed = diag_nets.train_runs(data.x_train, data.y_train, steps, ["sgd", "gd", "sgd", "gd"], [4, 0, 5, 0],
+                                 grid, evaluate)
+    for row, (algorithm, seed) in enumerate(zip(["sgd", "gd", "sgd", "gd"], [4, 0, 5, 0])):
+        alone = diag_nets.train_runs(data.x_train, data.y_train, steps[row:row + 1], [algorithm], [seed], grid,
+                                     evaluate)
+        np.testing.assert_array_equal(mixed.curves["u"][row], alone.curves["u"][0])
+        # the loss is one matrix product over all rows: its rounding may depend on the batch
+        np.testing.assert_allclose(mixed.curves["train_loss"][row], alone.curves["train_loss"][0], rtol=1e-13)
+    assert not np.allclose(mixed.curves["u"][0], mixed.curves["u"][3])  # the SGD row is not the GD row
+    with pytest.raises(ValueError, match="'gd' or 'sgd'"):
+        diag_nets.train_runs(data.x_train, data.y_train, steps[:1], ["adam"], [0], grid, evaluate)
+
+
+def test_a_diverged_row_is_flagged_and_its_metrics_are_nan_from_then_on(data):
+    steps = np.stack([Schedule(0.05).values(100), Schedule(50.0).values(100)])
+    grid = evaluation_grid(100, 10, 10)
+    evaluate = lambda algorithm, u, v: {"train_loss": diag_nets.loss(data.x_train, data.y_train, u * v),  # noqa: E731
+                                        "norm": np.linalg.norm(u, axis=1)}
+    batch = diag_nets.train_runs(data.x_train, data.y_train, steps, ["sgd", "sgd"], [0, 0], grid, evaluate)
+    assert batch.diverged.tolist() == [False, True]
+    assert np.isfinite(batch.curves["train_loss"][0]).all() and np.isfinite(batch.curves["norm"][0]).all()
+    gone = np.isnan(batch.curves["train_loss"][1])
+    assert gone[-1] and not gone[0]
+    np.testing.assert_array_equal(np.isnan(batch.curves["norm"][1]), gone)
 
 
 def test_sgd_follows_its_sampling_stream_step_by_step(data):
@@ -110,16 +150,16 @@ def test_same_seed_same_result_other_seed_other_result(data):
     a, _, _ = _train(data, [Schedule(0.1)], "sgd", [1])
     b, _, _ = _train(data, [Schedule(0.1)], "sgd", [1])
     c, _, _ = _train(data, [Schedule(0.1)], "sgd", [2])
-    np.testing.assert_array_equal(a["loss"], b["loss"])
-    assert not np.array_equal(a["loss"], c["loss"])
+    np.testing.assert_array_equal(a["train_loss"], b["train_loss"])
+    assert not np.array_equal(a["train_loss"], c["train_loss"])
 
 
 def test_a_diverging_row_does_not_disturb_the_others(data):
     good, bad = Schedule(0.05), Schedule(50.0)
     both, _, _ = _train(data, [good, bad], "sgd", [0, 0])
     alone, _, _ = _train(data, [good], "sgd", [0])
-    assert not np.isfinite(both["loss"][1, -1])
-    np.testing.assert_allclose(both["loss"][0], alone["loss"][0], rtol=1e-12)
+    assert not np.isfinite(both["train_loss"][1, -1])
+    np.testing.assert_allclose(both["train_loss"][0], alone["train_loss"][0], rtol=1e-12)
 
 
 def test_sparse_regression_has_the_specified_structure():

@@ -59,7 +59,7 @@ def test_batched_sgd_matches_autograd_per_run(kind):
     iterations = 60
     steps = np.stack([np.linspace(0.01, 0.03, iterations), np.full(iterations, 0.02), np.full(iterations, 0.005)])
     start = relu_nets.copy_layers(layers)
-    relu_nets.train(layers, x, y, steps, seeds, np.array([iterations]), lambda k, p: None)
+    relu_nets.train(layers, x, y, steps, seeds, np.array([iterations]), lambda k: None)
     for row, seed in enumerate(seeds):
         indices = relu_nets.sgd_indices(seed, len(x), iterations)
         reference = _torch_sgd_reference(start, row, x, y, steps[row], indices)
@@ -77,10 +77,10 @@ def test_batched_runs_equal_runs_one_by_one():
     steps = np.stack([Schedule(lr, ((0.5, 3.0),)).values(200) for lr in (0.01, 0.02, 0.03, 0.04)])
     singles = [[(w[[r]].copy(), None if b is None else b[[r]].copy()) for w, b in layers] for r in range(4)]
     seen = []
-    relu_nets.train(layers, x, y, steps, seeds, np.array([0, 50, 200]), lambda k, p: seen.append(k))
+    relu_nets.train(layers, x, y, steps, seeds, np.array([0, 50, 200]), lambda k: seen.append(k))
     assert seen == [0, 50, 200]
     for r, single in enumerate(singles):
-        relu_nets.train(single, x, y, steps[[r]], [seeds[r]], np.array([200]), lambda k, p: None)
+        relu_nets.train(single, x, y, steps[[r]], [seeds[r]], np.array([200]), lambda k: None)
         for (w, b), (w1, b1) in zip(layers, single):
             np.testing.assert_array_equal(w[r], w1[0])
             np.testing.assert_array_equal(b[r], b1[0])

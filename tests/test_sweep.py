@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from largestep.results import save_json
-from largestep.sweep import Batch, divergence_note, evaluation_grid, run_record, train_until_survivors
+from largestep.sweep import (FLOAT32_OVERFLOW, Batch, divergence_note, diverged, evaluation_grid, march, run_record,
+                             train_until_survivors)
 
 
 def test_evaluation_grid_has_the_first_100_and_250_spaced_points():
@@ -13,6 +14,22 @@ def test_evaluation_grid_has_the_first_100_and_250_spaced_points():
     assert grid[-1] == 100_001 and grid[0] == 0
     assert np.all(np.diff(grid) > 0)
     assert len(grid) == 100 + 250 - 1  # 0 is in both parts
+
+
+def test_divergence_rule_flags_non_finite_values_and_those_past_the_limit():
+    values = np.array([0.0, 1e30, 3.5e38, np.inf, -np.inf, np.nan])
+    assert diverged(values).tolist() == [False, False, False, True, True, True]
+    # the ReLU nets' rule: a loss past float32's largest value (3.4028235e38) has diverged too
+    assert diverged(values, FLOAT32_OVERFLOW).tolist() == [False, False, True, True, True, True]
+    assert not diverged(np.float64(np.finfo(np.float32).max), FLOAT32_OVERFLOW)
+
+
+def test_march_trains_to_each_stop_then_evaluates_there():
+    log = []
+    seconds = march(np.array([0, 0, 3, 10]), 10, 2, lambda done, target: log.append(("advance", done, target)),
+                    lambda k: log.append(("stop", k)))
+    assert log == [("stop", 0), ("stop", 0), ("advance", 0, 3), ("stop", 3), ("advance", 3, 10), ("stop", 10)]
+    assert set(seconds) == {"train", "metrics"}
 
 
 def _fake_trainer(diverges, log):

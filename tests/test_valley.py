@@ -133,8 +133,8 @@ def test_loss_surface_runs_reproduce_the_papers_printed_numbers():
     their final train and test losses."""
     data = sparse_regression(20, 30, 3)
     steps = np.stack([Schedule(0.03).values(10_001), Schedule(3.0, ((0.5, 3.0),)).values(10_001)])
-    _, u, v, _ = diag_nets.train(data.x_train, data.y_train, steps, "gd", [0, 0], np.array([10_001]),
-                                 lambda u, v: {})
+    u, v = diag_nets.init(2, 30)
+    diag_nets.train(u, v, data.x_train, data.y_train, steps, "gd", [0, 0], np.array([10_001]), lambda k: None)
     beta = u * v
     train = diag_nets.loss(data.x_train, data.y_train, beta)
     np.testing.assert_allclose(train[0], 4.902335457375223e-06, rtol=1e-9)

@@ -11,7 +11,7 @@ from ..config import to_dict
 from ..data import sparse_regression
 from ..plotting import panels
 from ..schedules import ConfigError, Schedule
-from ..sweep import evaluation_grid, run_record, train_until_survivors, Batch
+from ..sweep import evaluation_grid, run_record, train_until_survivors
 from . import Experiment
 
 
@@ -79,7 +79,7 @@ def run(config: DiagConfig, n_seeds: int = 5, progress=None) -> dict:
     grid = evaluation_grid(config.iterations, config.grid_early, config.grid_spaced)
     steps = np.stack([r.schedule.values(config.iterations) for r in config.runs])
 
-    def evaluate(u, v):
+    def evaluate(algorithm, u, v):
         beta = u * v
         return {
             "train_loss": diag_nets.loss(data.x_train, data.y_train, beta),
@@ -89,26 +89,9 @@ def run(config: DiagConfig, n_seeds: int = 5, progress=None) -> dict:
         }
 
     def train_batch(run_ids, seeds):
-        # GD and SGD rows are two programs; each is batched over its rows.
-        curves, diverged, final_beta, seconds = {}, np.zeros(len(run_ids), bool), [None] * len(run_ids), {}
-        for algorithm in ("gd", "sgd"):
-            rows = [j for j, r in enumerate(run_ids) if config.runs[r].algorithm == algorithm]
-            if not rows:
-                continue
-            c, u, v, s = diag_nets.train(
-                data.x_train, data.y_train, steps[run_ids[rows]], algorithm, seeds[rows], grid, evaluate,
-                config.init_scale, progress)
-            for name, values in c.items():
-                curves.setdefault(name, np.full((len(run_ids), len(grid)), np.nan))[rows] = values
-            for k, value in s.items():
-                seconds[k] = seconds.get(k, 0.0) + value
-            for j, b in zip(rows, u * v):
-                final_beta[j] = b
-        loss_curves = curves["train_loss"]
-        diverged = ~np.isfinite(loss_curves).all(axis=1)
-        for name in curves:  # a diverged row's metrics after its divergence are meaningless
-            curves[name][~np.isfinite(loss_curves)] = np.nan
-        return Batch(curves=curves, diverged=diverged, extras={"beta": final_beta}, seconds=seconds)
+        return diag_nets.train_runs(data.x_train, data.y_train, steps[run_ids],
+                                    [config.runs[r].algorithm for r in run_ids], seeds, grid, evaluate,
+                                    config.init_scale, progress)
 
     stochastic = [r.algorithm == "sgd" for r in config.runs]
     rows, seconds = train_until_survivors(train_batch, stochastic, n_seeds)
@@ -119,7 +102,6 @@ def run(config: DiagConfig, n_seeds: int = 5, progress=None) -> dict:
             "schedule": to_dict(spec.schedule),
             "decay_iterations": spec.schedule.decay_iterations(config.iterations),
         }, run_rows, grid, deterministic=not is_stochastic)
-        record.pop("extras", None)  # final betas are not part of the results file
         runs.append(record)
     return {"config": to_dict(config), "n_seeds": n_seeds, "runs": runs, "seconds": seconds,
             "beta_star_support": int(config.r)}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import metrics, relu_nets
+from .. import metrics, relu_nets, sweep
 from ..config import to_dict
 from ..data import Regression, relu_1d_points, teacher_student
 from ..plotting import as_array, figure_style, panels, plot_metric, run_colors, run_label, survival_note, titled
@@ -20,10 +20,6 @@ from ..schedules import ConfigError, Schedule, Warmup
 from ..streams import numpy_stream
 from ..sweep import Batch, evaluation_grid, run_record, train_until_survivors
 from . import Experiment
-
-# A row counts as diverged once its training loss overflows float32, the precision of the paper's
-# code (there the loss turns inf/NaN); our float64 training would otherwise carry on a little longer.
-DIVERGED_LOSS = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -189,7 +185,7 @@ def _run(config: ReluConfig, n_seeds: int, progress) -> dict:
         snapshots = np.full((rows, len(snapshot_its), 0 if x_plot is None else len(x_plot)), np.nan)
         first_layer = {}
 
-        def on_stop(k, layers):
+        def on_stop(k):
             if k in grid_column:
                 values = evaluate(config, data, x_rank, layers, diverged)
                 for name, v in values.items():
@@ -231,7 +227,7 @@ def _run(config: ReluConfig, n_seeds: int, progress) -> dict:
 def evaluate(config: ReluConfig, data: Regression, x_rank: np.ndarray, layers: list, diverged: np.ndarray) -> dict:
     """Metrics of the R nets at one grid point; rows diverged (now or before) get NaN and are flagged."""
     train_loss = relu_nets.mse(layers, data.x_train, data.y_train)
-    diverged |= ~(train_loss <= DIVERGED_LOSS)  # NaN compares False: flagged too
+    diverged |= sweep.diverged(train_loss, sweep.FLOAT32_OVERFLOW)
     alive = np.flatnonzero(~diverged)
     rows = len(train_loss)
     values = {"train_loss": np.where(diverged, np.nan, train_loss)}

@@ -17,7 +17,7 @@ from ..config import to_dict
 from ..data import sparse_regression
 from ..plotting import as_array, figure_style, panels, run_colors, titled
 from ..schedules import ConfigError, Schedule
-from ..sweep import Batch, divergence_note, evaluation_grid, run_record, train_until_survivors
+from ..sweep import Batch, divergence_note, diverged, evaluation_grid, run_record, train_until_survivors
 from . import Experiment
 from .diag import DiagRun
 
@@ -239,45 +239,31 @@ def _train_on_plane(config, data, runs, grid, n_seeds, w_star_half, progress):
     trajectory's coordinates on the plane through w_init, w*, w_flow (w_flow = endpoint of runs[0])."""
     steps = np.stack([r.schedule.values(config.iterations) for r in runs])
     x, y = data.x_train, data.y_train
-    _, u_flow, v_flow, _ = diag_nets.train(x, y, steps[:1], "gd", [0], np.array([config.iterations]),
-                                           lambda u, v: {}, config.init_scale)
+    u_flow, v_flow = diag_nets.init(1, config.d, config.init_scale)
+    diag_nets.train(u_flow, v_flow, x, y, steps[:1], "gd", [0], np.array([config.iterations]), lambda k: None)
     w_init = np.concatenate([np.full(config.d, config.init_scale), np.zeros(config.d)])
     w_star = np.concatenate([w_star_half, w_star_half])
     w_flow = np.concatenate([u_flow[0], v_flow[0]])
-    if np.isfinite(w_flow).all():
+    flow_diverged = diverged(w_flow).any()
+    if not flow_diverged:
         plane = landscape.plane_through(w_init, w_star, w_flow)
     else:  # gradient flow diverged, there is no w_flow: the plane holds the direction it set out in instead
         start = np.concatenate([np.zeros(config.d), x.T @ y / len(y)])  # -gradient at w_init, up to a factor
         plane = landscape.plane_through(w_init, w_star, w_init + start)
 
-    def evaluator(absolute):
-        def evaluate(u, v):
-            beta = u * v
-            w = np.concatenate([u, v], axis=1)
-            coords = landscape.project(plane, np.abs(w) if absolute else w)
-            return {"train_loss": diag_nets.loss(x, y, beta),
-                    "test_loss": diag_nets.loss(data.x_test, data.y_test, beta),
-                    "distance_to_w_star": sign_symmetric_distance(u, v, w_star_half),
-                    "plane_a": coords[:, 0], "plane_b": coords[:, 1]}
-        return evaluate
+    def evaluate(algorithm, u, v):
+        beta = u * v
+        w = np.concatenate([u, v], axis=1)
+        # SGD is projected with |u|, |v| (as in the paper): its pair flips are symmetries of the loss
+        coords = landscape.project(plane, np.abs(w) if algorithm == "sgd" else w)
+        return {"train_loss": diag_nets.loss(x, y, beta),
+                "test_loss": diag_nets.loss(data.x_test, data.y_test, beta),
+                "distance_to_w_star": sign_symmetric_distance(u, v, w_star_half),
+                "plane_a": coords[:, 0], "plane_b": coords[:, 1]}
 
     def train_batch(run_ids, seeds):
-        curves, seconds = {}, {}
-        for algorithm in ("gd", "sgd"):
-            rows = [j for j, r in enumerate(run_ids) if runs[r].algorithm == algorithm]
-            if not rows:
-                continue
-            # SGD is projected with |u|, |v| (as in the paper): its pair flips are symmetries of the loss
-            c, _, _, s = diag_nets.train(x, y, steps[run_ids[rows]], algorithm, seeds[rows], grid,
-                                         evaluator(algorithm == "sgd"), config.init_scale, progress)
-            for name, values in c.items():
-                curves.setdefault(name, np.full((len(run_ids), len(grid)), np.nan))[rows] = values
-            for k, value in s.items():
-                seconds[k] = seconds.get(k, 0.0) + value
-        bad = ~np.isfinite(curves["train_loss"])
-        for name in curves:
-            curves[name][bad] = np.nan
-        return Batch(curves=curves, diverged=bad.any(axis=1), seconds=seconds)
+        return diag_nets.train_runs(x, y, steps[run_ids], [runs[r].algorithm for r in run_ids], seeds, grid,
+                                    evaluate, config.init_scale, progress)
 
     rows, seconds = train_until_survivors(train_batch, [r.algorithm == "sgd" for r in runs], n_seeds)
     records = []
@@ -287,7 +273,7 @@ def _train_on_plane(config, data, runs, grid, n_seeds, w_star_half, progress):
             "decay_iterations": spec.schedule.decay_iterations(config.iterations)},
             run_rows, grid, deterministic=spec.algorithm != "sgd"))
     landmarks = {"w_init": [0.0, 0.0], "w*": landscape.project(plane, w_star).tolist()}
-    if np.isfinite(w_flow).all():
+    if not flow_diverged:
         landmarks["w_flow"] = landscape.project(plane, w_flow).tolist()
     return records, seconds, plane, landmarks
 
