@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from largestep.schedules import ConfigError
+from largestep.config import ConfigError
 
 MODELS = ("resnet18_plain", "resnet18", "resnet34_plain", "resnet_tiny", "mlp")
 

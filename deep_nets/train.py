@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python deep_
 
 from largestep.metrics import feature_sparsity  # noqa: E402
 from largestep.results import Terminated, atomic_write, load_json, provenance, save_json, sigterm_as_interrupt, to_jsonable  # noqa: E402,E501
-from largestep.schedules import DEEP_SCHEDULES, ConfigError, lr_schedule  # noqa: E402
+from largestep.config import ConfigError  # noqa: E402
+from largestep.schedules import DEEP_SCHEDULES, lr_schedule  # noqa: E402
 from largestep.streams import DEEP_OFFSETS, torch_stream  # noqa: E402
 
 from deep_nets.data import DATASETS, DataError, TrainStream, as_inputs, load_dataset  # noqa: E402

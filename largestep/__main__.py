@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 from . import QUICK_ENV, experiments, quick_mode
-from .config import apply_overrides, has_field
+from .config import ConfigError, apply_overrides, has_field
 from .plotting import save_formats
 from .results import Terminated, save_json, sigterm_as_interrupt, written_together
-from .schedules import ConfigError
 
 
 class UsageError(Exception):

@@ -10,7 +10,9 @@ import json
 import types
 import typing
 
-from .schedules import ConfigError
+
+class ConfigError(ValueError):
+    """A configuration value is out of range or inconsistent; the message says which and why."""
 
 
 def to_dict(cfg) -> dict:

@@ -24,9 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
-class ConfigError(ValueError):
-    """A configuration value is out of range or inconsistent; the message says which and why."""
+from .config import ConfigError
 
 
 WARMUP_KINDS = ("linear", "power", "exponential")

@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 import torch
 
-from largestep.schedules import DEEP_SCHEDULES, ConfigError, lr_schedule
+from largestep.config import ConfigError
+from largestep.schedules import DEEP_SCHEDULES, lr_schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))

@@ -11,7 +11,8 @@ from largestep import relu_nets
 from largestep.config import apply_overrides
 from largestep.experiments import relu
 from largestep.results import load_json, save_json
-from largestep.schedules import ConfigError, Schedule
+from largestep.config import ConfigError
+from largestep.schedules import Schedule
 
 
 def _nets(kind, seeds):

@@ -3,7 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from largestep.schedules import ConfigError, Schedule, Warmup
+from largestep.config import ConfigError
+from largestep.schedules import Schedule, Warmup
 
 
 @pytest.mark.parametrize("iterations", [10, 1001, 100_001])

@@ -79,7 +79,7 @@ def memory_needed(config, n_seeds: int) -> int:
 
 def check_memory(config, n_seeds: int) -> None:
     """ConfigError when the config (with n_seeds seeds) could not fit in this machine's memory."""
-    from ..schedules import ConfigError
+    from ..config import ConfigError
 
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     need = memory_needed(config, n_seeds)

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import claims
 from ..plotting import figure_style, run_colors, titled
-from ..schedules import ConfigError
+from ..config import ConfigError
 from . import Experiment, get
 from . import relu
 

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import ConfigError
 from ..deep_runs import METRICS, read_run, run_label, run_spec
-from ..schedules import DEEP_SCHEDULES, ConfigError, deep_schedule
+from ..schedules import DEEP_SCHEDULES, deep_schedule
 from ..sweep import Batch, run_record, train_until_survivors
 from . import Experiment
 

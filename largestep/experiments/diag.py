@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import diag_nets, metrics
-from ..config import to_dict
+from ..config import ConfigError, to_dict
 from ..data import sparse_regression
 from ..plotting import panels
-from ..schedules import ConfigError, Schedule
+from ..schedules import Schedule
 from ..sweep import evaluation_grid, run_record, train_until_survivors
 from . import Experiment
 

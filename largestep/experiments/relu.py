@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import metrics, relu_nets, sweep
-from ..config import to_dict
+from ..config import ConfigError, to_dict
 from ..data import Regression, relu_1d_points, teacher_student
 from ..plotting import as_array, figure_style, panels, plot_metric, run_colors, run_label, survival_note, titled
-from ..schedules import ConfigError, Schedule, Warmup
+from ..schedules import Schedule, Warmup
 from ..streams import numpy_stream
 from ..sweep import Batch, evaluation_grid, run_record, train_until_survivors
 from . import Experiment

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import diag_nets, landscape, stabilization
-from ..config import to_dict
+from ..config import ConfigError, to_dict
 from ..data import sparse_regression
 from ..plotting import as_array, figure_style, panels, run_colors, titled
-from ..schedules import ConfigError, Schedule
+from ..schedules import Schedule
 from ..sweep import Batch, divergence_note, diverged, evaluation_grid, run_record, train_until_survivors
 from . import Experiment
 from .diag import DiagRun
