@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import torch
 
+import oracles
 from largestep.config import ConfigError
 from largestep.schedules import DEEP_SCHEDULES, lr_schedule
 
@@ -209,23 +210,6 @@ def test_sigterm_saves_a_checkpoint_and_resume_matches(tmp_path):
 
 # ---------------------------------------------------------------- the sparsity metric
 
-def reference_block_sparsity(features: np.ndarray, idx: np.ndarray, threshold=0.95) -> tuple[float, float]:
-    """The definition by hand: raw positive fraction; subsample, drop never-positive, greedy |corr| scan in index order."""
-    raw = (features > 0).mean()
-    phi = features[:, idx].astype(np.float64)
-    live = [j for j in range(phi.shape[1]) if (phi[:, j] > 0).any()]
-    kept = list(live)
-    for i in live:
-        for j in kept:
-            if j != i:
-                a, b = phi[:, i] - phi[:, i].mean(), phi[:, j] - phi[:, j].mean()
-                corr = (a @ b) / math.sqrt((a @ a) * (b @ b)) if (a @ a) > 0 and (b @ b) > 0 else 0.0
-                if abs(corr) > threshold:
-                    kept.remove(i)
-                    break
-    return raw, (phi[:, kept] > 0).sum() / phi.size
-
-
 def test_block_sparsity_equals_reference_loop_on_random_features():
     rng = np.random.default_rng(0)
     for trial in range(3):
@@ -236,7 +220,7 @@ def test_block_sparsity_equals_reference_loop_on_random_features():
         feats[:, 10:30] = feats[:, :20] * rng.uniform(0.5, 2, 20) + 0.05 * rng.standard_normal((n, 20))  # near copies
         feats = np.maximum(feats - rng.uniform(0, 1, m), 0)
         idx = np.sort(rng.permutation(m)[:60])
-        raw, dedup = reference_block_sparsity(feats, idx)
+        raw, dedup = oracles.block_sparsity(feats, idx)
 
         class Fixed(torch.nn.Module):  # a "model" whose single block is the given features
             def forward(self, x, features=False):

@@ -5,29 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+import oracles
 from largestep import metrics, relu_nets
-
-
-def reference_feature_sparsity(phi, threshold, normalize_rows=True):
-    """The definition, literally, with Python loops: normalize rows, drop dead neurons, scan in index order."""
-    phi = np.array(phi, dtype=np.float64)
-    n, m = phi.shape
-    if normalize_rows:
-        for i in range(n):
-            norm = math.sqrt(sum(v * v for v in phi[i]))
-            if norm > 0:
-                phi[i] = phi[i] / norm
-
-    def corr(a, b):
-        a, b = a - a.mean(), b - b.mean()
-        cov, va, vb = a @ b, a @ a, b @ b
-        return cov / math.sqrt(va * vb) if va > 0 and vb > 0 else math.nan  # NaN never exceeds
-
-    kept = [j for j in range(m) if any(phi[:, j] != 0)]
-    for j in list(kept):
-        if any(abs(corr(phi[:, j], phi[:, k])) > threshold for k in kept if k != j):
-            kept.remove(j)
-    return sum(int(v != 0) for j in kept for v in phi[:, j]) / (n * m)
 
 
 def random_features(rng):
@@ -52,7 +31,7 @@ def test_feature_sparsity_equals_plain_loop_reference(normalize_rows, threshold)
     rng = np.random.default_rng(int(threshold * 1000) + normalize_rows)
     for trial in range(80):
         phi = random_features(rng)
-        expected = reference_feature_sparsity(phi, threshold, normalize_rows)
+        expected = oracles.feature_sparsity(phi, threshold, normalize_rows)
         got = metrics.feature_sparsity(phi, threshold, normalize_rows)
         assert got == pytest.approx(expected, abs=1e-12), (trial, phi)
         assert metrics.feature_sparsity(torch.tensor(phi), threshold, normalize_rows) == pytest.approx(expected)
@@ -70,7 +49,7 @@ def test_feature_sparsity_scan_order_matters():
     corr = np.corrcoef(phi.T)
     assert corr[0, 1] > 0.9 and corr[1, 2] > 0.9 and corr[0, 2] < 0.9
     assert metrics.feature_sparsity(phi, 0.9, normalize_rows=False) == pytest.approx(1 / 3)
-    assert reference_feature_sparsity(phi, 0.9, normalize_rows=False) == pytest.approx(1 / 3)
+    assert oracles.feature_sparsity(phi, 0.9, normalize_rows=False) == pytest.approx(1 / 3)
     assert metrics.feature_sparsity(phi[:, ::-1].copy(), 0.9, normalize_rows=False) == pytest.approx(1 / 3)
     assert metrics.feature_sparsity(phi[:, [1, 0, 2]], 0.9, normalize_rows=False) == pytest.approx(2 / 3)
 
@@ -92,12 +71,7 @@ def _module_and_loop_jacobian(seed, dead=0):
             net[0].weight[:dead] = 0
             net[0].bias[:dead] = -1
     x = torch.randn(40, 3, dtype=torch.float64)
-    rows = []
-    for xi in x:
-        net.zero_grad()
-        net(xi[None]).sum().backward()
-        rows.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
-    return net, x, torch.stack(rows)
+    return net, x, oracles.module_jacobian(net, x)
 
 
 def test_per_example_gradients_equal_autograd_loop():
@@ -113,10 +87,8 @@ def test_batched_functional_gradients_equal_autograd_loop_per_run():
     phi = metrics.per_example_gradients(relu_nets.forward_one, x, relu_nets.torch_params(layers), batched=True)
     assert phi.shape == (3, 12, relu_nets.n_parameters(layers))
     for r in range(3):
-        params = {k: v[r].clone().requires_grad_(True) for k, v in relu_nets.torch_params(layers).items()}
-        for i in range(12):
-            grads = torch.autograd.grad(relu_nets.forward_one(params, x[i]), list(params.values()))
-            torch.testing.assert_close(phi[r, i], torch.cat([g.flatten() for g in grads]))
+        np.testing.assert_allclose(phi[r].numpy(), oracles.relu_net_jacobian(layers, r, x.numpy()), rtol=1e-12,
+                                   atol=1e-12)
 
 
 @pytest.mark.parametrize("make", [
@@ -132,11 +104,7 @@ def test_numpy_per_example_gradients_equal_autograd_per_run_and_point(make):
     phi = relu_nets.per_example_gradients(layers, x)
     assert phi.shape == (3, 12, relu_nets.n_parameters(layers))
     for r in range(3):
-        params = {k: v[r].clone().requires_grad_(True) for k, v in relu_nets.torch_params(layers).items()}
-        for i in range(12):
-            grads = torch.autograd.grad(relu_nets.forward_one(params, torch.from_numpy(x[i])), list(params.values()))
-            np.testing.assert_allclose(phi[r, i], torch.cat([g.flatten() for g in grads]).numpy(), rtol=1e-12,
-                                       atol=1e-12)
+        np.testing.assert_allclose(phi[r], oracles.relu_net_jacobian(layers, r, x), rtol=1e-12, atol=1e-12)
 
 
 def test_rank_from_jacobian_ignores_dead_lines_batched():
@@ -149,10 +117,7 @@ def test_rank_from_jacobian_ignores_dead_lines_batched():
     phi[3, :, 3] = rng.normal(size=30) * 1e-4  # a small live direction: counted at tol = 1e-6, not at 1e-4
     ranks = {}
     for tol in (1e-4, 1e-6):
-        want = ranks[tol] = []
-        for p in phi:
-            s = np.linalg.svd(p, compute_uv=False)
-            want.append(int((s > tol * s[0]).sum()) if s[0] > 0 else 0)
+        want = ranks[tol] = [oracles.svd_rank(p, tol) for p in phi]
         np.testing.assert_array_equal(metrics.rank_from_jacobian(phi, tol), want)
         np.testing.assert_array_equal(metrics.rank_from_jacobian(phi[1], tol), want[1])
     assert ranks[1e-4] == [8, 8, 0, 8] and ranks[1e-6][3] == 9
@@ -162,9 +127,8 @@ def test_rank_from_jacobian_ignores_dead_lines_batched():
 @pytest.mark.parametrize("n_eval", [10, 40])
 def test_jacobian_rank_equals_svd_reference(dead, n_eval):
     net, x, loop_phi = _module_and_loop_jacobian(1, dead)
-    s = np.linalg.svd(loop_phi[:n_eval].numpy(), compute_uv=False)
     for tol in (1e-4, 1e-6):
-        expected = int((s / s[0] > tol).sum())
+        expected = oracles.svd_rank(loop_phi[:n_eval].numpy(), tol)
         assert metrics.jacobian_rank(net, x[:n_eval], tol) == expected
     if dead:
         assert expected < min(n_eval, loop_phi.shape[1])
@@ -173,8 +137,22 @@ def test_jacobian_rank_equals_svd_reference(dead, n_eval):
 def test_effective_rank_reference():
     f = np.random.default_rng(0).standard_normal((30, 6))
     f[3] = 0
-    unit = np.array([row / np.linalg.norm(row) if np.linalg.norm(row) > 0 else row for row in f])
-    s = np.linalg.svd(unit, compute_uv=False)
-    p = s / s.sum()
-    assert metrics.effective_rank(f) == pytest.approx(-(p * np.log(p)).sum())
+    assert metrics.effective_rank(f) == pytest.approx(oracles.effective_rank(f))
     assert metrics.effective_rank(np.outer(np.ones(5), [1.0, 2.0])) == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("dead", [0, 4])
+def test_relu_experiments_jacobian_rank_equals_autograd_svd_per_run(dead):
+    """The path relu.evaluate takes (numpy per-example gradients, batched rank) against autograd + full SVD."""
+    layers = relu_nets.stack([relu_nets.multi_layer_gaussian(np.random.default_rng(s), 3, (6, 5), 0.8)
+                              for s in range(3)])
+    if dead:  # silence first-layer neurons of run 1: its Jacobian loses rank
+        layers[0][0][1, :dead] = 0
+        layers[0][1][1, :dead] = -1.0
+    x = np.random.default_rng(7).normal(size=(relu_nets.n_parameters(layers), 3))
+    for tol in (1e-4, 1e-8):
+        got = metrics.rank_from_jacobian(relu_nets.per_example_gradients(layers, x), tol)
+        want = [oracles.relu_net_jacobian_rank(layers, r, x, tol) for r in range(3)]
+        np.testing.assert_array_equal(got, want)
+    if dead:
+        assert want[1] < want[0]

@@ -1,6 +1,5 @@
 """ReLU nets: the batched hand-written SGD against torch autograd, batched vs one by one, schedules, configs."""
 import dataclasses
-import json
 import math
 
 import numpy as np
@@ -194,8 +193,10 @@ def test_tiny_run_results_and_figures_from_json(experiment, tmp_path):
     results["experiment"] = experiment.name
     save_json(results, tmp_path / "r.json")
     loaded = load_json(tmp_path / "r.json")
-    json.dumps(loaded)
     run = loaded["runs"][0]
+    for metric, curves in results["runs"][0]["curves"].items():  # the file keeps every number exactly
+        np.testing.assert_array_equal(np.asarray(run["curves"][metric], float), curves)
+    assert run["final"] == results["runs"][0]["final"]
     assert len(run["curves"]["iteration"]) == len(run["curves"]["train_loss"][0])
     for key in run["final"]:
         assert run["final"][key] is not None
