@@ -12,7 +12,7 @@ from ..data import sparse_regression
 from ..plotting import panels
 from ..schedules import ConfigError, Schedule
 from ..sweep import evaluation_grid, run_record, train_until_survivors, Batch
-from . import Experiment
+from . import Experiment, recorded_curves
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def title(results: dict) -> str:
 
 def figures(results: dict) -> dict:
     """Train and test loss, the Jacobian rank and the l0 norm of beta, as far as the results record them."""
-    recorded = {m for run in results["runs"] for m in run["curves"]}
+    recorded = recorded_curves(results)
     # full-batch GD's train loss falls to ~1e-31 at each decay: cut the axis so the other runs stay legible
     gd = any(run["algorithm"] == "gd" for run in results["runs"])
     specs = [

@@ -285,9 +285,11 @@ def _run_multi(fraction: float, factor: float) -> ReluRun:
                                 "before"))
 
 
-RELU_1D = Experiment(name="relu_1d", title="Two-layer ReLU net, 1-D regression: short vs long large-step phase", config=_config_1d(400.0), run=run, figures=figures)
-RELU_1D_OVERREG = Experiment(name="relu_1d_overreg", title="Two-layer ReLU net, 1-D regression, stronger warmup (over-regularization)", config=_config_1d(500.0),
-                             run=run, figures=figures)
+RELU_1D = Experiment(name="relu_1d", title="Two-layer ReLU net, 1-D regression: short vs long large-step phase",
+                     config=_config_1d(400.0), run=run, figures=figures)
+RELU_1D_OVERREG = Experiment(name="relu_1d_overreg",
+                             title="Two-layer ReLU net, 1-D regression, stronger warmup (over-regularization)",
+                             config=_config_1d(500.0), run=run, figures=figures)
 
 RELU_TWO_LAYER = Experiment(
     name="relu_two_layer",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..plotting import as_array, figure_style, panels, plot_metric, run_colors, run_label, survival_note, titled
+from . import recorded_curves
 
 # What each of the paper's experiments shows, in words; the numbers come from the config.
 TAGLINES = {
@@ -30,7 +31,8 @@ def title(results: dict) -> str:
     if cfg["task"] == "1d":
         task = f"1-D regression on {cfg['n']} points"
     else:
-        task = f"teacher-student, d={cfg['d']}, n={cfg['n']}, teacher widths {', '.join(map(str, cfg['teacher_widths']))}"
+        teacher = ", ".join(map(str, cfg["teacher_widths"]))
+        task = f"teacher-student, d={cfg['d']}, n={cfg['n']}, teacher widths {teacher}"
     tagline = TAGLINES.get(results.get("experiment"))
     return f"{net}, {task}" + (f": {tagline}" if tagline else "")
 
@@ -102,7 +104,7 @@ def _figures_1d(results: dict) -> dict:
 
 def _metric_panels(results: dict):
     """Losses, Jacobian rank, feature sparsity of every recorded layer and the effective rank if recorded."""
-    recorded = {m for run in results["runs"] for m in run["curves"]}
+    recorded = recorded_curves(results)
     layers = sorted((m for m in recorded if m.startswith("feature_sparsity_layer")),
                     key=lambda m: int(m.removeprefix("feature_sparsity_layer")))
     specs = [
