@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..plotting import as_array, figure_style, panels, plot_metric, run_colors, run_label, survival_note, titled
+from ..plotting import (as_array, figure_style, legend_columns, panels, plot_metric, run_colors, run_label,
+                        survival_note, titled)
 from . import recorded_curves
 
 # What each of the paper's experiments shows, in words; the numbers come from the config.
@@ -40,10 +41,10 @@ def title(results: dict) -> str:
 def _legend_and_title(fig, axes, results, text, note=None):
     """Legend below the panels and title above, both inside the figure (no reliance on tight bboxes)."""
     handles, labels = axes[0].get_legend_handles_labels()
-    legend_rows = -(-len(labels) // 3)
+    columns = legend_columns(fig, labels)
+    legend_rows = -(-len(labels) // columns)
     height = fig.get_figheight()
-    fig.legend(handles, labels, loc="lower center", ncol=max(1, min(len(labels), 3)), bbox_to_anchor=(0.5, 0.0),
-               frameon=False)
+    fig.legend(handles, labels, loc="lower center", ncol=columns, bbox_to_anchor=(0.5, 0.0), frameon=False)
     note = survival_note(results) if note is None else note
     fig.suptitle(titled(results, text) + ("\n" + note if note else ""), fontsize=11)
     fig.tight_layout(rect=(0, (0.25 * legend_rows + 0.1) / height, 1, 1))
