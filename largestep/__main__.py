@@ -1,4 +1,4 @@
-"""Command line: `python -m largestep reproduce [NAME ...] [--quick] [--seeds N] [--out DIR]`."""
+"""Command line: `python -m largestep reproduce [NAME ...] [--quick] [--seeds N] [--out DIR]`, `check`, `draw`."""
 from __future__ import annotations
 
 import argparse
@@ -71,6 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tab.add_argument("--dir", default="images", help="where the results files are read (default: images)")
     tab.add_argument("--write", metavar="README.md", help="replace the table in this file instead of printing it")
+    drw = sub.add_parser(
+        "draw",
+        help="redraw the figures of results files (no training)",
+        description="Redraw the figures (PNG and PDF, and the loss-surface animation) of each results file from "
+                    "the file alone, as `reproduce` draws them: the panels follow what the file holds, so a "
+                    "renamed file or runs collected elsewhere draw too. Each file's figures replace earlier ones "
+                    "as one set. Exit status 2, nothing written, when a file is missing, unreadable or not a "
+                    "results file. e.g. python -m largestep draw images/diag_sgd.json --out /tmp/figures",
+    )
+    drw.add_argument("files", nargs="+", metavar="RESULTS.json", help="results files written by `reproduce`")
+    drw.add_argument("--out", default=None, help="where the figures go, created if missing (default: beside each file)")
     return parser
 
 
@@ -142,14 +153,7 @@ def reproduce(args) -> int:
         args.out = default_out(args)
     plan = prepare(args)
     out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(f"cannot create --out {args.out}: {err.strerror}") from None
-    if not os.access(out, os.W_OK):
-        raise UsageError(f"--out {args.out} is not writable")
-    import matplotlib.pyplot as plt
-
+    ready_directory(out, f"--out {args.out}")
     done = {}  # results of this command by experiment name: claims may compare with another experiment
     for exp, config in plan:
         results = experiments.run_experiment(exp, config, n_seeds=args.seeds, quick=args.quick,
@@ -157,11 +161,7 @@ def reproduce(args) -> int:
         try:  # the results file and its figures are replaced as one set, or not at all
             with written_together(out, exp.name) as staging:
                 names = [save_json(results, staging / f"{exp.name}.json").name]
-                for stem, fig in exp.figures(results).items():
-                    names += [p.name for p in save_formats(fig, staging / stem)]
-                    plt.close(fig)
-                if exp.extras is not None:
-                    names += [Path(p).name for p in exp.extras(results, staging)]
+                names += write_figures(staging, results, exp.figures, exp.extras)
         except OSError as err:
             where = err.filename or args.out
             raise UsageError(f"cannot write {exp.name}'s results into --out {args.out} ({where}: "
@@ -173,17 +173,40 @@ def reproduce(args) -> int:
     return 0
 
 
+def ready_directory(out: Path, what: str) -> None:
+    """Create `out` if missing; UsageError naming `what` when that fails or it is not writable."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"cannot create {what}: {err.strerror}") from None
+    if not os.access(out, os.W_OK):
+        raise UsageError(f"{what} is not writable")
+
+
+def write_figures(directory: Path, results: dict, figures, extras) -> list[str]:
+    """Every figure of `results` as PNG and PDF, and its extra files, into `directory`; the names written."""
+    import matplotlib.pyplot as plt
+
+    names = []
+    for stem, fig in figures(results).items():
+        names += [p.name for p in save_formats(fig, directory / stem)]
+        plt.close(fig)
+    if extras is not None:
+        names += [Path(p).name for p in extras(results, directory)]
+    return names
+
+
 def claims_report(results: dict, others: dict, directory: Path) -> str:
     """The experiment's claims; a claim that compares with another experiment reads its results from
     `others` or, failing that, from directory/NAME.json when that was made at the same scale."""
     from . import claims
-    from .results import load_json
+    from .results import load_results
 
     others = dict(others)
     for claim in claims.CLAIMS.get(results["experiment"], []):
         path = directory / f"{claim.needs}.json"
         if claim.needs and claim.needs not in others and path.is_file():
-            reference = load_json(path)
+            reference = load_results(path)
             if reference.get("quick") == results.get("quick"):
                 others[claim.needs] = reference
     return claims.report(results, others, claims.scale_note(results))
@@ -191,10 +214,7 @@ def claims_report(results: dict, others: dict, directory: Path) -> str:
 
 def check(args) -> int:
     """`check [NAME | RESULTS.json ...]`: every claim, PASS/FAIL; exit 1 when a robust claim fails."""
-    import json
-
     from . import claims
-    from .results import load_json
 
     directory = Path(args.dir)
     targets = args.targets or [n for n in experiments.available() if (directory / f"{n}.json").is_file()]
@@ -205,16 +225,7 @@ def check(args) -> int:
         path = Path(target) if target.endswith(".json") else directory / f"{target}.json"
         if not target.endswith(".json") and target not in experiments.available():
             raise UsageError(f"unknown experiment {target!r} (known: {', '.join(experiments.available())})")
-        try:
-            results = load_json(path)
-        except FileNotFoundError:
-            raise UsageError(f"no results file {path} (make it with `python -m largestep reproduce "
-                             f"{path.stem} --out {path.parent}`)") from None
-        except (OSError, json.JSONDecodeError) as err:
-            raise UsageError(f"cannot read {path}: {err}") from None
-        if not isinstance(results, dict) or "experiment" not in results or "runs" not in results:
-            raise UsageError(f"{path} is not a results file of `reproduce` (no 'experiment' and 'runs')")
-        loaded.append((path, results))
+        loaded.append((path, read_results(path)))
     failures = 0
     for path, results in loaded:
         print(claims_report(results, {r["experiment"]: r for _, r in loaded}, path.parent))
@@ -243,6 +254,52 @@ def table(args) -> int:
     return 0
 
 
+def read_results(path: Path) -> dict:
+    """load_results with its failures as one-line usage errors."""
+    from .results import NotResults, load_results
+
+    try:
+        return load_results(path)
+    except FileNotFoundError:
+        raise UsageError(f"no results file {path} (make it with `python -m largestep reproduce "
+                         f"{path.stem} --out {path.parent}`)") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a directory, not a results file") from None
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror or err}") from None
+    except NotResults as err:
+        raise UsageError(str(err)) from None
+
+
+def draw(args) -> int:
+    """`draw RESULTS.json ... [--out DIR]`: every file's figures (and extras) from the file alone."""
+    plan = []
+    for name in args.files:
+        path = Path(name)
+        results = read_results(path)
+        figures = experiments.figures_for(results)
+        if figures is None:
+            raise UsageError(f"{path} holds none of the curves this package's figures draw "
+                             f"(runs record: {', '.join(sorted(experiments.recorded_curves(results))) or 'nothing'})")
+        plan.append((path, results, figures, experiments.extras_for(results)))
+    if args.out is not None:
+        check_flags(argparse.Namespace(seeds=1, out=args.out))
+    for path, results, figures, extras in plan:
+        out = Path(args.out) if args.out is not None else path.parent
+        ready_directory(out, f"--out {args.out}" if args.out is not None else str(out))
+        name = results["experiment"]
+        try:
+            with written_together(out, name) as staging:  # the figures replace earlier ones as one set
+                written = write_figures(staging, results, figures, extras)
+        except OSError as err:
+            raise UsageError(f"cannot write {name}'s figures into {out} ({err.filename or out}: "
+                             f"{err.strerror or err}); its previous files there are unchanged") from None
+        skipped = "" if extras is not None or "surface" not in results else \
+            " (animation skipped: the file holds no animation trajectories)"
+        print(f"{path}: wrote {', '.join(str(out / n) for n in written)}{skipped}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -254,6 +311,8 @@ def main(argv=None) -> int:
                 return check(args)
             if args.command == "table":
                 return table(args)
+            if args.command == "draw":
+                return draw(args)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

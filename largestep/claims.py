@@ -42,8 +42,9 @@ class Verdict:
 
 def final_values(run: dict, metric: str) -> np.ndarray:
     """The final `metric` of every surviving seed of a run."""
-    return np.array([r[metric] for r in run["final_per_seed"] if not r["diverged"] and r.get(metric) is not None],
-                    dtype=float)
+    values = np.array([r[metric] for r in run["final_per_seed"] if not r["diverged"] and r.get(metric) is not None],
+                      dtype=float)
+    return values[~np.isnan(values)]  # NaN (None in a raw JSON file): not measured
 
 
 def median(run: dict, metric: str) -> float:

@@ -64,6 +64,17 @@ def as_array(curve) -> np.ndarray:
         np.array([np.nan if v is None else v for v in curve], dtype=float)
 
 
+def legend_columns(fig, labels: list, most: int = 3) -> int:
+    """As many legend columns (up to `most`) as fit the figure's width with its longest label, so that
+    long derived labels wrap onto more rows instead of running off the figure."""
+    import matplotlib
+
+    char_inches = 0.6 * matplotlib.rcParams["legend.fontsize"] / 72 if isinstance(
+        matplotlib.rcParams["legend.fontsize"], (int, float)) else 0.07
+    widest = char_inches * max((len(label) for label in labels), default=0) + 0.6  # + the line sample
+    return max(1, min(len(labels), most, int(fig.get_figwidth() // widest)))
+
+
 def run_label(run: dict) -> str:
     return f"{run['label']} ({divergence_note(run)})"
 
@@ -118,7 +129,7 @@ def panels(results: dict, specs: list[dict], ncols: int | None = None, suptitle:
         for ax in list(axes.flat)[len(specs):]:
             ax.set_visible(False)
         handles, labels = axes.flat[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3), frameon=False)
+        fig.legend(handles, labels, loc="outside lower center", ncol=legend_columns(fig, labels), frameon=False)
         note = survival_note(results)
         fig.suptitle(titled(results, suptitle or results["experiment"]) + ("\n" + note if note else ""),
                      fontsize=11)

@@ -35,7 +35,7 @@ NAMES = {"l0_norm": "ℓ0 of β", "jacobian_rank": "Jacobian rank", "test_loss":
 
 
 def _number(value) -> str:
-    if value is None:
+    if value is None or value != value:  # not measured (NaN, or None in a raw JSON file)
         return "–"
     if float(value).is_integer() and abs(value) < 1e4:
         return f"{value:.0f}"
@@ -66,7 +66,7 @@ def headline(results: dict) -> str:
 def table(directory="images") -> str:
     """The markdown table of every results file in `directory` that README lists, in registry order."""
     from .experiments import available
-    from .results import load_json
+    from .results import load_results
 
     directory = Path(directory)
     lines = ["| experiment | notebook | runs (in order) | medians over surviving seeds | time |",
@@ -75,7 +75,7 @@ def table(directory="images") -> str:
         path = directory / f"{name}.json"
         if name not in HEADLINES or not path.exists():
             continue
-        results = load_json(path)
+        results = load_results(path)
         runs = " / ".join(run.get("schedule_label", run["label"]) for run in results["runs"]
                           if "draws" not in results or run["data_seed"] == results["draws"][0]["data_seed"])
         seconds = results.get("seconds", {}).get("total")

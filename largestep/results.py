@@ -125,6 +125,66 @@ def load_json(path) -> dict:
         return json.load(f)
 
 
+# Where a results file holds measurements, a null is a non-finite number the writer could not put in JSON
+# (a diverged seed's metrics, a run without survivors); everywhere else (config, provenance, a claim that
+# could not be tested, a trajectory without a seed) null means "none" and stays None.
+RUN_MEASUREMENTS = ("curves", "curves_diverged", "final", "final_median", "final_per_seed", "extras")
+MEASUREMENTS = ("surface", "data", "snapshot_x", "teacher_neurons", "teacher_output_weights",
+                "stability_threshold", "bouncing_interval")
+ANIMATION_MEASUREMENTS = ("a", "b", "train_loss")
+TRAJECTORY_MEASUREMENTS = ("coords", "final")
+
+
+def nan_for_null(obj):
+    """obj with every None inside it (nested dicts and lists) replaced by NaN."""
+    if obj is None:
+        return math.nan
+    if isinstance(obj, dict):
+        return {k: nan_for_null(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [nan_for_null(v) for v in obj]
+    return obj
+
+
+def restore_numbers(results: dict) -> dict:
+    """A loaded results dict with NaN back where `run` had a non-finite number (see MEASUREMENTS), so that
+    figures, claims and summaries see the same values whether the results come from memory or a file."""
+    def restored(record: dict, keys) -> dict:
+        return {k: nan_for_null(v) if k in keys else v for k, v in record.items()}
+
+    results = restored(results, MEASUREMENTS)
+    if isinstance(results.get("runs"), list):
+        results["runs"] = [restored(run, RUN_MEASUREMENTS) for run in results["runs"]]
+    animation = results.get("animation")
+    if isinstance(animation, dict):
+        animation = restored(animation, ANIMATION_MEASUREMENTS)
+        animation["trajectories"] = [restored(t, TRAJECTORY_MEASUREMENTS) for t in animation.get("trajectories", [])]
+        results["animation"] = animation
+    return results
+
+
+class NotResults(ValueError):
+    """A file that is not a results file of `reproduce`; the message names it and says why."""
+
+
+def load_results(path) -> dict:
+    """A results file as `run` returned it: the same keys and numbers, NaN included (lists for arrays).
+
+    Raises FileNotFoundError / OSError when it cannot be read and NotResults when it is not JSON or not a
+    results file (no 'experiment' and 'runs').
+    """
+    try:
+        results = load_json(path)
+    except json.JSONDecodeError as err:
+        raise NotResults(f"{path} is not JSON ({err})") from None
+    except UnicodeDecodeError:
+        raise NotResults(f"{path} is not a text file") from None
+    if not isinstance(results, dict) or "experiment" not in results or not isinstance(results.get("runs"), list):
+        raise NotResults(f"{path} is not a results file of `python -m largestep reproduce` "
+                         "(no 'experiment' and 'runs')")
+    return restore_numbers(results)
+
+
 def save_figure(fig, path, **kwargs) -> Path:
     fmt = Path(path).suffix.lstrip(".")
     if fmt == "pdf":  # no creation date: the same results give the same file, so reruns leave git quiet

@@ -129,7 +129,9 @@ class Schedule:
     def describe(self) -> str:
         parts = [f"η={self.lr:g}"]
         if self.warmup is not None:
-            parts.append(f"{self.warmup.kind} warmup to {self.warmup.until:.0%}")
+            w = self.warmup
+            power = f", power {w.power:g}" if w.kind == "power" else ""
+            parts.append(f"{w.kind} warmup (gain {w.gain:g}{power}) until {w.until:.0%}")
         if self.cosine:
             parts.append("cosine")
         parts += [f"÷{k:.3g} at {f:.0%}" for f, k in self.decays]

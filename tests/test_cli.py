@@ -35,6 +35,12 @@ def test_quick_reproduce_writes_results_and_figures(name, tmp_path, capsys, monk
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     assert (tmp_path / f"{name}.pdf").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
+    # the same figures from the file alone: loading restores what the run returned, NaN included
+    assert _run(["draw", str(tmp_path / f"{name}.json"), "--out", str(tmp_path / "drawn")], capsys)[0] == 0
+    drawn = sorted(p.name for p in (tmp_path / "drawn").iterdir() if p.suffix in (".png", ".gif"))
+    assert drawn == sorted(p.name for p in tmp_path.iterdir() if p.suffix in (".png", ".gif"))
+    for file in drawn:
+        assert (tmp_path / "drawn" / file).read_bytes() == (tmp_path / file).read_bytes(), file
     from largestep.claims import CLAIMS
 
     if name in CLAIMS:

@@ -9,7 +9,7 @@ import torch
 from largestep import relu_nets
 from largestep.config import apply_overrides
 from largestep.experiments import relu
-from largestep.results import load_json, save_json
+from largestep.results import load_results, save_json
 from largestep.config import ConfigError
 from largestep.schedules import Schedule
 
@@ -181,8 +181,8 @@ def test_divergence_is_reported_not_fatal(tmp_path):
     assert math.isnan(boom["final"]["train_loss"])
     results["experiment"] = "relu_two_layer"
     save_json(results, tmp_path / "r.json")
-    loaded = load_json(tmp_path / "r.json")
-    assert loaded["runs"][1]["final"]["train_loss"] is None
+    loaded = load_results(tmp_path / "r.json")
+    assert math.isnan(loaded["runs"][1]["final"]["train_loss"])
     figs = relu.figures(loaded)  # a run without survivors still draws
     assert set(figs) == {"relu_two_layer", "relu_two_layer_neurons"}
 
@@ -192,14 +192,14 @@ def test_tiny_run_results_and_figures_from_json(experiment, tmp_path):
     results = relu.run(_tiny(experiment), n_seeds=1)
     results["experiment"] = experiment.name
     save_json(results, tmp_path / "r.json")
-    loaded = load_json(tmp_path / "r.json")
+    loaded = load_results(tmp_path / "r.json")
     run = loaded["runs"][0]
     for metric, curves in results["runs"][0]["curves"].items():  # the file keeps every number exactly
         np.testing.assert_array_equal(np.asarray(run["curves"][metric], float), curves)
     assert run["final"] == results["runs"][0]["final"]
     assert len(run["curves"]["iteration"]) == len(run["curves"]["train_loss"][0])
     for key in run["final"]:
-        assert run["final"][key] is not None
+        assert math.isfinite(run["final"][key])
     sparsities = [k for k in run["final"] if k.startswith("feature_sparsity")]
     assert sparsities and all(0 <= run["final"][k] <= 1 for k in sparsities)
     figs = relu.figures(loaded)

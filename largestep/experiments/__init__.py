@@ -63,6 +63,47 @@ def get(name: str) -> Experiment:
     return getattr(importlib.import_module(_MODULES[name]), name.upper())
 
 
+def recorded_curves(results: dict) -> set:
+    """The metrics whose curves any run of `results` records."""
+    return {m for run in results.get("runs", []) for m in run.get("curves", {})}
+
+
+# Figure families, first match wins: what a results dict must hold -> the function that draws it.  The
+# choice reads the contents, never the experiment's name, so a renamed file or runs collected from
+# elsewhere (results.collect_runs) draw as the experiment they resemble.
+FIGURE_FAMILIES = (
+    (lambda r: "draws" in r, "largestep.experiments.data_draws", "figures"),
+    (lambda r: "surface" in r, "largestep.experiments.valley", "loss_surface_figures"),
+    (lambda r: "stability_threshold" in r, "largestep.experiments.valley", "stabilization_figures"),
+    (lambda r: "l0_norm" in recorded_curves(r), "largestep.experiments.diag", "figures"),
+    (lambda r: {"jacobian_rank", "train_loss"} <= recorded_curves(r), "largestep.experiments.relu_figures",
+     "figures"),
+    (lambda r: "test_err" in recorded_curves(r), "largestep.experiments.deep", "figures"),
+)
+# Extra files: what a results dict must hold -> the function that writes them from it.
+EXTRAS = (
+    (lambda r: bool(r.get("animation", {}).get("trajectories")), "largestep.experiments.valley",
+     "loss_surface_extras"),
+)
+
+
+def _first_match(table, results: dict):
+    for holds, module, function in table:
+        if holds(results):
+            return getattr(importlib.import_module(module), function)
+    return None
+
+
+def figures_for(results: dict) -> Callable[[dict], dict] | None:
+    """The figure function that draws `results` (by what it holds), or None when none does."""
+    return _first_match(FIGURE_FAMILIES, results)
+
+
+def extras_for(results: dict) -> Callable[..., list] | None:
+    """The function writing `results`' extra files (the loss-surface animation), or None."""
+    return _first_match(EXTRAS, results)
+
+
 def memory_needed(config, n_seeds: int) -> int:
     """A lower bound on the bytes the largest training round allocates, from the fields experiments share.
 

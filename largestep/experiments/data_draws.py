@@ -147,8 +147,8 @@ def figures(results: dict) -> dict:
         for label, color in colors.items():
             axes[0].plot([], [], color=color, lw=2, label=label)
         fig.legend(loc="outside lower center", ncol=min(len(schedules), 4), frameon=False)
-        fig.suptitle(titled(results, f"{relu.TITLES[results['config']['experiment']]}: every schedule on "
-                            f"{len(seeds)} data draws")
+        fig.suptitle(titled(results, f"{results['config']['experiment']}: every schedule on {len(seeds)} data draws "
+                                     f"(data seed {seeds[0]} is the paper's)")
                      + f"\ndots: surviving seeds, bars: medians ({results['n_seeds']} survivors asked per run); "
                        "statistics are conditioned on survival", fontsize=11)
     return {name: fig}

@@ -15,17 +15,20 @@ import numpy as np
 from .. import metrics, relu_nets, sweep
 from ..config import ConfigError, to_dict
 from ..data import Regression, relu_1d_points, teacher_student
-from ..plotting import as_array, figure_style, panels, plot_metric, run_colors, run_label, survival_note, titled
 from ..schedules import Schedule, Warmup
 from ..streams import numpy_stream
 from ..sweep import Batch, evaluation_grid, run_record, train_until_survivors
 from . import Experiment
+from .relu_figures import figures
 
 
 @dataclass(frozen=True)
 class ReluRun:
-    label: str
+    label: str  # "" = derived from the schedule, so that edits (--set) show in legends
     schedule: Schedule
+
+    def name(self) -> str:
+        return self.label or self.schedule.describe()
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ class ReluConfig:
                 if warmup is not None and run.schedule.decays and warmup.until > min(f for f, _ in run.schedule.decays):
                     raise ConfigError(f"the warmup (until {warmup.until}) must end before the first decay")
             except ConfigError as err:
-                raise ConfigError(f"run {run.label!r}: {err}") from None
+                raise ConfigError(f"run {run.name()!r}: {err}") from None
 
     def n_parameters(self) -> int:
         sizes = [self.d, *self.widths, 1]
@@ -207,7 +210,7 @@ def _run(config: ReluConfig, n_seeds: int, progress) -> dict:
         return Batch(curves=curves, diverged=diverged, extras=extras, seconds=seconds)
 
     rows, seconds = train_until_survivors(train_batch, [True] * len(config.runs), n_seeds)
-    runs = [run_record(spec.label, {
+    runs = [run_record(spec.name(), {
         "schedule": to_dict(spec.schedule),
         "decay_iterations": spec.schedule.decay_iterations(config.iterations),
     }, run_rows, grid) for spec, run_rows in zip(config.runs, rows)]
@@ -255,159 +258,12 @@ def _plot_inputs(data: Regression) -> np.ndarray:
     return np.linspace(lo - pad, hi + pad, 241)[:, None]
 
 
-# ---- figures (from the results dict alone)
-
-
-def _legend_and_title(fig, axes, results, title, note=None):
-    """Legend below the panels and title above, both inside the figure (no reliance on tight bboxes)."""
-    handles, labels = axes[0].get_legend_handles_labels()
-    legend_rows = -(-len(labels) // 3)
-    height = fig.get_figheight()
-    fig.legend(handles, labels, loc="lower center", ncol=max(1, min(len(labels), 3)), bbox_to_anchor=(0.5, 0.0),
-               frameon=False)
-    note = survival_note(results) if note is None else note
-    fig.suptitle(titled(results, title) + ("\n" + note if note else ""), fontsize=11)
-    fig.tight_layout(rect=(0, (0.25 * legend_rows + 0.1) / height, 1, 1))
-
-
-def _seed_lines(ax, results, metric, log=False, title=None):
-    """Every surviving seed as a thin line (stalled seeds stay visible), the median bold."""
-    plot_metric(ax, results, metric, log=log, title=title)
-    for run, color in zip(results["runs"], run_colors(len(results["runs"]))):
-        values = np.atleast_2d(as_array(run["curves"].get(metric, [])))
-        for row in values if values.size else []:
-            ax.plot(run["curves"]["iteration"], row, color=color, lw=0.6, alpha=0.6)
-
-
-def _figures_1d(results: dict) -> dict:
-    import matplotlib.pyplot as plt
-
-    name = results["experiment"]
-    x_data = np.asarray(results["data"]["x_train"], float)[:, 0]
-    y_data = np.asarray(results["data"]["y_train"], float)
-    x_plot = np.asarray(results["snapshot_x"], float)
-    colors = run_colors(len(results["runs"]))
-    with figure_style():
-        fig, axes = plt.subplots(1, 4, figsize=(14.4, 3.7))
-        _seed_lines(axes[0], results, "train_loss", log=True, title="train loss (each seed thin)")
-        ax = axes[1]
-        for run, color in zip(results["runs"], colors):
-            for s, snaps in enumerate(run.get("extras", {}).get("snapshots", [])):
-                ax.plot(x_plot, np.asarray(snaps, float)[-1], color=color, lw=1.4 if s == 0 else 0.6,
-                        alpha=1.0 if s == 0 else 0.4)
-        ax.scatter(x_data, y_data, color="k", zorder=5, s=14, label="data")
-        ax.set_ylim(y_data.min() - 2, y_data.max() + 2)
-        ax.set_title("final predictor (first seed bold)")
-        ax.set_xlabel("x")
-        plot_metric(axes[2], results, "jacobian_rank", title="Jacobian rank")
-        plot_metric(axes[3], results, "feature_sparsity", title="feature sparsity (lower is sparser)")
-        _legend_and_title(fig, axes, results, TITLES[name])
-        figs = {name: fig}
-
-        iters = results["snapshot_iterations"]
-        snap, sax = plt.subplots(1, len(iters), figsize=(2.9 * len(iters), 3.4))
-        sax = np.atleast_1d(sax)
-        for i, (ax, it) in enumerate(zip(sax, iters)):
-            for run, color in zip(results["runs"], colors):
-                for s, snaps in enumerate(run.get("extras", {}).get("snapshots", [])):
-                    ax.plot(x_plot, np.asarray(snaps, float)[i], color=color, lw=1.4 if s == 0 else 0.6,
-                            alpha=1.0 if s == 0 else 0.35, label=run_label(run) if s == 0 else None)
-            ax.scatter(x_data, y_data, color="k", zorder=5, s=10)
-            ax.set_title(f"iteration {it}")
-            ax.set_xlabel("x")
-            if it > 0:  # the initial predictors are far larger than the data: let that panel scale itself
-                ax.set_ylim(y_data.min() - 2, y_data.max() + 2)
-        _legend_and_title(snap, sax, results, TITLES[name] + ": predictors during training (first seed bold)",
-                          note="every surviving seed drawn; diverged seeds are not shown")
-        figs[f"{name}_snapshots"] = snap
-    return figs
-
-
-def _figures_two_layer(results: dict) -> dict:
-    import matplotlib.pyplot as plt
-
-    name = results["experiment"]
-    specs = [
-        {"metric": "train_loss", "log": True, "title": "train loss"},
-        {"metric": "test_loss", "log": True, "title": "test loss"},
-        {"metric": "jacobian_rank", "title": "Jacobian rank"},
-        {"metric": "feature_sparsity", "title": "feature sparsity (lower is sparser)"},
-    ]
-    figs = {name: panels(results, specs, suptitle=TITLES[name])}
-    teacher = np.asarray(results["teacher_neurons"], float)
-    runs = results["runs"]
-    with figure_style():
-        fig, axes = plt.subplots(1, len(runs), figsize=(3.3 * len(runs), 3.6), squeeze=False)
-        # the same seed in every panel where possible: same initialization, same sampling stream
-        common = set.intersection(*(set(r["seeds"]) for r in runs)) if runs else set()
-        for ax, run, color in zip(axes[0], runs, run_colors(len(runs))):
-            extras = run.get("extras", {})
-            if not extras.get("first_layer_init"):
-                ax.set_title(f"{run['label']}\n(no surviving seed)", fontsize=9)
-                continue
-            seed = min(common) if common else run["seeds"][0]
-            k = run["seeds"].index(seed)
-            w0 = np.asarray(extras["first_layer_init"][k], float)
-            w1 = np.asarray(extras["first_layer_final"][k], float)
-            a = np.asarray(extras["output_weights_final"][k], float)
-            for t in teacher:
-                ax.plot([0, 1.6 * t[0]], [0, 1.6 * t[1]], color="k", lw=2, alpha=0.8)
-            ax.scatter(w0[:, 0], w0[:, 1], s=10, color="0.6", label="init")
-            ax.scatter(w1[:, 0], w1[:, 1], s=12 + 30 * np.abs(a) / max(np.abs(a).max(), 1e-12), color=color,
-                       label="final (size ~ |output weight|)")
-            for p, q in zip(w0, w1):
-                ax.annotate("", q, p, arrowprops={"arrowstyle": "->", "color": color, "lw": 0.6, "alpha": 0.6})
-            lim = 1.1 * max(np.abs(np.concatenate([w0, w1])).max(), 1.6)
-            ax.set_xlim(-lim, lim)
-            ax.set_ylim(-lim, lim)
-            ax.set_aspect("equal")
-            ax.set_title(f"{run['label']}\nseed {seed}", fontsize=9)
-        axes[0, 0].plot([], [], color="k", lw=2, label="teacher neurons")
-        axes[0, 0].legend(loc="lower left", fontsize=7)
-        fig.suptitle(titled(results, "Two-layer ReLU net: first-layer weights, init -> end of training "
-                                     "(one seed; teacher directions in black)"),
-                     fontsize=11)
-        fig.tight_layout()
-        figs[f"{name}_neurons"] = fig
-    return figs
-
-
-def _figures_multi_layer(results: dict) -> dict:
-    name = results["experiment"]
-    specs = [
-        {"metric": "train_loss", "log": True, "title": "train loss"},
-        {"metric": "test_loss", "log": True, "title": "test loss"},
-        {"metric": "jacobian_rank", "title": "Jacobian rank"},
-        {"metric": "feature_sparsity_layer1", "title": "feature sparsity, layer 1 (lower is sparser)"},
-        {"metric": "feature_sparsity_layer2", "title": "feature sparsity, layer 2 (lower is sparser)"},
-        {"metric": "effective_rank", "title": "effective rank, last hidden layer"},
-    ]
-    return {name: panels(results, specs, ncols=3, suptitle=TITLES[name])}
-
-
-def figures(results: dict) -> dict:
-    name = results["experiment"]
-    if name.startswith("relu_1d"):
-        return _figures_1d(results)
-    if name == "relu_two_layer":
-        return _figures_two_layer(results)
-    return _figures_multi_layer(results)
-
-
 # ---- the four experiments, with the paper's hyperparameters
-
-TITLES = {
-    "relu_1d": "Two-layer ReLU net, 1-D regression: short vs long large-step phase",
-    "relu_1d_overreg": "Two-layer ReLU net, 1-D regression, stronger warmup (over-regularization)",
-    "relu_two_layer": "Two-layer ReLU teacher-student (d=2): large steps, decayed at different points",
-    "relu_multi_layer": "Three-layer ReLU teacher-student (d=5): warmup, large steps, one decay",
-}
-
 
 def _warmup_1d(fraction: float, factor: float, gain_per_unit: float) -> ReluRun:
     gain = gain_per_unit * fraction
-    return ReluRun(f"s={fraction:.0%}: warmup to ×{gain:g}, ÷{factor:g}",
-                   Schedule(2e-4, ((fraction, factor),), Warmup("linear", until=fraction, gain=gain), "before"))
+    return ReluRun("", Schedule(2e-4, ((fraction, factor),), Warmup("linear", until=fraction, gain=gain),
+                                "before"))
 
 
 def _config_1d(gain_per_unit: float) -> ReluConfig:
@@ -421,26 +277,28 @@ def _config_1d(gain_per_unit: float) -> ReluConfig:
 
 
 def _run_multi(fraction: float, factor: float) -> ReluRun:
-    return ReluRun(f"η=0.04, warmup, ÷{factor:g} at {fraction:.0%}",
-                   Schedule(0.04, ((fraction, factor),), Warmup("power", until=fraction, gain=5, power=0.5), "before"))
+    return ReluRun("", Schedule(0.04, ((fraction, factor),), Warmup("power", until=fraction, gain=5, power=0.5),
+                                "before"))
 
 
-RELU_1D = Experiment(name="relu_1d", title=TITLES["relu_1d"], config=_config_1d(400.0), run=run, figures=figures)
-RELU_1D_OVERREG = Experiment(name="relu_1d_overreg", title=TITLES["relu_1d_overreg"], config=_config_1d(500.0),
-                             run=run, figures=figures)
+RELU_1D = Experiment(name="relu_1d", title="Two-layer ReLU net, 1-D regression: short vs long large-step phase",
+                     config=_config_1d(400.0), run=run, figures=figures)
+RELU_1D_OVERREG = Experiment(name="relu_1d_overreg",
+                             title="Two-layer ReLU net, 1-D regression, stronger warmup (over-regularization)",
+                             config=_config_1d(500.0), run=run, figures=figures)
 
 RELU_TWO_LAYER = Experiment(
     name="relu_two_layer",
-    title=TITLES["relu_two_layer"],
+    title="Two-layer ReLU teacher-student (d=2): large steps, decayed at different points",
     config=ReluConfig(
         task="teacher_student", widths=(20,), biases=False, init="gaussian", init_scale=0.5,
         output_init_scale=0.0, d=2, n=15, teacher_widths=(3,), teacher_biases=False, data_seed=0,
         iterations=int(10 ** 4.15) + 1,
         runs=(
-            ReluRun("η=0.13", Schedule(0.13)),
-            ReluRun("η=0.455, ÷2 at 10%", Schedule(0.455, ((0.1, 2.0),), decay_timing="before")),
-            ReluRun("η=0.455, ÷4 at 30%", Schedule(0.455, ((0.3, 4.0),), decay_timing="before")),
-            ReluRun("η=0.455, ÷5 at 50%", Schedule(0.455, ((0.5, 5.0),), decay_timing="before")),
+            ReluRun("", Schedule(0.13)),
+            ReluRun("", Schedule(0.455, ((0.1, 2.0),), decay_timing="before")),
+            ReluRun("", Schedule(0.455, ((0.3, 4.0),), decay_timing="before")),
+            ReluRun("", Schedule(0.455, ((0.5, 5.0),), decay_timing="before")),
         ),
         neuron_movement=True,
     ),
@@ -450,13 +308,13 @@ RELU_TWO_LAYER = Experiment(
 
 RELU_MULTI_LAYER = Experiment(
     name="relu_multi_layer",
-    title=TITLES["relu_multi_layer"],
+    title="Three-layer ReLU teacher-student (d=5): warmup, large steps, one decay",
     config=ReluConfig(
         task="teacher_student", widths=(10, 10), biases=True, output_bias=True, init="gaussian", init_scale=0.8,
         d=5, n=50, teacher_widths=(2, 2), teacher_biases=True, data_seed=5,
         iterations=10 ** 4 + 1,
         runs=(
-            ReluRun("η=0.011", Schedule(0.011)),
+            ReluRun("", Schedule(0.011)),
             _run_multi(0.1, 3.5),
             _run_multi(0.3, 2.5),
             _run_multi(0.5, 5.0),

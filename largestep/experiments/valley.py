@@ -116,7 +116,6 @@ def stabilization_figures(results: dict) -> dict:
             early = iteration <= 40
             ax_theta.plot(iteration[early], theta[0][early], ".-", color=color, lw=0.8, ms=3)
             if run["diverged"]:
-                at = min(run["diverged_at"])
                 ax_eta.plot(run["lr"], 1.0, "x", color=color, ms=8, mew=2)
                 ax_eta.annotate(f"diverged\n(all by iteration {max(run['diverged_at'])})", (run["lr"], 1.0), xytext=(-6, -24),
                                 textcoords="offset points", fontsize=8, color=color, ha="right")
@@ -218,7 +217,7 @@ class LossSurfaceConfig:
                 raise ConfigError(f"{name}[0] must be the gradient-flow run (algorithm 'gd')")
             for run in runs:
                 if run.algorithm not in ("gd", "sgd"):
-                    raise ConfigError(f"run {run.label!r}: algorithm must be 'gd' or 'sgd'")
+                    raise ConfigError(f"run {run.name()!r}: algorithm must be 'gd' or 'sgd'")
                 run.schedule.validate()
 
     def quick(self) -> "LossSurfaceConfig":
@@ -267,8 +266,8 @@ def _train_on_plane(config, data, runs, grid, n_seeds, w_star_half, progress):
 
     rows, seconds = train_until_survivors(train_batch, [r.algorithm == "sgd" for r in runs], n_seeds)
     records = []
-    for spec, run_rows in zip(runs, rows):
-        records.append(run_record(spec.label, {
+    for index, (spec, run_rows) in enumerate(zip(runs, rows)):
+        records.append(run_record(_plane_label(index, spec), {
             "algorithm": spec.algorithm, "schedule": to_dict(spec.schedule),
             "decay_iterations": spec.schedule.decay_iterations(config.iterations)},
             run_rows, grid, deterministic=spec.algorithm != "sgd"))
@@ -276,6 +275,11 @@ def _train_on_plane(config, data, runs, grid, n_seeds, w_star_half, progress):
     if not flow_diverged:
         landmarks["w_flow"] = landscape.project(plane, w_flow).tolist()
     return records, seconds, plane, landmarks
+
+
+def _plane_label(index: int, spec: DiagRun) -> str:
+    """The first run of a plane approximates gradient flow, and its derived label says so."""
+    return f"gradient flow ({spec.name()})" if index == 0 and not spec.label else spec.name()
 
 
 def _rounded(values: np.ndarray, digits: int = 4) -> list:
@@ -334,6 +338,8 @@ def loss_surface_figures(results: dict) -> dict:
 
     surface = results["surface"]
     a, b = np.asarray(surface["a"]), np.asarray(surface["b"])
+    cfg = results["config"]
+    net = f"Diagonal net n={cfg['n']}, d={cfg['d']}, r={cfg['r']}"
     with figure_style(**{"axes.grid": False}):
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
         for ax, metric, title in zip(axes, ("train_loss", "test_loss"), ("train loss", "test loss")):
@@ -352,14 +358,14 @@ def loss_surface_figures(results: dict) -> dict:
                    xlabel="along w* − w_init", ylabel=f"along {along}")
             ax.title.set_fontsize(9)
         axes[0].legend(loc="upper right", fontsize=7, framealpha=0.85)
-        fig.suptitle(titled(results, "Diagonal net n=20, d=30, r=3: GD with large steps bounces in place, "
+        fig.suptitle(titled(results, f"{net}: GD with large steps bounces in place, "
                                      "gradient flow stops at w_flow, SGD drifts to w*"), fontsize=10)
         fig.tight_layout()
     curves = panels(results, [
         {"metric": "train_loss", "log": True, "title": "train loss"},
         {"metric": "test_loss", "log": True, "title": "test loss"},
         {"metric": "distance_to_w_star", "log": True, "title": "distance to w*"},
-    ], suptitle="Diagonal net n=20, d=30, r=3: loss and distance to w* (up to sign flips)")
+    ], suptitle=f"{net}: loss and distance to w* (up to sign flips)")
     return {"loss_surface": fig, "loss_surface_curves": curves}
 
 
@@ -392,13 +398,13 @@ LOSS_SURFACE = Experiment(
     title="Diagonal net: GF, GD and SGD on a 2-D plane of the loss (plus the GF vs SGD animation)",
     config=LossSurfaceConfig(
         runs=(
-            DiagRun("gradient flow (GD η=0.03)", "gd", Schedule(0.03)),
-            DiagRun("GD η=3.0, ÷3 at 50%", "gd", Schedule(3.0, ((0.5, 3.0),))),
-            DiagRun("SGD η=0.6, ÷3 at 50%", "sgd", Schedule(0.6, ((0.5, 3.0),))),
+            DiagRun("", "gd", Schedule(0.03)),  # gradient flow
+            DiagRun("", "gd", Schedule(3.0, ((0.5, 3.0),))),
+            DiagRun("", "sgd", Schedule(0.6, ((0.5, 3.0),))),
         ),
         animation_runs=(
-            DiagRun("gradient flow (GD η=0.25)", "gd", Schedule(0.25)),
-            DiagRun("SGD η=0.6, ÷1.5 at 75%", "sgd", Schedule(0.6, ((0.75, 1.5),))),
+            DiagRun("", "gd", Schedule(0.25)),  # gradient flow
+            DiagRun("", "sgd", Schedule(0.6, ((0.75, 1.5),))),
         ),
     ),
     run=run_loss_surface,
