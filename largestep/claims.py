@@ -259,6 +259,22 @@ def _relu_teacher_student(sparsity: list[str], rank_robust: bool) -> list[Claim]
     return claims
 
 
+DEEP_MNIST1D = [  # runs: small constant step; the paper's piecewise_0X (10/30/50%); the control step_0X (10/30%)
+    Claim("every large-step run ends with a lower test error than the small constant step, in every seed", True,
+          seeds_below("test_err", [1, 2, 3, 4, 5], 0)),
+    *(Claim(f"every large-step run ends with sparser block-{b} features than the small step, in every seed", True,
+            seeds_below(f"feature_sparsity_block{b}", [1, 2, 3, 4, 5], 0)) for b in (2, 3, 4, 5)),
+    Claim("control (equal ÷10 decays): a 30% large-step phase ends with sparser block-4 features than a 10% one, "
+          "in every seed", True, seeds_below("feature_sparsity_block4", 5, 4)),
+    Claim("control: block-4 sparsity falls with the length of the large-step phase, 10% > 30% > 50% (median)", False,
+          medians_fall("feature_sparsity_block4", [4, 5, 3])),
+    Claim("the paper's schedules: test error falls with the decay point, 10% > 30% > 50% (median)", False,
+          medians_fall("test_err", [1, 2, 3])),
+    Claim("control: test error falls with the length of the large-step phase, 10% > 30% > 50% (median)", False,
+          medians_fall("test_err", [4, 5, 3])),
+]
+
+
 CLAIMS: dict[str, list[Claim]] = {
     "stabilization_1d": STABILIZATION_1D,
     "loss_surface": LOSS_SURFACE,
@@ -269,6 +285,7 @@ CLAIMS: dict[str, list[Claim]] = {
     "relu_two_layer": _relu_teacher_student(["feature_sparsity"], rank_robust=True),  # 10 [8, 11] vs 23 [20, 33]
     # the multi-layer ranks overlap (105 [96, 144] vs 142 [129, 147]): reported, not robust
     "relu_multi_layer": _relu_teacher_student(["feature_sparsity_layer1", "feature_sparsity_layer2"], rank_robust=False),
+    "deep_mnist1d": DEEP_MNIST1D,
 }
 
 
