@@ -11,8 +11,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-reproduce: $(VENV)/.installed  ## rebuild every figure and results file in images/
+reproduce: $(VENV)/.installed  ## rebuild every figure and results file in images/, and README's table from them
 	$(PY) -m largestep reproduce --seeds $(SEEDS) --out images
+	$(PY) -m largestep table --write README.md
 
 test: $(VENV)/.installed  ## unit tests, quick reproduce of every experiment, notebooks in quick mode
 	$(PY) -m pytest -q
@@ -32,3 +33,4 @@ clean-venv:
 
 deep-demo: $(VENV)/.installed  ## deep_nets: the mnist1d study through train.py (images/deep_mnist1d.*; runs under runs/deep_mnist1d)
 	$(PY) -m largestep reproduce deep_mnist1d --seeds 4 --out images
+	$(PY) -m largestep table --write README.md

@@ -63,6 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("targets", nargs="*", metavar="NAME|RESULTS.json",
                      help="experiments (read as DIR/NAME.json) or results files; default: every experiment in DIR")
     chk.add_argument("--dir", default="images", help="where NAME.json files are read (default: images)")
+    tab = sub.add_parser(
+        "table",
+        help="print README's table of figures from the results files",
+        description="Print the markdown table of figures (one row per results file in DIR: runs, medians of the "
+                    "headline metrics over surviving seeds, divergence, time) that README.md shows; with --write, "
+                    "replace the table between README's markers. e.g. python -m largestep table --write README.md",
+    )
+    tab.add_argument("--dir", default="images", help="where the results files are read (default: images)")
+    tab.add_argument("--write", metavar="README.md", help="replace the table in this file instead of printing it")
     return parser
 
 
@@ -214,6 +223,27 @@ def check(args) -> int:
     return 1 if failures else 0
 
 
+def table(args) -> int:
+    """`table [--dir DIR] [--write README.md]`: README's table of figures, from the results files alone."""
+    from . import readme_table
+    from .results import atomic_write
+
+    if not Path(args.dir).is_dir():
+        raise UsageError(f"--dir {args.dir} is not a directory")
+    text = readme_table.table(args.dir)
+    if not args.write:
+        print(text)
+        return 0
+    try:
+        readme = Path(args.write).read_text()
+        updated = readme_table.replace_in(readme, text)
+    except (OSError, ValueError) as err:
+        raise UsageError(f"cannot update {args.write}: {err}") from None
+    atomic_write(args.write, lambda tmp: Path(tmp).write_text(updated))
+    print(f"wrote the table of figures into {args.write}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -223,6 +253,8 @@ def main(argv=None) -> int:
                 return reproduce(args)
             if args.command == "check":
                 return check(args)
+            if args.command == "table":
+                return table(args)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

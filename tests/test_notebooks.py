@@ -83,3 +83,15 @@ def test_committed_notebook_has_full_scale_outputs_and_no_absolute_paths(path):
     assert all(root not in text for root in ("/" + "work/", "/tmp/", "/root/"))
     printed = "".join(o.get("text", "") for c in code for o in c.get("outputs", []))
     assert "quick mode" not in printed and "(quick)" not in printed
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_take_their_configs_from_the_registry(path):
+    """A notebook that restated a config would drift from what `reproduce` runs: none builds one."""
+    import re
+
+    import nbformat
+
+    code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    restated = re.findall(r"\b(\w*(?:Config|Run|Schedule|Warmup|RunSpec))\(", code)
+    assert not restated, f"{path.name} builds {sorted(set(restated))}: take the config from the registry"

@@ -81,6 +81,10 @@ def check_memory(config, n_seeds: int) -> None:
     """ConfigError when the config (with n_seeds seeds) could not fit in this machine's memory."""
     from ..schedules import ConfigError
 
+    if hasattr(config, "base_config"):  # a study over data draws trains its base experiment's config
+        config, n_seeds = config.base_config(config.data_seeds[0]), config.seeds_per_run
+    if not hasattr(config, "iterations"):  # deep_mnist1d: each train.py process holds one run
+        return
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     need = memory_needed(config, n_seeds)
     if need > total:
