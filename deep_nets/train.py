@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import fcntl
 import glob
 import json
 import math
@@ -32,17 +31,16 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from largestep.metrics import feature_sparsity
 from largestep.results import Terminated, atomic_write, load_json, provenance, save_json, sigterm_as_interrupt, to_jsonable  # noqa: E501
 from largestep.schedules import DEEP_SCHEDULES, ConfigError, lr_schedule
 from largestep.streams import DEEP_OFFSETS, torch_stream
 
-from deep_nets.data import DATASETS, DataError, TrainStream, as_inputs, load_dataset
+from deep_nets.data import DATASETS, DataError, TrainStream, load_dataset
+from deep_nets.evaluation import N_BLOCKS, block_sparsity, choose_neurons, loss_and_error, refresh_bn, sync
 from deep_nets.models import MODELS, build_model
+from deep_nets.run_dir import (RESUME_HINT, RunError, RunLock, cannot_write, load_checkpoint, make_dirs, metrics_up_to,
+                               short_reason, start_over, started)
 
-N_BLOCKS = 5
-CHECKPOINT_KEYS = {"model", "ema", "optimizer", "stream", "iteration", "interval_loss_sum", "interval_steps"}
-RESUME_HINT = "continue with --resume (the last checkpoint is intact)"
 EVAL_BATCH = {"cpu": 128, "cuda": 1000}  # evaluation batch by device: on CPU larger batches run slower
 # flags that may differ between an interrupted run and its resumption
 RESUME_FREE = {"resume", "device", "threads", "eval_batch_size", "out_dir", "data_dir", "download", "skip_checksum", "stop_at_iteration"}
@@ -138,78 +136,6 @@ def pick_device(choice: str) -> torch.device:
     return torch.device("cuda" if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()) else "cpu")
 
 
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def refresh_bn(model, x, batch_size: int, n_examples: int) -> None:
-    """Re-estimate BatchNorm statistics of `model` (the weight average) as plain means over batches of x[:n_examples]."""
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not bns or n_examples == 0:
-        return
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative average over the refresh batches
-    model.train()
-    with torch.no_grad():
-        for i in range(0, min(n_examples, len(x)), batch_size):
-            model(as_inputs(x[i:min(i + batch_size, n_examples)]))
-    model.eval()
-
-
-def loss_and_error(model, x, y, batch_size: int, on_features=None) -> tuple[float, float]:
-    """Mean cross-entropy and error rate of `model` on (x, y) in eval mode; on_features(blocks) sees each batch's blocks."""
-    model.eval()
-    total_loss = torch.zeros((), device=x.device, dtype=torch.float64)
-    wrong = torch.zeros((), device=x.device, dtype=torch.int64)
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            out = model(as_inputs(x[i:i + batch_size]), features=on_features is not None)
-            logits = out[0] if on_features is not None else out
-            target = y[i:i + batch_size]
-            total_loss += F.cross_entropy(logits, target, reduction="sum").double()
-            wrong += (logits.argmax(1) != target).sum()
-            if on_features is not None:
-                on_features(out[1])
-    return total_loss.item() / len(x), wrong.item() / len(x)
-
-
-def block_sparsity(model, x, y, neuron_idx, block_sizes, batch_size: int, *, corr_threshold: float) -> dict:
-    """Train loss/error and per-block feature sparsity (raw and de-duplicated) on the fixed examples x.
-
-    Raw: fraction of positive entries over all neurons of the block.  De-duplicated (spec): the
-    subsampled neurons' features (examples x neurons), near-duplicates at |corr| > corr_threshold removed by the
-    package's metric on the features' device, positive entries over kept / (examples x subsampled).
-    """
-    positive = [torch.zeros((), device=x.device, dtype=torch.int64) for _ in neuron_idx]
-    sampled = [[] for _ in neuron_idx]
-
-    def collect(blocks):
-        for k, (feat, idx) in enumerate(zip(blocks, neuron_idx)):
-            flat = feat.flatten(1)
-            positive[k] += (flat > 0).sum()
-            sampled[k].append(flat[:, idx])
-    out = dict(zip(("train_loss", "train_err"), loss_and_error(model, x, y, batch_size, collect)))
-    for k, (pos, feats) in enumerate(zip(positive, sampled), start=1):
-        out[f"feature_sparsity_block{k}"] = feature_sparsity(torch.cat(feats), corr_threshold=corr_threshold,
-                                                           normalize_rows=False)
-        out[f"feature_sparsity_raw_block{k}"] = pos.item() / (len(x) * block_sizes[k - 1])
-    return out
-
-
-def choose_neurons(model, data, n_neurons: int, seed: int, device) -> tuple[list[int], list[torch.Tensor]]:
-    """A fixed random subset of at most n_neurons neurons of each block (channel x position each)."""
-    model.eval()
-    with torch.no_grad():
-        _, blocks = model(as_inputs(data.x_train[:1]).to(device), features=True)
-    sizes = [b[0].numel() for b in blocks]
-    if len(sizes) != N_BLOCKS:
-        raise ValueError(f"model returned {len(sizes)} feature blocks, expected {N_BLOCKS}")
-    g = torch_stream("sparsity_neurons", seed)
-    return sizes, [torch.randperm(s, generator=g)[:n_neurons].sort().values.to(device) for s in sizes]
-
-
 class Interrupt:
     """Turns SIGINT/SIGTERM into a flag the training loop checks after each step (then saves and exits)."""
 
@@ -276,96 +202,6 @@ def versions(device) -> dict:
             "torch_threads": torch.get_num_threads()}
 
 
-class RunError(Exception):
-    """The run directory cannot be used as asked (in use, corrupt, unwritable); the message says what to do."""
-
-
-class RunLock:
-    """An exclusive flock on <out_dir>/<exp_name>/.<run name>.lock for the whole life of a run, so that two
-    processes never write one run directory; the OS drops it when its process dies, even by SIGKILL.
-    The file holds the holder's PID, which a refused process names."""
-
-    def __init__(self, run_dir: Path):
-        self.run_dir, self.path, self.fd = run_dir, run_dir.parent / f".{run_dir.name}.lock", None
-
-    def acquire(self) -> None:
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "that has not yet written its PID"
-                os.close(fd)
-                raise RunError(f"run directory {self.run_dir} is in use by process {holder}: wait for it to "
-                               "finish (or stop it), then continue with --resume") from None
-            try:  # the previous holder may have removed the file after we opened it: lock the file on disk
-                current = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                current = False
-            if current:
-                break
-            os.close(fd)
-        self.fd = fd
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except OSError:  # a full disk: give the lock back, leave no file
-            self.release()
-            raise
-
-    def release(self) -> None:
-        if self.fd is not None:
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
-            os.close(self.fd)
-            self.fd = None
-
-
-def make_dirs(path: Path, what: str) -> list[Path]:
-    """mkdir -p that returns the directories it created (to remove them again if the run never starts)."""
-    missing = []
-    while not path.exists():
-        missing.append(path)
-        path = path.parent
-    try:
-        for d in reversed(missing):
-            d.mkdir()
-    except OSError as err:
-        raise RunError(f"cannot write to {what} ({err.filename}: {err.strerror})") from None
-    return missing
-
-
-def started(run_dir: Path) -> bool:
-    metrics = run_dir / "metrics.jsonl"
-    return (run_dir / "checkpoint.pt").exists() or (metrics.exists() and metrics.stat().st_size > 0)
-
-
-def start_over(run_dir: Path) -> str:
-    return f"it cannot be resumed: move {run_dir} away (or delete it) and start the run again"
-
-
-def short_reason(err: Exception) -> str:
-    """The exception's type and first sentence, for a one-line message."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()] or ["empty or truncated"]
-    first = lines[0] + (" " + lines[1] if lines[0].endswith(":") and len(lines) > 1 else "")
-    return f"{type(err).__name__}: {first.split('. ')[0][:200]}"
-
-
-def load_checkpoint(path: Path) -> dict:
-    """The checkpoint at path; RunError, naming the file, when it is truncated, empty or not ours."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        missing = CHECKPOINT_KEYS - set(state) if isinstance(state, dict) else CHECKPOINT_KEYS
-        if missing:
-            raise ValueError(f"entries {sorted(missing)} are missing")
-    except Exception as err:  # whatever the bytes are, the answer is the same: this file cannot be resumed from
-        raise RunError(f"{path} is not a readable checkpoint ({short_reason(err)}); "
-                       f"{start_over(path.parent)}") from None
-    return state
-
-
 def prepare_run_dir(a, config: dict) -> tuple[Path, dict | None]:
     """The run directory and its checkpoint when resuming (None: a fresh run); the caller holds its lock."""
     run_dir = Path(a.out_dir) / a.exp_name / config["run_name"]
@@ -392,35 +228,6 @@ def prepare_run_dir(a, config: dict) -> tuple[Path, dict | None]:
             return run_dir, {"iteration": last["iteration"], "diverged": bool(last.get("diverged"))}
         raise RunError(f"{run_dir} holds metrics of an unfinished run but no checkpoint.pt; {start_over(run_dir)}")
     return run_dir, load_checkpoint(ckpt_path)
-
-
-def metrics_up_to(path: Path, iteration: int) -> list[str]:
-    """The lines of metrics.jsonl up to `iteration` (later ones are recomputed on resume).
-
-    A last line without its newline was torn by a crash or a full disk while being appended: dropped, and
-    said so.  A complete line that is not a metrics record is damage we cannot repair: RunError.
-    """
-    if not path.exists():
-        return []
-    try:
-        *lines, torn = path.read_text().split("\n")
-    except (OSError, UnicodeDecodeError) as err:
-        raise RunError(f"cannot read {path} ({err}); {start_over(path.parent)}") from None
-    if torn:
-        print(f"{path}: dropped an incomplete last line ({len(torn)} characters) left by an interrupted write; "
-              "it is recomputed", flush=True)
-    kept = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row_iteration = json.loads(line)["iteration"]
-        except (ValueError, KeyError, TypeError):
-            raise RunError(f"{path} line {number} is not a metrics record: repair or delete that line "
-                           "(with every line after it), then --resume") from None
-        if row_iteration <= iteration:
-            kept.append(line)
-    return kept
 
 
 def train(a) -> int:
@@ -474,11 +281,6 @@ def run_config(a, data, device) -> dict:
               "command": shlex.join(["python", "deep_nets/train.py", *sys.argv[1:]])}
     config["iterations"] = a.epochs * config["steps_per_epoch"]
     return config
-
-
-def cannot_write(path, err: OSError, then: str) -> RunError:
-    return RunError(f"cannot write {err.filename or path} ({err.strerror or err}): free some space or fix "
-                    f"permissions, then {then}")
 
 
 class Training:
@@ -550,7 +352,7 @@ class Training:
         row["test_loss"], row["test_err"] = loss_and_error(self.model, data.x_test, data.y_test, batch)
         refresh_bn(self.ema, self.x_fixed, batch, a.bn_refresh_examples)
         row["test_loss_ema"], row["test_err_ema"] = loss_and_error(self.ema, data.x_test, data.y_test, batch)
-        _sync(self.device)
+        sync(self.device)
         diverged = not all(math.isfinite(v) for v in (row["train_loss"], row["test_loss"]) + ((running,) if running else ()))
         if diverged:  # the features of a diverged net are NaN or inf: their sparsity means nothing
             row.update({k: None for k in row if k.startswith("feature_sparsity")})
@@ -670,7 +472,7 @@ def march(training: Training, run_dir: Path) -> int:
             iteration = training.iteration
             progress.step(iteration)
             if iteration % a.eval_iter_freq == 0 or iteration == training.total:
-                _sync(training.device)
+                sync(training.device)
                 training.time_train += time.perf_counter() - start
                 progress.close()
                 try:

@@ -25,6 +25,7 @@ import torch
 from largestep.schedules import DEEP_SCHEDULES, ConfigError, lr_schedule
 
 from deep_nets import data as dn_data
+from deep_nets import evaluation as dn_evaluation
 from deep_nets import train as dn_train
 from deep_nets.models import MODELS, build_model
 
@@ -268,7 +269,7 @@ def test_block_sparsity_equals_reference_loop_on_random_features():
             def forward(self, x, features=False):
                 f = x.float()
                 return torch.zeros(len(x), 2), [f] * 5
-        out = dn_train.block_sparsity(Fixed(), torch.as_tensor(feats, dtype=torch.float32), torch.zeros(n, dtype=torch.long),
+        out = dn_evaluation.block_sparsity(Fixed(), torch.as_tensor(feats, dtype=torch.float32), torch.zeros(n, dtype=torch.long),
                                       [torch.as_tensor(idx)] * 5, [m] * 5, batch_size=64, corr_threshold=threshold)
         assert math.isclose(out["feature_sparsity_raw_block1"], raw, rel_tol=1e-12)
         assert math.isclose(out["feature_sparsity_block1"], dedup, rel_tol=1e-9), (trial, out["feature_sparsity_block1"], dedup)
