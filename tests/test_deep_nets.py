@@ -210,6 +210,20 @@ def test_resume_equals_uninterrupted_run(tmp_path, capsys):
     assert code == 2 and "swa_tau" in out.err
 
 
+def test_resume_of_a_run_older_than_a_flag_takes_its_default(tmp_path, capsys):
+    """A run started before --corr_threshold existed was measured at 0.95: it resumes at the default, not another."""
+    args = RESUME_ARGS + [f"--out_dir={tmp_path}"]
+    assert run_cli(args + ["--stop_at_iteration=3"], capsys)[0] == 0
+    config_path = only_run(tmp_path) / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["args"]["corr_threshold"]
+    config_path.write_text(json.dumps(config))
+    code, out = run_cli(args + ["--resume", "--corr_threshold=0.5"], capsys)
+    assert code == 2 and "corr_threshold" in out.err
+    assert run_cli(args + ["--resume"], capsys)[0] == 0
+    assert read_metrics(only_run(tmp_path))[-1]["iteration"] == 16
+
+
 def test_sigterm_saves_a_checkpoint_and_resume_matches(tmp_path):
     args = RESUME_ARGS + ["--epochs=3"]
     cmd = [sys.executable, str(ROOT / "deep_nets" / "train.py")] + args
