@@ -17,15 +17,13 @@ import argparse
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from deep_nets.models import build_model  # noqa: E402
-from largestep.metrics import feature_sparsity  # noqa: E402
+from deep_nets.models import build_model
+from largestep.metrics import feature_sparsity
 
 
 def timed(fn, repeats: int, device) -> float:

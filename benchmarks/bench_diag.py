@@ -18,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_experiments import PAPER_SECONDS  # noqa: E402
-from largestep import diag_nets  # noqa: E402
-from largestep.data import sparse_regression  # noqa: E402
+from bench_experiments import PAPER_SECONDS
+from largestep import diag_nets
+from largestep.data import sparse_regression
 
 PAPER_SECONDS_ONE_SEED = PAPER_SECONDS["diag_sgd"] + PAPER_SECONDS["diag_gd"]
 

@@ -27,8 +27,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from anywhere without installing
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # Whole-process seconds of the paper's code for one seed (the speed issue's side-by-side table).
 PAPER_SECONDS = {"diag_sgd": 99.7, "diag_gd": 46.9, "relu_two_layer": 123.9, "relu_1d": 235.5,

@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_experiments import PAPER_SECONDS  # noqa: E402
-from largestep import experiments, metrics, relu_nets  # noqa: E402
-from largestep.experiments import relu  # noqa: E402
-from largestep.sweep import evaluation_grid  # noqa: E402
+from bench_experiments import PAPER_SECONDS
+from largestep import experiments, metrics, relu_nets
+from largestep.experiments import relu
+from largestep.sweep import evaluation_grid
 
 # Whole-process seconds of the paper's code for one seed (bench_experiments.PAPER_SECONDS); relu_1d_overreg is
 # the same work as relu_1d.

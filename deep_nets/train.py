@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import fcntl
 import glob
 import json
 import math
@@ -32,19 +31,18 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # `python deep_nets/train.py` from anywhere
+from largestep.results import Terminated, atomic_write, load_json, provenance, save_json, sigterm_as_interrupt, to_jsonable  # noqa: E501
+from largestep.config import ConfigError
+from largestep.schedules import DEEP_SCHEDULES, lr_schedule
+from largestep.streams import DEEP_OFFSETS, torch_stream
 
-from largestep.metrics import feature_sparsity  # noqa: E402
-from largestep.results import Terminated, atomic_write, load_json, provenance, save_json, sigterm_as_interrupt, to_jsonable  # noqa: E402,E501
-from largestep.config import ConfigError  # noqa: E402
-from largestep.schedules import DEEP_SCHEDULES, lr_schedule  # noqa: E402
-from largestep.streams import DEEP_OFFSETS, torch_stream  # noqa: E402
+from deep_nets.data import DATASETS, DataError, TrainStream, load_dataset
+from deep_nets.evaluation import N_BLOCKS, block_sparsity, choose_neurons, loss_and_error, refresh_bn, sync
+from deep_nets.models import MODELS, build_model
+from deep_nets.run_dir import (RESUME_HINT, RunError, RunLock, cannot_write, load_checkpoint, make_dirs, metrics_up_to,
+                               short_reason, start_over, started)
 
-from deep_nets.data import DATASETS, DataError, TrainStream, as_inputs, load_dataset  # noqa: E402
-from deep_nets.models import MODELS, build_model  # noqa: E402
-
-N_BLOCKS = 5
-CHECKPOINT_KEYS = {"model", "ema", "optimizer", "stream", "iteration", "interval_loss_sum", "interval_steps"}
+EVAL_BATCH = {"cpu": 128, "cuda": 1000}  # evaluation batch by device: on CPU larger batches run slower
 # flags that may differ between an interrupted run and its resumption
 RESUME_FREE = {"resume", "device", "threads", "eval_batch_size", "out_dir", "data_dir", "download", "skip_checksum", "stop_at_iteration"}
 
@@ -85,8 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sparsity_examples", type=int, default=10752,
                    help="fixed unaugmented training examples for train loss/error and feature sparsity")
     p.add_argument("--sparsity_neurons", type=int, default=1000, help="neurons subsampled per block for de-duplication")
+    p.add_argument("--corr_threshold", type=float, default=0.95,
+                   help="feature sparsity: of two neurons whose features correlate above this (in absolute value), one is "
+                        "dropped as a duplicate; in (0, 1]")
     p.add_argument("--eval_batch_size", type=int, default=0,
-                   help="batch size of evaluation passes (0: 128 on CPU, where larger batches run slower, 1000 on GPU)")
+                   help=f"batch size of evaluation passes (0: {EVAL_BATCH['cpu']} on CPU, where larger batches run slower, "
+                        f"{EVAL_BATCH['cuda']} on GPU)")
     p.add_argument("--bn_refresh_examples", type=int, default=5000,
                    help="training images (unaugmented) that re-estimate the EMA model's BN statistics")
     p.add_argument("--stop_at_iteration", type=int, default=None,
@@ -102,6 +104,8 @@ def check_args(a) -> None:
         raise ConfigError(f"--momentum must lie in [0, 1), got {a.momentum}")
     if not (a.l2_reg >= 0 and math.isfinite(a.l2_reg)):
         raise ConfigError(f"--l2_reg must be a finite number >= 0, got {a.l2_reg}")
+    if not (0 < a.corr_threshold <= 1):
+        raise ConfigError(f"--corr_threshold must lie in (0, 1], got {a.corr_threshold}")
     if not (0 <= a.swa_tau < 1):
         raise ConfigError(f"--swa_tau must lie in [0, 1), got {a.swa_tau}")
     for name in ("eval_batch_size", "bn_refresh_examples"):
@@ -131,77 +135,6 @@ def pick_device(choice: str) -> torch.device:
     if choice == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA device is available (use --device cpu or auto)")
     return torch.device("cuda" if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()) else "cpu")
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def refresh_bn(model, x, batch_size: int, n_examples: int) -> None:
-    """Re-estimate BatchNorm statistics of `model` (the weight average) as plain means over batches of x[:n_examples]."""
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not bns or n_examples == 0:
-        return
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative average over the refresh batches
-    model.train()
-    with torch.no_grad():
-        for i in range(0, min(n_examples, len(x)), batch_size):
-            model(as_inputs(x[i:min(i + batch_size, n_examples)]))
-    model.eval()
-
-
-def loss_and_error(model, x, y, batch_size: int, on_features=None) -> tuple[float, float]:
-    """Mean cross-entropy and error rate of `model` on (x, y) in eval mode; on_features(blocks) sees each batch's blocks."""
-    model.eval()
-    total_loss = torch.zeros((), device=x.device, dtype=torch.float64)
-    wrong = torch.zeros((), device=x.device, dtype=torch.int64)
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            out = model(as_inputs(x[i:i + batch_size]), features=on_features is not None)
-            logits = out[0] if on_features is not None else out
-            target = y[i:i + batch_size]
-            total_loss += F.cross_entropy(logits, target, reduction="sum").double()
-            wrong += (logits.argmax(1) != target).sum()
-            if on_features is not None:
-                on_features(out[1])
-    return total_loss.item() / len(x), wrong.item() / len(x)
-
-
-def block_sparsity(model, x, y, neuron_idx, block_sizes, batch_size: int) -> dict:
-    """Train loss/error and per-block feature sparsity (raw and de-duplicated) on the fixed examples x.
-
-    Raw: fraction of positive entries over all neurons of the block.  De-duplicated (spec): the
-    subsampled neurons' features (examples x neurons), near-duplicates at |corr| > 0.95 removed by the
-    package's metric on the features' device, positive entries over kept / (examples x subsampled).
-    """
-    positive = [torch.zeros((), device=x.device, dtype=torch.int64) for _ in neuron_idx]
-    sampled = [[] for _ in neuron_idx]
-
-    def collect(blocks):
-        for k, (feat, idx) in enumerate(zip(blocks, neuron_idx)):
-            flat = feat.flatten(1)
-            positive[k] += (flat > 0).sum()
-            sampled[k].append(flat[:, idx])
-    out = dict(zip(("train_loss", "train_err"), loss_and_error(model, x, y, batch_size, collect)))
-    for k, (pos, feats) in enumerate(zip(positive, sampled), start=1):
-        out[f"feature_sparsity_block{k}"] = feature_sparsity(torch.cat(feats), corr_threshold=0.95, normalize_rows=False)
-        out[f"feature_sparsity_raw_block{k}"] = pos.item() / (len(x) * block_sizes[k - 1])
-    return out
-
-
-def choose_neurons(model, data, n_neurons: int, seed: int, device) -> tuple[list[int], list[torch.Tensor]]:
-    """A fixed random subset of at most n_neurons neurons of each block (channel x position each)."""
-    model.eval()
-    with torch.no_grad():
-        _, blocks = model(as_inputs(data.x_train[:1]).to(device), features=True)
-    sizes = [b[0].numel() for b in blocks]
-    if len(sizes) != N_BLOCKS:
-        raise ValueError(f"model returned {len(sizes)} feature blocks, expected {N_BLOCKS}")
-    g = torch_stream("sparsity_neurons", seed)
-    return sizes, [torch.randperm(s, generator=g)[:n_neurons].sort().values.to(device) for s in sizes]
 
 
 class Interrupt:
@@ -270,96 +203,6 @@ def versions(device) -> dict:
             "torch_threads": torch.get_num_threads()}
 
 
-class RunError(Exception):
-    """The run directory cannot be used as asked (in use, corrupt, unwritable); the message says what to do."""
-
-
-class RunLock:
-    """An exclusive flock on <out_dir>/<exp_name>/.<run name>.lock for the whole life of a run, so that two
-    processes never write one run directory; the OS drops it when its process dies, even by SIGKILL.
-    The file holds the holder's PID, which a refused process names."""
-
-    def __init__(self, run_dir: Path):
-        self.run_dir, self.path, self.fd = run_dir, run_dir.parent / f".{run_dir.name}.lock", None
-
-    def acquire(self) -> None:
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "that has not yet written its PID"
-                os.close(fd)
-                raise RunError(f"run directory {self.run_dir} is in use by process {holder}: wait for it to "
-                               "finish (or stop it), then continue with --resume") from None
-            try:  # the previous holder may have removed the file after we opened it: lock the file on disk
-                current = os.stat(self.path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                current = False
-            if current:
-                break
-            os.close(fd)
-        self.fd = fd
-        try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except OSError:  # a full disk: give the lock back, leave no file
-            self.release()
-            raise
-
-    def release(self) -> None:
-        if self.fd is not None:
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
-            os.close(self.fd)
-            self.fd = None
-
-
-def make_dirs(path: Path, what: str) -> list[Path]:
-    """mkdir -p that returns the directories it created (to remove them again if the run never starts)."""
-    missing = []
-    while not path.exists():
-        missing.append(path)
-        path = path.parent
-    try:
-        for d in reversed(missing):
-            d.mkdir()
-    except OSError as err:
-        raise RunError(f"cannot write to {what} ({err.filename}: {err.strerror})") from None
-    return missing
-
-
-def started(run_dir: Path) -> bool:
-    metrics = run_dir / "metrics.jsonl"
-    return (run_dir / "checkpoint.pt").exists() or (metrics.exists() and metrics.stat().st_size > 0)
-
-
-def start_over(run_dir: Path) -> str:
-    return f"it cannot be resumed: move {run_dir} away (or delete it) and start the run again"
-
-
-def short_reason(err: Exception) -> str:
-    """The exception's type and first sentence, for a one-line message."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()] or ["empty or truncated"]
-    first = lines[0] + (" " + lines[1] if lines[0].endswith(":") and len(lines) > 1 else "")
-    return f"{type(err).__name__}: {first.split('. ')[0][:200]}"
-
-
-def load_checkpoint(path: Path) -> dict:
-    """The checkpoint at path; RunError, naming the file, when it is truncated, empty or not ours."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        missing = CHECKPOINT_KEYS - set(state) if isinstance(state, dict) else CHECKPOINT_KEYS
-        if missing:
-            raise ValueError(f"entries {sorted(missing)} are missing")
-    except Exception as err:  # whatever the bytes are, the answer is the same: this file cannot be resumed from
-        raise RunError(f"{path} is not a readable checkpoint ({short_reason(err)}); "
-                       f"{start_over(path.parent)}") from None
-    return state
-
-
 def prepare_run_dir(a, config: dict) -> tuple[Path, dict | None]:
     """The run directory and its checkpoint when resuming (None: a fresh run); the caller holds its lock."""
     run_dir = Path(a.out_dir) / a.exp_name / config["run_name"]
@@ -375,7 +218,8 @@ def prepare_run_dir(a, config: dict) -> tuple[Path, dict | None]:
         except Exception as err:
             raise RunError(f"{run_dir / 'config.json'} is unreadable ({type(err).__name__}: {err}); "
                            f"{start_over(run_dir)}") from None
-        changed = sorted(k for k in config["args"] if k not in RESUME_FREE and old.get(k) != config["args"][k])
+        defaults = vars(build_parser().parse_args([]))  # a flag added since the run started had its default
+        changed = sorted(k for k in config["args"] if k not in RESUME_FREE and old.get(k, defaults[k]) != config["args"][k])
         if changed:
             raise ConfigError(f"--resume with different settings than the run in {run_dir}: {', '.join(changed)}")
     if not ckpt_path.exists():  # checkpoints are not committed: a finished run may come without one
@@ -387,54 +231,15 @@ def prepare_run_dir(a, config: dict) -> tuple[Path, dict | None]:
     return run_dir, load_checkpoint(ckpt_path)
 
 
-def metrics_up_to(path: Path, iteration: int) -> list[str]:
-    """The lines of metrics.jsonl up to `iteration` (later ones are recomputed on resume).
-
-    A last line without its newline was torn by a crash or a full disk while being appended: dropped, and
-    said so.  A complete line that is not a metrics record is damage we cannot repair: RunError.
-    """
-    if not path.exists():
-        return []
-    try:
-        *lines, torn = path.read_text().split("\n")
-    except (OSError, UnicodeDecodeError) as err:
-        raise RunError(f"cannot read {path} ({err}); {start_over(path.parent)}") from None
-    if torn:
-        print(f"{path}: dropped an incomplete last line ({len(torn)} characters) left by an interrupted write; "
-              "it is recomputed", flush=True)
-    kept = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row_iteration = json.loads(line)["iteration"]
-        except (ValueError, KeyError, TypeError):
-            raise RunError(f"{path} line {number} is not a metrics record: repair or delete that line "
-                           "(with every line after it), then --resume") from None
-        if row_iteration <= iteration:
-            kept.append(line)
-    return kept
-
-
 def train(a) -> int:
     check_args(a)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     device = pick_device(a.device)
-    eval_batch = a.eval_batch_size or (1000 if device.type == "cuda" else 128)
     data = load_dataset(a.dataset, a.data_dir, download_missing=a.download, verify=not a.skip_checksum)
     if len(data.x_train) < a.batch_size:
         raise ConfigError(f"--batch_size {a.batch_size} exceeds the {len(data.x_train)} training examples")
-    augment = data.is_image and not a.no_data_augm
-    config = {"args": vars(a), "run_name": run_name(a, augment), "augmentation": augment, "versions": versions(device),
-              "data": {"name": data.name, "train_examples": len(data.x_train), "test_examples": len(data.x_test),
-                       "input_shape": list(data.input_shape), "num_classes": data.num_classes},
-              "steps_per_epoch": len(data.x_train) // a.batch_size,
-              "random_streams": {"data_order_and_augmentation": a.seed, "initialization": a.seed,
-                                 **{k: v + a.seed for k, v in DEEP_OFFSETS.items()}},
-              # the script by its place in the repository, not this machine's absolute path
-              "command": shlex.join(["python", "deep_nets/train.py", *sys.argv[1:]])}
-    config["iterations"] = a.epochs * config["steps_per_epoch"]
+    config = run_config(a, data, device)
     run_dir = Path(a.out_dir) / a.exp_name / config["run_name"]
     created = make_dirs(run_dir.parent, f"out_dir {a.out_dir!r}")
     lock = RunLock(run_dir)
@@ -447,7 +252,7 @@ def train(a) -> int:
                            f"free some space or fix permissions, then {again}") from None
         for stale in run_dir.parent.glob(glob.escape(f".{run_dir.name}.new-") + "*"):  # left by a killed start
             shutil.rmtree(stale, ignore_errors=True)
-        return run(a, config, data, device, eval_batch, augment)
+        return run(a, config, data, device)
     finally:
         lock.release()
         for d in created:  # a run that never started leaves no directory behind
@@ -457,12 +262,144 @@ def train(a) -> int:
                 break
 
 
-def cannot_write(path, err: OSError, then: str) -> RunError:
-    return RunError(f"cannot write {err.filename or path} ({err.strerror or err}): free some space or fix "
-                    f"permissions, then {then}")
+def run_config(a, data, device) -> dict:
+    """What config.json records: the flags, the data, the evaluation sizes and random streams in effect, versions."""
+    augment = data.is_image and not a.no_data_augm
+    sparsity_examples = min(a.sparsity_examples, len(data.x_train))
+    config = {"args": vars(a), "run_name": run_name(a, augment), "augmentation": augment, "versions": versions(device),
+              "data": {"name": data.name, "train_examples": len(data.x_train), "test_examples": len(data.x_test),
+                       "input_shape": list(data.input_shape), "num_classes": data.num_classes},
+              "steps_per_epoch": len(data.x_train) // a.batch_size,
+              "evaluation": {"corr_threshold": a.corr_threshold, "sparsity_examples": sparsity_examples,
+                             "sparsity_neurons_per_block": a.sparsity_neurons,
+                             "bn_refresh_examples": min(a.bn_refresh_examples, sparsity_examples),
+                             "test_examples": len(data.x_test),
+                             "batch_size": a.eval_batch_size or EVAL_BATCH[device.type]},
+              "random_streams": {"data_order_and_augmentation": a.seed, "initialization": a.seed,
+                                 **{k: v + a.seed for k, v in DEEP_OFFSETS.items()}},
+              "random_stream_offsets": dict(DEEP_OFFSETS),
+              # the script by its place in the repository, not this machine's absolute path
+              "command": shlex.join(["python", "deep_nets/train.py", *sys.argv[1:]])}
+    config["iterations"] = a.epochs * config["steps_per_epoch"]
+    return config
 
 
-def run(a, config: dict, data, device, eval_batch: int, augment: bool) -> int:
+class Training:
+    """One run between set-up and its end: the net, its weight average, the optimizer, the data order, the fixed
+    evaluation examples and neurons, and the counters of the current evaluation interval."""
+
+    def __init__(self, a, config: dict, data, device):
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        self.a, self.device, self.data = a, device, data.to(device)
+        self.eval_batch = config["evaluation"]["batch_size"]
+        self.steps_per_epoch, self.total = config["steps_per_epoch"], config["iterations"]
+        torch.manual_seed(a.seed)
+        self.model = build_model(a.model, a.model_width, data.num_classes, data.input_shape).to(device)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=a.lr_init, momentum=a.momentum,
+                                         weight_decay=a.l2_reg)
+        self.stream = TrainStream(self.data.x_train, self.data.y_train, a.batch_size, config["augmentation"], seed=a.seed)
+        self.schedule = lr_schedule(a.lr_schedule, a.epochs, a.lr_init, a.warmup_factor, a.warmup_exp)
+        fixed = torch.randperm(len(self.data.x_train), generator=torch_stream("sparsity_examples", a.seed))
+        fixed = fixed[:a.sparsity_examples].sort().values.to(device)
+        self.x_fixed, self.y_fixed = self.data.x_train[fixed], self.data.y_train[fixed]
+        self.block_sizes, self.neuron_idx = choose_neurons(self.model, self.data, a.sparsity_neurons, a.seed, device)
+        self.params, self.ema_params = list(self.model.parameters()), list(self.ema.parameters())
+        self.iteration = 0
+        self.loss_sum, self.interval_steps = torch.zeros((), dtype=torch.float64, device=device), 0
+        self.time_train, self.images = 0.0, 0
+        self.write_dir = None  # where checkpoint.pt and metrics.jsonl go: the run directory or its staging twin
+
+    def restore(self, checkpoint: dict) -> None:
+        """Continue from `checkpoint`; ValueError (or a state-dict error) when it belongs to another run."""
+        if checkpoint["stream"]["perm"].numel() != len(self.data.x_train):
+            raise ValueError(f"its data order covers {checkpoint['stream']['perm'].numel()} training examples, "
+                             f"this data set has {len(self.data.x_train)}")
+        self.model.load_state_dict(checkpoint["model"])
+        self.ema.load_state_dict(checkpoint["ema"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.stream.load_state_dict(checkpoint["stream"])
+        self.iteration = int(checkpoint["iteration"])
+        self.loss_sum = checkpoint["interval_loss_sum"].to(self.device)
+        self.interval_steps = int(checkpoint["interval_steps"])
+
+    def step(self) -> None:
+        """One SGD step at the schedule's step size for the iteration it completes, then the weight average."""
+        lr = self.schedule((self.iteration + 1) / self.steps_per_epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        x, y = self.stream.next()
+        loss = F.cross_entropy(self.model(x), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            torch._foreach_lerp_(self.ema_params, self.params, 1 - self.a.swa_tau)
+        self.loss_sum += loss.detach().double()
+        self.interval_steps += 1
+        self.iteration += 1
+        self.images += self.a.batch_size
+
+    def measure(self) -> dict:
+        """The metrics row of the current iteration (the net is left in eval mode)."""
+        a, data, batch = self.a, self.data, self.eval_batch
+        start = time.perf_counter()
+        epoch = self.iteration / self.steps_per_epoch
+        running = self.loss_sum.item() / self.interval_steps if self.interval_steps else None
+        row = {"iteration": self.iteration, "epoch": epoch, "lr": self.schedule(epoch), "train_loss_running": running}
+        row.update(block_sparsity(self.model, self.x_fixed, self.y_fixed, self.neuron_idx, self.block_sizes, batch,
+                                  corr_threshold=a.corr_threshold))
+        row["test_loss"], row["test_err"] = loss_and_error(self.model, data.x_test, data.y_test, batch)
+        refresh_bn(self.ema, self.x_fixed, batch, a.bn_refresh_examples)
+        row["test_loss_ema"], row["test_err_ema"] = loss_and_error(self.ema, data.x_test, data.y_test, batch)
+        sync(self.device)
+        diverged = not all(math.isfinite(v) for v in (row["train_loss"], row["test_loss"]) + ((running,) if running else ()))
+        if diverged:  # the features of a diverged net are NaN or inf: their sparsity means nothing
+            row.update({k: None for k in row if k.startswith("feature_sparsity")})
+        row.update({"diverged": diverged, "time_train": self.time_train, "time_eval": time.perf_counter() - start,
+                    "images_per_s": self.images / self.time_train if self.time_train > 0 else None})
+        return row
+
+    def evaluate(self) -> bool:
+        """Measure, append the row to metrics.jsonl, print it and start a new interval; True when diverged."""
+        row = self.measure()
+        path = self.write_dir / "metrics.jsonl"
+        try:
+            with open(path, "a") as f:  # one write: a crash tears at most this last line
+                f.write(json.dumps(to_jsonable(row), allow_nan=False) + "\n")
+        except OSError as err:
+            err.filename = err.filename or str(path)
+            raise
+        print(describe(row), flush=True)
+        self.loss_sum.zero_()
+        self.interval_steps, self.time_train, self.images = 0, 0.0, 0
+        return row["diverged"]
+
+    def save_checkpoint(self, diverged: bool = False) -> None:
+        state = {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "stream": self.stream.state_dict(),
+                 "iteration": self.iteration, "diverged": diverged,
+                 "interval_loss_sum": self.loss_sum.cpu(), "interval_steps": self.interval_steps}
+        path = self.write_dir / "checkpoint.pt"
+        try:
+            atomic_write(path, lambda tmp: torch.save(state, tmp))
+        except OSError as err:  # name the file the user knows, not the temporary one
+            err.filename = str(path)
+            raise
+
+
+def describe(row: dict) -> str:
+    """One line of a metrics row for the log."""
+    sparsity = " ".join("-" if row[f"feature_sparsity_block{k}"] is None else f"{row[f'feature_sparsity_block{k}']:.3f}"
+                        for k in range(1, N_BLOCKS + 1))
+    return (f"iteration {row['iteration']:>6} epoch {row['epoch']:7.2f} lr {row['lr']:.4g} | train loss "
+            f"{row['train_loss']:.4f} err {row['train_err']:.3f} | test loss {row['test_loss']:.4f} err "
+            f"{row['test_err']:.3f} | EMA test err {row['test_err_ema']:.3f} | feature sparsity blocks 1-{N_BLOCKS} "
+            f"{sparsity} | {row['images_per_s'] or 0:.0f} img/s, eval {row['time_eval']:.1f} s")
+
+
+def run(a, config: dict, data, device) -> int:
     """Start or resume the run of `config` (its directory locked by the caller) and train it to the end."""
     run_dir, checkpoint = prepare_run_dir(a, config)
     if checkpoint is not None and checkpoint["iteration"] >= config["iterations"]:
@@ -471,165 +408,102 @@ def run(a, config: dict, data, device, eval_batch: int, augment: bool) -> int:
     if checkpoint is not None and bool(checkpoint.get("diverged", False)):
         print(f"{run_dir}: diverged at iteration {checkpoint['iteration']}; nothing to resume")
         return 1
-    resume_hint = "continue with --resume (the last checkpoint is intact)"
-
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    data = data.to(device)
-    torch.manual_seed(a.seed)
-    model = build_model(a.model, a.model_width, data.num_classes, data.input_shape).to(device)
-    ema = copy.deepcopy(model).requires_grad_(False)
-    optimizer = torch.optim.SGD(model.parameters(), lr=a.lr_init, momentum=a.momentum, weight_decay=a.l2_reg)
-    stream = TrainStream(data.x_train, data.y_train, a.batch_size, augment, seed=a.seed)
-    spe, total = config["steps_per_epoch"], config["iterations"]
-    schedule = lr_schedule(a.lr_schedule, a.epochs, a.lr_init, a.warmup_factor, a.warmup_exp)
-    fixed = torch.randperm(len(data.x_train), generator=torch_stream("sparsity_examples", a.seed))
-    fixed = fixed[:a.sparsity_examples].sort().values.to(device)
-    x_fixed, y_fixed = data.x_train[fixed], data.y_train[fixed]
-    block_sizes, neuron_idx = choose_neurons(model, data, a.sparsity_neurons, a.seed, device)
-
-    iteration = 0
-    interval = {"loss_sum": torch.zeros((), dtype=torch.float64, device=device), "steps": 0}
-    write_dir = run_dir  # a fresh run writes into a hidden sibling until its first checkpoint is complete
+    training = Training(a, config, data, device)
     if checkpoint is not None:
-        try:
-            if checkpoint["stream"]["perm"].numel() != len(data.x_train):
-                raise ValueError(f"its data order covers {checkpoint['stream']['perm'].numel()} training examples, "
-                                 f"this data set has {len(data.x_train)}")
-            model.load_state_dict(checkpoint["model"])
-            ema.load_state_dict(checkpoint["ema"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            stream.load_state_dict(checkpoint["stream"])
-            iteration = int(checkpoint["iteration"])
-            interval = {"loss_sum": checkpoint["interval_loss_sum"].to(device),
-                        "steps": int(checkpoint["interval_steps"])}
-        except Exception as err:  # another model's or data set's state: say so instead of a state-dict dump
-            raise RunError(f"{run_dir / 'checkpoint.pt'} does not fit this run ({short_reason(err)}); "
-                           f"{start_over(run_dir)}") from None
-        # lines a killed run wrote after its last checkpoint are dropped: they will be recomputed
-        kept = metrics_up_to(run_dir / "metrics.jsonl", iteration)
-        try:
-            atomic_write(run_dir / "metrics.jsonl", lambda tmp: Path(tmp).write_text("".join(ln + "\n" for ln in kept)))
-            save_json(config, run_dir / "config.json")
-        except OSError as err:
-            raise cannot_write(run_dir, err, "run --resume again") from None
-        print(f"resuming {run_dir} at iteration {iteration} of {total}")
+        resume(training, checkpoint, run_dir, config)
     else:
-        write_dir = run_dir.parent / f".{run_dir.name}.new-{os.getpid()}"
+        publish_first_evaluation(training, run_dir, config)
+    return march(training, run_dir)
 
-    def save_checkpoint(diverged: bool = False):
-        state = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": optimizer.state_dict(),
-                 "stream": stream.state_dict(), "iteration": iteration, "diverged": diverged,
-                 "interval_loss_sum": interval["loss_sum"].cpu(), "interval_steps": interval["steps"]}
-        try:
-            atomic_write(write_dir / "checkpoint.pt", lambda tmp: torch.save(state, tmp))
-        except OSError as err:  # name the file the user knows, not the temporary one
-            err.filename = str(write_dir / "checkpoint.pt")
-            raise
 
-    params, ema_params = list(model.parameters()), list(ema.parameters())
-    time_train, images = 0.0, 0
-    progress = IntervalProgress(total, a.eval_iter_freq)
+def resume(training: Training, checkpoint: dict, run_dir: Path, config: dict) -> None:
+    """Restore `checkpoint` and drop the metrics lines a killed run wrote after it (they will be recomputed)."""
+    try:
+        training.restore(checkpoint)
+    except Exception as err:  # another model's or data set's state: say so instead of a state-dict dump
+        raise RunError(f"{run_dir / 'checkpoint.pt'} does not fit this run ({short_reason(err)}); "
+                       f"{start_over(run_dir)}") from None
+    kept = metrics_up_to(run_dir / "metrics.jsonl", training.iteration)
+    try:
+        atomic_write(run_dir / "metrics.jsonl", lambda tmp: Path(tmp).write_text("".join(ln + "\n" for ln in kept)))
+        save_json(config, run_dir / "config.json")
+    except OSError as err:
+        raise cannot_write(run_dir, err, "run --resume again") from None
+    training.write_dir = run_dir
+    print(f"resuming {run_dir} at iteration {training.iteration} of {training.total}")
 
-    def evaluate() -> bool:
-        nonlocal time_train, images
-        start = time.perf_counter()
-        row = {"iteration": iteration, "epoch": iteration / spe, "lr": schedule(iteration / spe)}
-        running = interval["loss_sum"].item() / interval["steps"] if interval["steps"] else None
-        row["train_loss_running"] = running
-        row.update(block_sparsity(model, x_fixed, y_fixed, neuron_idx, block_sizes, eval_batch))
-        row["test_loss"], row["test_err"] = loss_and_error(model, data.x_test, data.y_test, eval_batch)
-        refresh_bn(ema, x_fixed, eval_batch, a.bn_refresh_examples)
-        row["test_loss_ema"], row["test_err_ema"] = loss_and_error(ema, data.x_test, data.y_test, eval_batch)
-        _sync(device)
-        diverged = not all(math.isfinite(v) for v in (row["train_loss"], row["test_loss"]) + ((running,) if running else ()))
-        if diverged:  # the features of a diverged net are NaN or inf: their sparsity means nothing
-            row.update({k: None for k in row if k.startswith("feature_sparsity")})
-        row.update({"diverged": diverged, "time_train": time_train, "time_eval": time.perf_counter() - start,
-                    "images_per_s": images / time_train if time_train > 0 else None})
-        try:
-            with open(write_dir / "metrics.jsonl", "a") as f:  # one write: a crash tears at most this last line
-                f.write(json.dumps(to_jsonable(row), allow_nan=False) + "\n")
-        except OSError as err:
-            err.filename = err.filename or str(write_dir / "metrics.jsonl")
-            raise
-        progress.close()
-        print(f"iteration {iteration:>6} epoch {row['epoch']:7.2f} lr {row['lr']:.4g} | train loss {row['train_loss']:.4f} "
-              f"err {row['train_err']:.3f} | test loss {row['test_loss']:.4f} err {row['test_err']:.3f} | "
-              f"EMA test err {row['test_err_ema']:.3f} | feature sparsity blocks 1-{N_BLOCKS} "
-              + " ".join("-" if row[f"feature_sparsity_block{k}"] is None else
-                         f"{row[f'feature_sparsity_block{k}']:.3f}" for k in range(1, N_BLOCKS + 1)) +
-              f" | {row['images_per_s'] or 0:.0f} img/s, eval {row['time_eval']:.1f} s", flush=True)
-        interval["loss_sum"].zero_()
-        interval["steps"], time_train, images = 0, 0.0, 0
-        return diverged
 
-    if checkpoint is None:  # the run directory appears, whole, once its first evaluation and checkpoint exist
-        try:
-            write_dir.mkdir()
-            save_json(config, write_dir / "config.json")
-            evaluate()
-            save_checkpoint()
-            if run_dir.exists():  # the directory of a run that never started (earlier versions left some)
-                leftover = write_dir.with_name(write_dir.name + "-old")
-                os.rename(run_dir, leftover)
-                os.rename(write_dir, run_dir)
-                shutil.rmtree(leftover)
-            else:
-                os.rename(write_dir, run_dir)
-        except OSError as err:
-            if err.filename:  # the user knows the run directory, not its hidden staging twin
-                err.filename = str(err.filename).replace(str(write_dir), str(run_dir))
-            raise cannot_write(run_dir, err, "run again (nothing of this run was kept)") from None
-        finally:
-            shutil.rmtree(write_dir, ignore_errors=True)
-        write_dir = run_dir
-    model.train()
-    progress.start(iteration)
+def publish_first_evaluation(training: Training, run_dir: Path, config: dict) -> None:
+    """A fresh run writes into a hidden sibling until its first evaluation and checkpoint are complete; then the
+    sibling becomes the run directory, whole."""
+    staging = run_dir.parent / f".{run_dir.name}.new-{os.getpid()}"
+    training.write_dir = staging
+    try:
+        staging.mkdir()
+        save_json(config, staging / "config.json")
+        training.evaluate()
+        training.save_checkpoint()
+        if run_dir.exists():  # the directory of a run that never started (earlier versions left some)
+            leftover = staging.with_name(staging.name + "-old")
+            os.rename(run_dir, leftover)
+            os.rename(staging, run_dir)
+            shutil.rmtree(leftover)
+        else:
+            os.rename(staging, run_dir)
+    except OSError as err:
+        if err.filename:  # the user knows the run directory, not its hidden staging twin
+            err.filename = str(err.filename).replace(str(staging), str(run_dir))
+        raise cannot_write(run_dir, err, "run again (nothing of this run was kept)") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    training.write_dir = run_dir
+
+
+def march(training: Training, run_dir: Path) -> int:
+    """Train to the end, evaluating and checkpointing every --eval_iter_freq iterations; an interrupt (or
+    --stop_at_iteration) saves a checkpoint and stops.  The exit status: 0 done, 1 diverged, 128+signal."""
+    a = training.a
+    training.model.train()
+    progress = IntervalProgress(training.total, a.eval_iter_freq)
+    progress.start(training.iteration)
     with Interrupt() as interrupt:
         start = time.perf_counter()
-        while iteration < total:
-            lr = schedule((iteration + 1) / spe)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            x, y = stream.next()
-            loss = F.cross_entropy(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            with torch.no_grad():
-                torch._foreach_lerp_(ema_params, params, 1 - a.swa_tau)
-            interval["loss_sum"] += loss.detach().double()
-            interval["steps"] += 1
-            iteration += 1
-            images += a.batch_size
+        while training.iteration < training.total:
+            training.step()
+            iteration = training.iteration
             progress.step(iteration)
-            if iteration % a.eval_iter_freq == 0 or iteration == total:
-                _sync(device)
-                time_train += time.perf_counter() - start
+            if iteration % a.eval_iter_freq == 0 or iteration == training.total:
+                sync(training.device)
+                training.time_train += time.perf_counter() - start
+                progress.close()
                 try:
-                    diverged = evaluate()
-                    save_checkpoint(diverged)
+                    diverged = training.evaluate()
+                    training.save_checkpoint(diverged)
                 except OSError as err:
-                    raise cannot_write(run_dir, err, resume_hint) from None
-                model.train()
-                if not diverged and iteration < total:
-                    progress.start(iteration)
-                start = time.perf_counter()
+                    raise cannot_write(run_dir, err, RESUME_HINT) from None
+                training.model.train()
                 if diverged:
                     print(f"diverged (non-finite loss) by iteration {iteration}: stopped; metrics kept in {run_dir}")
                     return 1
+                if iteration < training.total:
+                    progress.start(iteration)
+                start = time.perf_counter()
             if interrupt.signum is not None or iteration == a.stop_at_iteration:
-                progress.close()
-                try:
-                    save_checkpoint()
-                except OSError as err:
-                    raise cannot_write(run_dir, err, resume_hint) from None
-                why = f"signal {interrupt.signum}" if interrupt.signum is not None else "--stop_at_iteration"
-                print(f"stopped at iteration {iteration} ({why}); checkpoint saved, continue with --resume")
-                return 128 + interrupt.signum if interrupt.signum is not None else 0
+                return stop(training, run_dir, interrupt.signum, progress)
     print(f"done: {run_dir}")
     return 0
+
+
+def stop(training: Training, run_dir: Path, signum, progress: IntervalProgress) -> int:
+    """Save a checkpoint after an interrupt or at --stop_at_iteration; the exit status says which."""
+    progress.close()
+    try:
+        training.save_checkpoint()
+    except OSError as err:
+        raise cannot_write(run_dir, err, RESUME_HINT) from None
+    why = f"signal {signum}" if signum is not None else "--stop_at_iteration"
+    print(f"stopped at iteration {training.iteration} ({why}); checkpoint saved, continue with --resume")
+    return 128 + signum if signum is not None else 0
 
 
 def main(argv=None) -> int:

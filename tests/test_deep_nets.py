@@ -26,11 +26,12 @@ import oracles
 from largestep.config import ConfigError
 from largestep.schedules import DEEP_SCHEDULES, lr_schedule
 
+from deep_nets import data as dn_data
+from deep_nets import evaluation as dn_evaluation
+from deep_nets import train as dn_train
+from deep_nets.models import MODELS, build_model
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from deep_nets import data as dn_data  # noqa: E402
-from deep_nets import train as dn_train  # noqa: E402
-from deep_nets.models import MODELS, build_model  # noqa: E402
 
 TIMING = {"time_train", "time_eval", "images_per_s"}
 
@@ -147,6 +148,33 @@ def test_one_epoch_every_model_on_cifar_format_files(model, tmp_path, capsys):
     assert state["iteration"] == 4
 
 
+def test_config_records_the_evaluation_sizes_threshold_and_random_streams(tmp_path, capsys):
+    """config.json says how the metrics were measured; the threshold reaches the metric (a lower one merges more)."""
+    args = ["--dataset=synthetic", "--model=resnet_tiny", "--model_width=4", "--epochs=1", "--batch_size=128",
+            "--device=cpu", "--seed=3", "--sparsity_examples=100000", "--sparsity_neurons=50",
+            "--bn_refresh_examples=64", "--stop_at_iteration=1"]
+    first_rows = {}
+    for threshold in (1.0, 0.3):
+        out_dir = tmp_path / f"corr{threshold}"
+        assert run_cli(args + [f"--corr_threshold={threshold}", f"--out_dir={out_dir}"], capsys)[0] == 0
+        run_dir = only_run(out_dir)
+        config = json.loads((run_dir / "config.json").read_text())
+        first_rows[threshold] = read_metrics(run_dir)[0]
+        data = dn_data.load_dataset("synthetic", tmp_path)
+        assert config["args"]["corr_threshold"] == threshold
+        assert config["evaluation"] == {"corr_threshold": threshold, "sparsity_examples": len(data.x_train),
+                                        "sparsity_neurons_per_block": 50, "bn_refresh_examples": 64,
+                                        "test_examples": len(data.x_test), "batch_size": 128}
+        offsets = config["random_stream_offsets"]
+        assert set(offsets) == {"sparsity_examples", "sparsity_neurons"} and len(set(offsets.values())) == 2
+        assert config["random_streams"] == {"data_order_and_augmentation": 3, "initialization": 3,
+                                            **{k: 3 + v for k, v in offsets.items()}}
+    merged = [first_rows[0.3][f"feature_sparsity_block{k}"] < first_rows[1.0][f"feature_sparsity_block{k}"]
+              for k in range(1, 6)]
+    assert all(first_rows[0.3][f"feature_sparsity_block{k}"] <= first_rows[1.0][f"feature_sparsity_block{k}"]
+               for k in range(1, 6)) and any(merged)
+
+
 def test_checksum_rejects_files_that_are_not_the_official_release(tmp_path, capsys):
     write_cifar10(tmp_path / "cifar-10-batches-py")
     code, out = run_cli(["--dataset=cifar10", f"--data_dir={tmp_path}", "--model=resnet_tiny", "--device=cpu",
@@ -184,6 +212,20 @@ def test_resume_equals_uninterrupted_run(tmp_path, capsys):
     assert code == 2 and "swa_tau" in out.err
 
 
+def test_resume_of_a_run_older_than_a_flag_takes_its_default(tmp_path, capsys):
+    """A run started before --corr_threshold existed was measured at 0.95: it resumes at the default, not another."""
+    args = RESUME_ARGS + [f"--out_dir={tmp_path}"]
+    assert run_cli(args + ["--stop_at_iteration=3"], capsys)[0] == 0
+    config_path = only_run(tmp_path) / "config.json"
+    config = json.loads(config_path.read_text())
+    del config["args"]["corr_threshold"]
+    config_path.write_text(json.dumps(config))
+    code, out = run_cli(args + ["--resume", "--corr_threshold=0.5"], capsys)
+    assert code == 2 and "corr_threshold" in out.err
+    assert run_cli(args + ["--resume"], capsys)[0] == 0
+    assert read_metrics(only_run(tmp_path))[-1]["iteration"] == 16
+
+
 def test_sigterm_saves_a_checkpoint_and_resume_matches(tmp_path):
     args = RESUME_ARGS + ["--epochs=3"]
     cmd = [sys.executable, str(ROOT / "deep_nets" / "train.py")] + args
@@ -212,7 +254,7 @@ def test_sigterm_saves_a_checkpoint_and_resume_matches(tmp_path):
 
 def test_block_sparsity_equals_reference_loop_on_random_features():
     rng = np.random.default_rng(0)
-    for trial in range(3):
+    for trial, threshold in enumerate((0.95, 0.95, 0.7)):
         n, m = 300, 90
         base = rng.standard_normal((n, 30))
         mix = rng.standard_normal((30, m)) * (rng.random(m) < 0.5)  # some neurons silent, some related
@@ -220,14 +262,14 @@ def test_block_sparsity_equals_reference_loop_on_random_features():
         feats[:, 10:30] = feats[:, :20] * rng.uniform(0.5, 2, 20) + 0.05 * rng.standard_normal((n, 20))  # near copies
         feats = np.maximum(feats - rng.uniform(0, 1, m), 0)
         idx = np.sort(rng.permutation(m)[:60])
-        raw, dedup = oracles.block_sparsity(feats, idx)
+        raw, dedup = oracles.block_sparsity(feats, idx, threshold)
 
         class Fixed(torch.nn.Module):  # a "model" whose single block is the given features
             def forward(self, x, features=False):
                 f = x.float()
                 return torch.zeros(len(x), 2), [f] * 5
-        out = dn_train.block_sparsity(Fixed(), torch.as_tensor(feats, dtype=torch.float32), torch.zeros(n, dtype=torch.long),
-                                      [torch.as_tensor(idx)] * 5, [m] * 5, batch_size=64)
+        out = dn_evaluation.block_sparsity(Fixed(), torch.as_tensor(feats, dtype=torch.float32), torch.zeros(n, dtype=torch.long),
+                                      [torch.as_tensor(idx)] * 5, [m] * 5, batch_size=64, corr_threshold=threshold)
         assert math.isclose(out["feature_sparsity_raw_block1"], raw, rel_tol=1e-12)
         assert math.isclose(out["feature_sparsity_block1"], dedup, rel_tol=1e-9), (trial, out["feature_sparsity_block1"], dedup)
         assert dedup < (feats[:, idx] > 0).mean()  # the near copies were found
@@ -304,7 +346,8 @@ def test_bad_flags_exit_2(tmp_path, capsys):
             dn_train.main(bad)
         assert exc.value.code == 2
     for bad, words in ((["--epochs=0"], "--epochs"), (["--momentum=1.5"], "--momentum"),
-                       (["--lr_init=-1"], "lr_init"), (["--dataset=imagenet"], "unknown dataset"),
+                       (["--lr_init=-1"], "lr_init"), (["--corr_threshold=0"], "--corr_threshold"),
+                       (["--corr_threshold=1.5"], "--corr_threshold"), (["--corr_threshold=nan"], "--corr_threshold"), (["--dataset=imagenet"], "unknown dataset"),
                        ([f"--dataset=npz:{flat}", "--model=resnet18_plain", "--batch_size=4"], "--model=mlp"),
                        ([f"--dataset=npz:{tmp_path / 'none.npz'}"], "no such npz file")):
         code, out = run_cli(bad + ["--device=cpu", f"--out_dir={tmp_path}"], capsys)

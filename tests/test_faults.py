@@ -59,8 +59,11 @@ def train_cli(args, capsys):
 
 def run_dirs(root: Path) -> list[Path]:
     """Run directories under root (not the hidden staging directory of a run being started)."""
-    return [p for p in root.rglob("*") if p.is_dir() and not p.name.startswith(".")
-            and (p / "metrics.jsonl").exists()] if root.exists() else []
+    try:
+        return [p for p in root.rglob("*") if p.is_dir() and not p.name.startswith(".")
+                and (p / "metrics.jsonl").exists()] if root.exists() else []
+    except FileNotFoundError:  # the staging directory was renamed into place while being listed: look again
+        return []
 
 
 def hidden(root: Path) -> list[Path]:
