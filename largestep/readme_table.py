@@ -55,7 +55,10 @@ def headline(results: dict) -> str:
     if "draws" in results:
         from .experiments.data_draws import claim_counts
 
+        untestable = sum(not d["testable"] for d in results["draws"])
         parts += [f"{holds} of {testable} draws: {claim}" for claim, holds, testable in claim_counts(results)]
+        if untestable:
+            parts.append(f"{untestable} of {len(results['draws'])} draws untestable (a run had no surviving seed)")
     diverged = [f"{run['seeds_diverged']} of {run['seeds_tried']}" for run in results["runs"]
                 if not run.get("deterministic") and "draws" not in results]
     if any(not d.startswith("0 of") for d in diverged):
@@ -80,6 +83,8 @@ def table(directory="images") -> str:
                           if "draws" not in results or run["data_seed"] == results["draws"][0]["data_seed"])
         seconds = results.get("seconds", {}).get("total")
         time = "" if seconds is None else f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
+        if results.get("runs_reused"):  # a rerun that read finished run directories instead of training them
+            time += f" ({results['runs_reused']} of {results['runs_reused'] + results['runs_trained']} runs reused)"
         lines.append(f"| `{name}` | `{HEADLINES[name][0]}` | {runs} | {headline(results)} | {time} |")
     return "\n".join(lines)
 

@@ -98,7 +98,8 @@ class DeepStudyConfig:
 
 
 def _train_one(config: DeepStudyConfig, run: DeepRunSpec, seed: int):
-    """One train.py process; returns its run directory's record.  Exit 1 is train.py's 'diverged'."""
+    """One train.py process; returns its run directory's record and whether train.py found the run already
+    finished (complete or diverged) and reused it.  Exit 1 is train.py's 'diverged'."""
     log = subprocess.run(config.command(run, seed), capture_output=True, text=True)
     if log.returncode not in (0, 1):
         raise RuntimeError(f"train.py failed for {run.lr_schedule} lr={run.lr_init} seed {seed} "
@@ -107,14 +108,15 @@ def _train_one(config: DeepStudyConfig, run: DeepRunSpec, seed: int):
     if len(directories) != 1:
         raise RuntimeError(f"{Path(config.runs_dir) / config.group(run, seed)}: expected one run directory, "
                            f"found {len(directories)}")
-    return read_run(directories[0])
+    reused = "already complete" in log.stdout or "nothing to resume" in log.stdout
+    return read_run(directories[0]), reused
 
 
 def run(config: DeepStudyConfig, n_seeds: int = 5, progress=None) -> dict:
     config.validate()
     start = time.perf_counter()
     subprocess.run([sys.executable, str(TRAIN_PY), "--help"], check=True, capture_output=True)  # fail fast
-    grid_holder = {}
+    grid_holder, processes = {}, {"trained": 0, "reused": 0}
 
     def train_batch(run_ids, seeds):
         if progress is not None:  # one stop per train.py process, each a whole run
@@ -127,7 +129,10 @@ def run(config: DeepStudyConfig, n_seeds: int = 5, progress=None) -> dict:
             return record
 
         with ThreadPoolExecutor(config.jobs) as pool:
-            records = list(pool.map(one, zip(run_ids, seeds)))
+            outcomes = list(pool.map(one, zip(run_ids, seeds)))
+        records = [record for record, _ in outcomes]
+        for _, reused in outcomes:
+            processes["reused" if reused else "trained"] += 1
         grid_holder["grid"] = records[0].grid
         curves = {m: np.stack([r.curves[m] for r in records]) for m in METRICS}
         return Batch(curves=curves, diverged=np.array([r.diverged for r in records]))
@@ -139,7 +144,9 @@ def run(config: DeepStudyConfig, n_seeds: int = 5, progress=None) -> dict:
         args = {k: v for k, v in dataclasses.asdict(spec).items() if k != "label"}
         runs.append(run_record(spec.label or run_label(args), run_spec(args, iterations), run_rows,
                                grid_holder["grid"]))
-    return {"n_seeds": n_seeds, "runs": runs, "seconds": {"train": time.perf_counter() - start}}
+    # a rerun reuses finished run directories: its time says so ("runs_reused")
+    return {"n_seeds": n_seeds, "runs": runs, "seconds": {"train": time.perf_counter() - start},
+            "runs_trained": processes["trained"], "runs_reused": processes["reused"]}
 
 
 def figures(results: dict) -> dict:
