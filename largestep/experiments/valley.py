@@ -112,7 +112,9 @@ def stabilization_figures(results: dict) -> dict:
             if loss.size == 0:
                 continue
             # one seed, not a mean: the iterate alternates sides of theta* and a mean would hide it
-            ax_loss.plot(iteration + 1, loss[0], color=color, lw=0.8, label=label)
+            # the run inside the interval on top: its band is the point of the panel, not hidden under another run
+            ax_loss.plot(iteration + 1, loss[0], color=color, lw=0.8, label=label,
+                         zorder=3 if low < run["lr"] < high else 2)
             early = iteration <= 40
             ax_theta.plot(iteration[early], theta[0][early], ".-", color=color, lw=0.8, ms=3)
             if run["diverged"]:
