@@ -50,6 +50,13 @@ def _argv(command: str, out: Path) -> list[str]:
         argv += ["--quick", "--out", str(out), "--no-progress"]
     if argv[:1] == ["draw"]:  # the repository's results files, drawn into the test's directory
         argv = ["draw", *(str(ROOT / a) for a in argv[1:] if a.endswith(".json")), "--out", str(out)]
+    if argv[:1] in (["check"], ["table"]):  # the repository's results files; README rewritten as a copy in out
+        argv += ["--dir", str(ROOT / "images")]
+    if argv[:1] == ["table"] and "--write" in argv:
+        out.mkdir(parents=True, exist_ok=True)
+        copy = out / "README.md"
+        copy.write_text((ROOT / "README.md").read_text())
+        argv[argv.index("--write") + 1] = str(copy)
     return argv
 
 
