@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 from pathlib import Path
 
 import torch
+
+from largestep.config import ConfigError
+from largestep.results import load_json
+
+from deep_nets.flags import RESUME_FREE, build_parser
 
 CHECKPOINT_KEYS = {"model", "ema", "optimizer", "stream", "iteration", "interval_loss_sum", "interval_steps"}
 RESUME_HINT = "continue with --resume (the last checkpoint is intact)"
@@ -135,3 +141,31 @@ def metrics_up_to(path: Path, iteration: int) -> list[str]:
 def cannot_write(path, err: OSError, then: str) -> RunError:
     return RunError(f"cannot write {err.filename or path} ({err.strerror or err}): free some space or fix "
                     f"permissions, then {then}")
+
+
+def prepare_run_dir(a, config: dict) -> tuple[Path, dict | None]:
+    """The run directory and its checkpoint when resuming (None: a fresh run); the caller holds its lock."""
+    run_dir = Path(a.out_dir) / a.exp_name / config["run_name"]
+    ckpt_path = run_dir / "checkpoint.pt"
+    if not started(run_dir):
+        return run_dir, None
+    if not a.resume:
+        raise ConfigError(f"run directory {run_dir} already holds a run: pass --resume to continue it, "
+                          "or choose another --exp_name / --out_dir")
+    if (run_dir / "config.json").exists():
+        try:
+            old = load_json(run_dir / "config.json")["args"]
+        except Exception as err:
+            raise RunError(f"{run_dir / 'config.json'} is unreadable ({type(err).__name__}: {err}); "
+                           f"{start_over(run_dir)}") from None
+        defaults = vars(build_parser().parse_args([]))  # a flag added since the run started had its default
+        changed = sorted(k for k in config["args"] if k not in RESUME_FREE and old.get(k, defaults[k]) != config["args"][k])
+        if changed:
+            raise ConfigError(f"--resume with different settings than the run in {run_dir}: {', '.join(changed)}")
+    if not ckpt_path.exists():  # checkpoints are not committed: a finished run may come without one
+        rows = metrics_up_to(run_dir / "metrics.jsonl", math.inf)
+        last = json.loads(rows[-1]) if rows else {}
+        if last.get("iteration", -1) >= config["iterations"] or last.get("diverged"):
+            return run_dir, {"iteration": last["iteration"], "diverged": bool(last.get("diverged"))}
+        raise RunError(f"{run_dir} holds metrics of an unfinished run but no checkpoint.pt; {start_over(run_dir)}")
+    return run_dir, load_checkpoint(ckpt_path)

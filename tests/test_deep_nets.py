@@ -28,6 +28,7 @@ from largestep.schedules import DEEP_SCHEDULES, lr_schedule
 
 from deep_nets import data as dn_data
 from deep_nets import evaluation as dn_evaluation
+from deep_nets import progress as dn_progress
 from deep_nets import train as dn_train
 from deep_nets.models import MODELS, build_model
 
@@ -430,7 +431,7 @@ def test_a_diverging_run_stops_reports_and_is_not_resumed(tmp_path, capsys):
 
 
 def test_log_lines_are_labelled_and_progress_shows_within_an_interval(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(dn_train, "PROGRESS_EVERY_S", 0.0)  # without a terminal (as here): a line per iteration
+    monkeypatch.setattr(dn_progress, "PROGRESS_EVERY_S", 0.0)  # without a terminal (as here): a line per iteration
     code, out = run_cli(RESUME_ARGS + [f"--out_dir={tmp_path}", "--epochs=1"], capsys)
     assert code == 0, out.err
     lines = out.out.splitlines()

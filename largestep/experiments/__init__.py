@@ -70,11 +70,11 @@ def recorded_curves(results: dict) -> set:
 
 # Figure families, first match wins: what a results dict must hold -> the function that draws it.  The
 # choice reads the contents, never the experiment's name, so a renamed file or runs collected from
-# elsewhere (results.collect_runs) draw as the experiment they resemble.
+# elsewhere (deep_runs.collect_runs) draw as the experiment they resemble.
 FIGURE_FAMILIES = (
     (lambda r: "draws" in r, "largestep.experiments.data_draws", "figures"),
-    (lambda r: "surface" in r, "largestep.experiments.valley", "loss_surface_figures"),
-    (lambda r: "stability_threshold" in r, "largestep.experiments.valley", "stabilization_figures"),
+    (lambda r: "surface" in r, "largestep.experiments.valley_figures", "loss_surface_figures"),
+    (lambda r: "stability_threshold" in r, "largestep.experiments.valley_figures", "stabilization_figures"),
     (lambda r: "l0_norm" in recorded_curves(r), "largestep.experiments.diag", "figures"),
     (lambda r: {"jacobian_rank", "train_loss"} <= recorded_curves(r), "largestep.experiments.relu_figures",
      "figures"),
@@ -82,7 +82,7 @@ FIGURE_FAMILIES = (
 )
 # Extra files: what a results dict must hold -> the function that writes them from it.
 EXTRAS = (
-    (lambda r: bool(r.get("animation", {}).get("trajectories")), "largestep.experiments.valley",
+    (lambda r: bool(r.get("animation", {}).get("trajectories")), "largestep.experiments.valley_figures",
      "loss_surface_extras"),
 )
 
