@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..plotting import (as_array, figure_style, legend_columns, panels, plot_metric, run_colors, run_label,
-                        survival_note, titled)
+                        survival_note, tight_layout, titled)
 from . import recorded_curves
 
 # What each of the paper's experiments shows, in words; the numbers come from the config.
@@ -47,7 +47,7 @@ def _legend_and_title(fig, axes, results, text, note=None):
     fig.legend(handles, labels, loc="lower center", ncol=columns, bbox_to_anchor=(0.5, 0.0), frameon=False)
     note = survival_note(results) if note is None else note
     fig.suptitle(titled(results, text) + ("\n" + note if note else ""), fontsize=11)
-    fig.tight_layout(rect=(0, (0.25 * legend_rows + 0.1) / height, 1, 1))
+    tight_layout(fig, rect=(0, (0.25 * legend_rows + 0.1) / height, 1, 1))
 
 
 def _seed_lines(ax, results, metric, log=False, title=None):
@@ -159,7 +159,7 @@ def _neurons(results: dict):
         axes[0, 0].legend(loc="lower left", fontsize=7)
         fig.suptitle(titled(results, f"{title(results)}\nfirst-layer weights, init -> end of training "
                                      "(one seed; teacher directions in black)"), fontsize=11)
-        fig.tight_layout()
+        tight_layout(fig)
     return fig
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import landscape
-from ..plotting import as_array, figure_style, panels, run_colors, titled
+from ..plotting import as_array, figure_style, panels, run_colors, tight_layout, titled
 from ..sweep import divergence_note
 
 
@@ -63,7 +63,7 @@ def stabilization_figures(results: dict) -> dict:
         fig.suptitle(titled(results, f"Loss stabilization in one dimension: h(x) = xθ², "
                                      f"x ~ U[{cfg['x_min']:g}, {cfg['x_max']:g}], θ₀ = {cfg['theta0']:g}, "
                                      f"{cfg['iterations']:,} iterations"), fontsize=11)
-        fig.tight_layout(rect=(0, 0.12, 1, 1))
+        tight_layout(fig, rect=(0, 0.12, 1, 1))
     return {"stabilization_1d": fig}
 
 
@@ -101,7 +101,7 @@ def loss_surface_figures(results: dict) -> dict:
         axes[0].legend(loc="upper right", fontsize=7, framealpha=0.85)
         fig.suptitle(titled(results, f"{net}: GD with large steps bounces in place, "
                                      "gradient flow stops at w_flow, SGD drifts to w*"), fontsize=10)
-        fig.tight_layout()
+        tight_layout(fig)
     curves = panels(results, [
         {"metric": "train_loss", "log": True, "title": "train loss"},
         {"metric": "test_loss", "log": True, "title": "test loss"},
