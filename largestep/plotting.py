@@ -250,7 +250,8 @@ def minor_ticks_as_marks(fig):
             marks = matplotlib.lines.Line2D(
                 x, y, linestyle="none", marker=mark.get_marker(), markersize=mark.get_markersize(),
                 markeredgewidth=mark.get_markeredgewidth(), color=mark.get_markeredgecolor(),
-                transform=mark.get_transform(), clip_on=False, zorder=axis.get_zorder())
+                transform=mark.get_transform(), clip_on=False,
+                zorder=np.nextafter(axis.get_zorder(), np.inf))  # over the axes' gridlines, as the ticks were
             axis.axes.add_artist(marks)  # add_artist: the axes' data limits stay as they are
             placed.append(marks)
 
