@@ -79,8 +79,8 @@ def hidden_features(layers: list[Layer], x: np.ndarray) -> list[np.ndarray]:
     for w, b in layers[:-1]:
         h = h @ np.swapaxes(w, 1, 2)
         if b is not None:
-            h = h + b[:, None, :]
-        h = np.maximum(h, 0.0)
+            h += b[:, None, :]
+        np.maximum(h, 0.0, out=h)  # in place: a fresh array per layer is a page-faulting allocation at n = 1000
         features.append(h)
     return features
 
