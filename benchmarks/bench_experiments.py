@@ -1,7 +1,7 @@
 """Where each experiment's time goes, and what batching buys per step.  `make benchmark` runs it first.
 
     .venv/bin/python benchmarks/bench_experiments.py [--seeds 1] [--only NAME ...] [--clock cpu|wall]
-                                                     [--compare DIR] [--skip-steps]
+                                                     [--repeats 3] [--compare DIR] [--skip-steps]
 
 1. Per experiment, one fresh process doing what `python -m largestep reproduce NAME --seeds N` does (all but
    writing the JSON), in phases: start-up (interpreter, the command's imports, and matplotlib's, which
@@ -76,6 +76,14 @@ print(json.dumps({"imported": imported + (ran - before_mpl), "run": before_mpl -
 """
 
 
+def run_children(source: Path, name: str, seeds: int, clock: str, repeats: int) -> dict:
+    """Median per phase over `repeats` fresh processes (on a shared machine single runs swing)."""
+    import statistics
+
+    runs = [run_child(source, name, seeds, clock) for _ in range(repeats)]
+    return {phase: statistics.median(r[phase] for r in runs) for phase in PHASES}
+
+
 def run_child(source: Path, name: str, seeds: int, clock: str) -> dict:
     env = {**os.environ, "PYTHONPATH": str(source), "OPENBLAS_NUM_THREADS": "1"}
     start = time.perf_counter()
@@ -96,18 +104,19 @@ def load() -> str:
     return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
 
-def bench_experiments(names, seeds: int, clock: str, compare: Path | None) -> None:
-    print(f"1. whole experiments, full scale, --seeds {seeds}, {clock.upper()} seconds ({load()}, {os.cpu_count()} cores)")
+def bench_experiments(names, seeds: int, clock: str, compare: Path | None, repeats: int) -> None:
+    print(f"1. whole experiments, full scale, --seeds {seeds}, {clock.upper()} seconds, median of {repeats} "
+          f"processes each ({load()}, {os.cpu_count()} cores)")
     header = f"{'experiment':18s}" + "".join(f"{p:>10s}" for p in PHASES) + f"{'paper':>8s}{'speed-up':>9s}"
     print(header)
     for name in names:
-        new = run_child(ROOT, name, seeds, clock)
+        new = run_children(ROOT, name, seeds, clock, repeats)
         paper = PAPER_SECONDS.get(name)
         cells = "".join(f"{new[p]:10.2f}" for p in PHASES)
         vs = f"{paper:8.1f}{paper / new['total']:8.1f}x" if paper and seeds == 1 else ""
         print(f"{name:18s}{cells}{vs}", flush=True)
         if compare is not None:
-            old = run_child(compare, name, seeds, clock)
+            old = run_children(compare, name, seeds, clock, repeats)
             print(f"{'  before':18s}" + "".join(f"{old[p]:10.2f}" for p in PHASES), flush=True)
             print(f"{'  before/after':18s}" + "".join(
                 f"{old[p] / new[p]:9.1f}x" if new[p] > 0.005 else f"{'-':>10s}" for p in PHASES), flush=True)
@@ -204,11 +213,12 @@ def main(argv=None) -> int:
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     parser.add_argument("--compare", type=Path, default=None, metavar="DIR",
                         help="another source tree to time the same way, for before/after ratios")
+    parser.add_argument("--repeats", type=int, default=3, help="processes per experiment (median per phase)")
     parser.add_argument("--skip-steps", action="store_true", help="only the whole experiments")
     args = parser.parse_args(argv)
     from largestep import experiments
 
-    bench_experiments(args.only or experiments.available(), args.seeds, args.clock, args.compare)
+    bench_experiments(args.only or experiments.available(), args.seeds, args.clock, args.compare, args.repeats)
     if not args.skip_steps:
         from largestep import metrics
 
