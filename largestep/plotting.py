@@ -165,9 +165,9 @@ def save_formats(fig, stem, formats=("png", "pdf")) -> list:
     """Write fig to stem.<format> for each format (each file atomically); returns the paths.
 
     fig.savefig lays a constrained-layout figure out again for every file, in a text-measuring pass
-    before each real draw.  Here one Agg draw lays it out and renders it, the PNG is written from that
-    buffer exactly as savefig writes it (same call, same pixels), and the other formats are drawn with
-    the layout it fixed: about half the drawing work for a PNG and a PDF.  Meanwhile the unlabelled minor
+    before each real draw.  Here the figure is laid out once and drawn once by Agg, the PNG is written from
+    that buffer exactly as savefig writes it (same call, same pixels), and the other formats are drawn with
+    the same layout: about half the drawing work for a PNG and a PDF.  Meanwhile the unlabelled minor
     ticks of log axes are drawn as one line of tick marks per axis (`minor_ticks_as_marks`).
     """
     from pathlib import Path
@@ -229,19 +229,21 @@ def minor_ticks_as_marks(fig):
     """
     import matplotlib.lines
     import matplotlib.ticker
-    from matplotlib.transforms import _interval_contains_close
 
-    def visible_minor_locs(axis):
+    def visible_minor_locs(axis):  # the ticks matplotlib draws: within the view, with its tolerance
         scale = axis.get_transform()
-        view = scale.transform(sorted(axis.get_view_interval()))
-        return [x for x in axis.get_minorticklocs() if _interval_contains_close(view, scale.transform(x))]
+        low, high = scale.transform(sorted(axis.get_view_interval()))
+        slack = 1e-10 * (high - low)
+        locs = np.asarray(axis.get_minorticklocs(), float)
+        along = scale.transform(locs) if locs.size else locs
+        return locs[(along >= low - slack) & (along <= high + slack)]
 
     hidden, placed = [], []
 
     def place():
         for axis, locator in hidden:
             axis.set_minor_locator(locator)
-            along = np.asarray(visible_minor_locs(axis), float)
+            along = visible_minor_locs(axis)
             axis.set_minor_locator(matplotlib.ticker.NullLocator())
             if not along.size:
                 continue
@@ -263,7 +265,7 @@ def minor_ticks_as_marks(fig):
                     continue
                 tick = axis.get_minor_ticks(1)[0]
                 if (not tick.tick1line.get_visible() or tick.tick2line.get_visible() or tick.gridline.get_visible()
-                        or any(axis.get_minor_formatter().format_ticks(visible_minor_locs(axis)))):
+                        or any(axis.get_minor_formatter().format_ticks(list(visible_minor_locs(axis))))):
                     continue
                 hidden.append((axis, locator))
                 axis.set_minor_locator(matplotlib.ticker.NullLocator())
