@@ -95,7 +95,7 @@ def start(device_choice: str, batch_size: int, models_with_bn: bool) -> Processe
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-    dist.init_process_group("nccl" if cuda else "gloo", device_id=device if cuda else None)
+    dist.init_process_group("nccl" if cuda else "gloo")
     control = dist.new_group(backend="gloo") if cuda else dist.group.WORLD
     processes = Processes(dist.get_rank(), world, device, control)
     if not cuda and models_with_bn and processes.is_main:
