@@ -26,6 +26,7 @@ class Processes:
     rank: int
     world: int
     device: torch.device
+    backend: str | None = None  # None: one process without torchrun
     control: object = None  # the Gloo group that carries stop requests and rank 0's decisions
 
     @property
@@ -35,7 +36,7 @@ class Processes:
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
         """The module that trains: `model` itself in one process, DDP (with SyncBatchNorm on GPUs) under torchrun.
         It shares its parameters with `model`, which evaluation and checkpoints keep using."""
-        if self.world == 1:
+        if self.backend is None:
             return model
         if self.device.type == "cuda":
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -70,18 +71,18 @@ class Processes:
         return holder[0]
 
     def close(self) -> None:
-        if self.world > 1 and dist.is_initialized():
+        if self.backend is not None and dist.is_initialized():
             dist.destroy_process_group()
 
 
 def start(device_choice: str, batch_size: int, models_with_bn: bool) -> Processes:
     """One process, or this rank of the torchrun job that launched us (WORLD_SIZE, RANK, LOCAL_RANK in the
-    environment): NCCL on GPUs (one per process, by LOCAL_RANK), Gloo on CPU."""
+    environment; a job of one process too): NCCL on GPUs (one per process, by LOCAL_RANK), Gloo on CPU."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     cuda = device_choice == "cuda" or (device_choice == "auto" and torch.cuda.is_available())
     if device_choice == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda: no CUDA device is available (use --device cpu or auto)")
-    if world == 1:
+    if "RANK" not in os.environ:
         return Processes(0, 1, torch.device("cuda" if cuda else "cpu"))
     if batch_size % world:
         raise ConfigError(f"--batch_size {batch_size} is not divisible by the {world} processes of torchrun: "
@@ -95,10 +96,11 @@ def start(device_choice: str, batch_size: int, models_with_bn: bool) -> Processe
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-    dist.init_process_group("nccl" if cuda else "gloo")
+    backend = "nccl" if cuda else "gloo"
+    dist.init_process_group(backend)
     control = dist.new_group(backend="gloo") if cuda else dist.group.WORLD
-    processes = Processes(dist.get_rank(), world, device, control)
-    if not cuda and models_with_bn and processes.is_main:
+    processes = Processes(dist.get_rank(), world, device, backend, control)
+    if not cuda and models_with_bn and world > 1 and processes.is_main:
         print(f"note: on CPU each of the {world} processes normalizes BatchNorm over its own {batch_size // world} "
               "examples (PyTorch synchronizes BatchNorm on GPUs only): results differ from one process's", flush=True)
     return processes

@@ -123,7 +123,7 @@ def run_config(a, data, processes) -> dict:
     config = {"args": vars(a), "run_name": run_name(a, augment), "augmentation": augment, "versions": versions(device),
               "data": {"name": data.name, "train_examples": len(data.x_train), "test_examples": len(data.x_test),
                        "input_shape": list(data.input_shape), "num_classes": data.num_classes},
-              "steps_per_epoch": len(data.x_train) // a.batch_size, "processes": processes.world,
+              "steps_per_epoch": len(data.x_train) // a.batch_size, "processes": processes.world, "backend": processes.backend,
               "memory_format": memory_format(a, device),
               "evaluation": {"corr_threshold": a.corr_threshold, "sparsity_examples": sparsity_examples,
                              "sparsity_neurons_per_block": a.sparsity_neurons,
@@ -135,7 +135,7 @@ def run_config(a, data, processes) -> dict:
               "random_stream_offsets": dict(DEEP_OFFSETS),
               # the script by its place in the repository, not this machine's absolute path
               "command": shlex.join(["python", "deep_nets/train.py", *sys.argv[1:]])}
-    if processes.world > 1:
+    if processes.backend is not None:
         config["command"] = f"torchrun --nproc_per_node={processes.world} " + config["command"][len("python "):]
     config["iterations"] = a.epochs * config["steps_per_epoch"]
     return config
