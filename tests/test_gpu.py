@@ -36,10 +36,12 @@ def test_bf16_losses_follow_fp32_over_320_steps(tmp_path):
     fp32, bf16 = train(tmp_path / "fp32"), train(tmp_path / "bf16", "--precision=bf16")
     # bf16 keeps 8 bits of mantissa (relative rounding 2^-9 = 0.2%) in the convolutions; the weights, the
     # optimizer and the loss stay fp32.  Over 320 steps the two runs drift apart like two seeds of the same
-    # data order: their losses agree within 10% (relative) at every evaluation, and both learn.
-    np.testing.assert_allclose(losses(bf16), losses(fp32), rtol=0.10)
-    np.testing.assert_allclose(losses(bf16, "train_loss_running")[1:], losses(fp32, "train_loss_running")[1:], rtol=0.10)
-    assert losses(fp32)[-1] < 0.5 * losses(fp32)[0] and losses(bf16)[-1] < 0.5 * losses(bf16)[0]
+    # data order: their losses agree within 10% (relative) at every evaluation, or within 0.01 once the synthetic
+    # set is fitted (losses of a few thousandths, 0.4% of the initial 2.3), and both learn.
+    np.testing.assert_allclose(losses(bf16), losses(fp32), rtol=0.10, atol=0.01)
+    np.testing.assert_allclose(losses(bf16, "train_loss_running")[1:], losses(fp32, "train_loss_running")[1:],
+                               rtol=0.10, atol=0.01)
+    assert losses(fp32)[-1] < 0.1 * losses(fp32)[0] and losses(bf16)[-1] < 0.1 * losses(bf16)[0]
 
 
 def test_compiled_step_equals_eager_within_float_rounding(tmp_path, capsys):
@@ -47,8 +49,8 @@ def test_compiled_step_equals_eager_within_float_rounding(tmp_path, capsys):
     compiled = train(tmp_path / "compiled", "--compile")
     assert "torch.compile failed" not in capsys.readouterr().out
     # the same arithmetic, fused and reordered by the compiler: differences start at float32 rounding and grow
-    # through the training dynamics; 2% at every evaluation after 320 steps
-    np.testing.assert_allclose(losses(compiled), losses(eager), rtol=0.02)
+    # through the training dynamics; 2% (or 0.002 once fitted) at every evaluation over 320 steps
+    np.testing.assert_allclose(losses(compiled), losses(eager), rtol=0.02, atol=0.002)
 
 
 def test_gpu_resume_continues_the_interrupted_run(tmp_path):
@@ -57,8 +59,8 @@ def test_gpu_resume_continues_the_interrupted_run(tmp_path):
     resumed = train(tmp_path / "split", "--resume")
     assert [r["iteration"] for r in resumed] == [r["iteration"] for r in whole]
     # the first 160 iterations' evaluations come from the same process order; later ones from a new process
-    # (new cuDNN algorithm choices): equal up to GPU nondeterminism, 2%
-    np.testing.assert_allclose(losses(resumed), losses(whole), rtol=0.02)
+    # (new cuDNN algorithm choices): equal up to GPU nondeterminism, 2% (or 0.002 once fitted)
+    np.testing.assert_allclose(losses(resumed), losses(whole), rtol=0.02, atol=0.002)
 
 
 def test_torchrun_one_process_trains_through_nccl_as_one_process(tmp_path):
@@ -71,4 +73,4 @@ def test_torchrun_one_process_trains_through_nccl_as_one_process(tmp_path):
     assert config["backend"] == "nccl" and config["processes"] == 1
     [path] = (tmp_path / "ddp").rglob("metrics.jsonl")
     ddp = [json.loads(line) for line in path.read_text().splitlines()]
-    np.testing.assert_allclose(losses(ddp), losses(single), rtol=0.02)  # DDP + SyncBatchNorm of one process
+    np.testing.assert_allclose(losses(ddp), losses(single), rtol=0.02, atol=0.002)  # DDP + SyncBatchNorm, one process
