@@ -170,7 +170,10 @@ def executor_for(a, folder: Path, slots: int):
     import submitit
 
     if a.executor == "slurm":
-        executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=a.max_requeues)
+        try:
+            executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=a.max_requeues)
+        except RuntimeError as err:  # no srun on this machine
+            raise ConfigError(f"--executor slurm: {err} (run on a login node of the cluster, or --executor local)") from None
         extra = {"account": a.account} if a.account else {}
         executor.update_parameters(partition=a.partition, time=a.time, gpus_per_node=a.gpus, ntasks_per_node=1,
                                    cpus_per_task=a.cpus_per_job, signal_delay_s=120, job_name="largestep", **extra)
@@ -260,8 +263,8 @@ def main(argv=None) -> int:
         gpus = torch.cuda.device_count() if a.executor == "local" else a.gpus
         if a.executor == "local" and a.gpus > 1:
             raise ConfigError("--gpus applies to SLURM jobs; the local executor runs one job per visible GPU")
-        out_dir.mkdir(parents=True, exist_ok=True)
         executor = executor_for(a, out_dir / "submitit", gpus)
+        out_dir.mkdir(parents=True, exist_ok=True)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

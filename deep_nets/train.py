@@ -137,9 +137,9 @@ class Training:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x, y = self.stream.next()
-        loss = self.loss(x.contiguous(memory_format=self.layout) if x.ndim == 4 else x, y)
+        x = x.contiguous(memory_format=self.layout) if x.ndim == 4 else x
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = self.backward(x, y)
         self.optimizer.step()
         with torch.no_grad():
             torch._foreach_lerp_(self.ema_params, self.params, 1 - self.a.swa_tau)
@@ -151,19 +151,21 @@ class Training:
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.a.precision == "bf16")
 
-    def loss(self, x, y) -> torch.Tensor:
-        """The batch's loss through the compiled forward; where compiling fails (no compiler, an unsupported
-        platform), one line says why and training goes on eagerly, the batch unchanged."""
-        with self.autocast():
-            if self.compile_tried:
-                return F.cross_entropy(self.forward(x), y)
+    def backward(self, x, y) -> torch.Tensor:
+        """The batch's loss, its gradients accumulated.  The first compiled step compiles; where that fails (no
+        compiler, an unsupported platform), one line says why and the step is redone eagerly from the same batch."""
+        if not self.compile_tried:
             self.compile_tried = True
             try:
-                return F.cross_entropy(self.forward(x), y)
+                return self.backward(x, y)
             except Exception as err:
                 print(f"--compile: torch.compile failed ({short_reason(err)}); training without it", flush=True)
                 self.forward = self.trainer
-                return F.cross_entropy(self.forward(x), y)
+                self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            loss = F.cross_entropy(self.forward(x), y)
+        loss.backward()
+        return loss
 
     def measure(self) -> dict:
         """The metrics row of the current iteration (the net is left in eval mode)."""

@@ -165,3 +165,13 @@ def _value(arg):
         except ValueError:
             pass
     return raw
+
+
+def test_slurm_where_there_is_none_is_one_line_and_nothing_is_written(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no srun
+    (tmp_path / "g.toml").write_text(GRID.format(out=tmp_path / "runs"))
+    assert sweep.main(["g.toml", "--executor", "slurm", "--partition", "gpu"]) == 2
+    err = capsys.readouterr().err
+    assert "--executor slurm" in err and "srun" in err and len(err.strip().splitlines()) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["g.toml"]
