@@ -122,6 +122,7 @@ TINY = ["--dataset=synthetic", "--model=mlp", "--model_width=16", "--epochs=4", 
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds the job's process through /proc")
 def test_local_executor_requeues_a_run_stopped_by_its_time_limit_signal_and_loses_nothing(tmp_path):
+    pytest.importorskip("submitit", reason="submitit is the optional 'cluster' extra (part of .[dev])")
     out = tmp_path / "sweep"
     flags = "\n".join(f"{a[2:].split('=')[0]} = {json.dumps(_value(a))}" for a in TINY)
     (tmp_path / "tiny.toml").write_text(f'out_dir = "{out}"\n[flags]\n{flags}\n[cross]\nseed = [0, 1]\n')
