@@ -19,7 +19,6 @@ import copy
 import glob
 import json
 import math
-import os
 import shutil
 import signal
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from largestep.results import Terminated, atomic_write, save_json, sigterm_as_interrupt, to_jsonable
+from largestep.results import Terminated, atomic_write, sigterm_as_interrupt, to_jsonable
 from largestep.config import ConfigError
 from largestep.schedules import lr_schedule
 from largestep.streams import torch_stream
@@ -39,8 +38,8 @@ from deep_nets.evaluation import block_sparsity, choose_neurons, loss_and_error,
 from deep_nets.flags import build_parser, check_args, run_config
 from deep_nets.models import build_model
 from deep_nets.progress import IntervalProgress, Interrupt, Stopwatch, describe
-from deep_nets.run_dir import (RESUME_HINT, RunError, RunLock, cannot_write, make_dirs, metrics_up_to, prepare_run_dir,
-                               short_reason, start_over)
+from deep_nets.run_dir import (RESUME_HINT, RunError, RunLock, cannot_write, make_dirs, prepare_run_dir,
+                               publish_first_evaluation, resume, short_reason)
 
 
 def train(a) -> int:
@@ -73,6 +72,9 @@ def hold_and_run(a, config: dict, data, processes: Processes) -> int:
                            f"free some space or fix permissions, then {again}") from None
         for stale in run_dir.parent.glob(glob.escape(f".{run_dir.name}.new-") + "*"):  # left by a killed start
             shutil.rmtree(stale, ignore_errors=True)
+        for name in ("checkpoint.pt", "metrics.jsonl", "config.json"):  # a write cut short by SIGKILL
+            for stale in run_dir.glob(f".{name}.*"):
+                stale.unlink(missing_ok=True)
         return run(a, config, data, processes)
     finally:
         lock.release()
@@ -236,93 +238,45 @@ def run(a, config: dict, data, processes: Processes) -> int:
         say(f"{run_dir}: diverged at iteration {checkpoint['iteration']}; nothing to resume")
         return 1
     training = Training(a, config, data, processes)
-    if checkpoint is not None:
-        resume(training, checkpoint, run_dir, config)
-    else:
-        publish_first_evaluation(training, run_dir, config)
-    return march(training, run_dir)
-
-
-def resume(training: Training, checkpoint: dict, run_dir: Path, config: dict) -> None:
-    """Restore `checkpoint` and drop the metrics lines a killed run wrote after it (they will be recomputed)."""
-    try:
-        training.restore(checkpoint)
-    except Exception as err:  # another model's or data set's state: say so instead of a state-dict dump
-        raise RunError(f"{run_dir / 'checkpoint.pt'} does not fit this run ({short_reason(err)}); "
-                       f"{start_over(run_dir)}") from None
-    if not training.processes.is_main:
-        return
-    kept = metrics_up_to(run_dir / "metrics.jsonl", training.iteration)
-    try:
-        atomic_write(run_dir / "metrics.jsonl", lambda tmp: Path(tmp).write_text("".join(ln + "\n" for ln in kept)))
-        save_json(config, run_dir / "config.json")
-    except OSError as err:
-        raise cannot_write(run_dir, err, "run --resume again") from None
-    training.write_dir = run_dir
-    print(f"resuming {run_dir} at iteration {training.iteration} of {training.total}")
-
-
-def publish_first_evaluation(training: Training, run_dir: Path, config: dict) -> None:
-    """A fresh run writes into a hidden sibling until its first evaluation and checkpoint are complete; then the
-    sibling becomes the run directory, whole."""
-    if not training.processes.is_main:
-        training.evaluate()  # its share of the collective steps
-        return
-    staging = run_dir.parent / f".{run_dir.name}.new-{os.getpid()}"
-    training.write_dir = staging
-    try:
-        staging.mkdir()
-        save_json(config, staging / "config.json")
-        training.evaluate()
-        training.save_checkpoint()
-        if run_dir.exists():  # the directory of a run that never started (earlier versions left some)
-            leftover = staging.with_name(staging.name + "-old")
-            os.rename(run_dir, leftover)
-            os.rename(staging, run_dir)
-            shutil.rmtree(leftover)
+    with Interrupt() as interrupt:  # a signal from here on stops training after its next step, with a checkpoint
+        if checkpoint is not None:
+            resume(training, checkpoint, run_dir, config)
         else:
-            os.rename(staging, run_dir)
-    except OSError as err:
-        if err.filename:  # the user knows the run directory, not its hidden staging twin
-            err.filename = str(err.filename).replace(str(staging), str(run_dir))
-        raise cannot_write(run_dir, err, "run again (nothing of this run was kept)") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    training.write_dir = run_dir
+            publish_first_evaluation(training, run_dir, config)
+        return march(training, run_dir, interrupt)
 
 
-def march(training: Training, run_dir: Path) -> int:
+def march(training: Training, run_dir: Path, interrupt: Interrupt) -> int:
     """Train to the end, evaluating and checkpointing every --eval_iter_freq iterations; an interrupt (or
     --stop_at_iteration) saves a checkpoint and stops.  The exit status: 0 done, 1 diverged, 128+signal."""
     a, processes = training.a, training.processes
     training.model.train()
     progress = IntervalProgress(training.total, a.eval_iter_freq, show=processes.is_main)
     progress.start(training.iteration)
-    with Interrupt() as interrupt:
-        training.stopwatch.start()
-        while training.iteration < training.total:
-            training.step()
-            iteration = training.iteration
-            progress.step(iteration)
-            if iteration % a.eval_iter_freq == 0 or iteration == training.total:
-                training.time_train += training.stopwatch.seconds()
-                progress.close()
-                try:
-                    diverged = training.evaluate()
-                    training.save_checkpoint(diverged)
-                except OSError as err:
-                    raise cannot_write(run_dir, err, RESUME_HINT) from None
-                training.model.train()
-                if diverged:
-                    if processes.is_main:
-                        print(f"diverged (non-finite loss) by iteration {iteration}: stopped; metrics kept in {run_dir}")
-                    return 1
-                if iteration < training.total:
-                    progress.start(iteration)
-                training.stopwatch.start()
-            signum = processes.stop_requested(interrupt.signum)
-            if signum is not None or iteration == a.stop_at_iteration:
-                return stop(training, run_dir, signum, progress)
+    training.stopwatch.start()
+    while training.iteration < training.total:
+        training.step()
+        iteration = training.iteration
+        progress.step(iteration)
+        if iteration % a.eval_iter_freq == 0 or iteration == training.total:
+            training.time_train += training.stopwatch.seconds()
+            progress.close()
+            try:
+                diverged = training.evaluate()
+                training.save_checkpoint(diverged)
+            except OSError as err:
+                raise cannot_write(run_dir, err, RESUME_HINT) from None
+            training.model.train()
+            if diverged:
+                if processes.is_main:
+                    print(f"diverged (non-finite loss) by iteration {iteration}: stopped; metrics kept in {run_dir}")
+                return 1
+            if iteration < training.total:
+                progress.start(iteration)
+            training.stopwatch.start()
+        signum = processes.stop_requested(interrupt.signum)
+        if signum is not None or iteration == a.stop_at_iteration:
+            return stop(training, run_dir, signum, progress)
     if processes.is_main:
         print(f"done: {run_dir}")
     return 0
