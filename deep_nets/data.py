@@ -320,14 +320,16 @@ def crop_and_flip(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, p
 
 
 class TrainStream:
-    """Shuffled batches (drop last) of the device-resident training set, resumable.
+    """Shuffled batches (drop last) of the device-resident training set, resumable; under torchrun each process
+    takes its `part` of every global batch.
 
     All randomness (epoch permutations, crop offsets, flips) comes from one CPU generator whose state,
     with the current permutation and position, is the stream's checkpoint state.
     """
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, augment: bool, seed: int):
-        self.x, self.y, self.batch_size, self.augment = x, y, batch_size, augment
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, augment: bool, seed: int,
+                 part: slice = slice(None)):
+        self.x, self.y, self.batch_size, self.augment, self.part = x, y, batch_size, augment, part
         self.generator = torch.Generator().manual_seed(seed)
         self.perm = torch.randperm(len(x), generator=self.generator)
         self.position = 0
@@ -340,13 +342,15 @@ class TrainStream:
         if self.position + self.batch_size > len(self.x):
             self.perm = torch.randperm(len(self.x), generator=self.generator)
             self.position = 0
-        idx = self.perm[self.position:self.position + self.batch_size].to(self.x.device)
+        idx = self.perm[self.position:self.position + self.batch_size]
         self.position += self.batch_size
+        if self.augment:  # drawn for the whole global batch, so that every process sees the same stream
+            offsets = torch.randint(9, (self.batch_size, 2), generator=self.generator)
+            flips = torch.rand(self.batch_size, generator=self.generator) < 0.5
+        idx = idx[self.part].to(self.x.device)
         inputs = as_inputs(self.x[idx])
         if self.augment:
-            offsets = torch.randint(9, (self.batch_size, 2), generator=self.generator).to(self.x.device)
-            flips = (torch.rand(self.batch_size, generator=self.generator) < 0.5).to(self.x.device)
-            inputs = crop_and_flip(inputs, offsets, flips)
+            inputs = crop_and_flip(inputs, offsets[self.part].to(self.x.device), flips[self.part].to(self.x.device))
         return inputs, self.y[idx]
 
     def state_dict(self) -> dict:

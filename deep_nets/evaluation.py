@@ -13,12 +13,6 @@ from deep_nets.data import as_inputs
 N_BLOCKS = 5  # every model returns the features of five blocks
 
 
-def sync(device) -> None:
-    """Wait for the device, so that a clock reading covers the work queued on it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def refresh_bn(model, x, batch_size: int, n_examples: int) -> None:
     """Re-estimate BatchNorm statistics of `model` (the weight average) as plain means over batches of x[:n_examples]."""
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
@@ -65,7 +59,7 @@ def block_sparsity(model, x, y, neuron_idx, block_sizes, batch_size: int, *, cor
         for k, (feat, idx) in enumerate(zip(blocks, neuron_idx)):
             flat = feat.flatten(1)
             positive[k] += (flat > 0).sum()
-            sampled[k].append(flat[:, idx])
+            sampled[k].append(flat[:, idx].float())  # bf16 features: correlations in fp32
     out = dict(zip(("train_loss", "train_err"), loss_and_error(model, x, y, batch_size, collect)))
     for k, (pos, feats) in enumerate(zip(positive, sampled), start=1):
         out[f"feature_sparsity_block{k}"] = feature_sparsity(torch.cat(feats), corr_threshold=corr_threshold,

@@ -1,19 +1,28 @@
-"""deep_nets/train.py's flags: the parser (the paper's published commands run unchanged), their checks, the run name."""
+"""deep_nets/train.py's flags: the parser (the paper's published commands run unchanged), their checks, the run name
+and what config.json records of them."""
 from __future__ import annotations
 
 import argparse
 import math
+import platform
+import shlex
+import sys
 from pathlib import Path
 
+import torch
+
 from largestep.config import ConfigError
+from largestep.results import provenance
 from largestep.schedules import DEEP_SCHEDULES, lr_schedule
+from largestep.streams import DEEP_OFFSETS
 
 from deep_nets.data import DATASETS
 from deep_nets.models import MODELS
 
 EVAL_BATCH = {"cpu": 128, "cuda": 1000}  # evaluation batch by device: on CPU larger batches run slower
 # flags that may differ between an interrupted run and its resumption
-RESUME_FREE = {"resume", "device", "threads", "eval_batch_size", "out_dir", "data_dir", "download", "skip_checksum", "stop_at_iteration"}
+RESUME_FREE = {"resume", "device", "threads", "eval_batch_size", "out_dir", "data_dir", "download", "skip_checksum",
+               "stop_at_iteration", "compile", "memory_format"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{EVAL_BATCH['cuda']} on GPU)")
     p.add_argument("--bn_refresh_examples", type=int, default=5000,
                    help="training images (unaugmented) that re-estimate the EMA model's BN statistics")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"),
+                   help="fp32 (as in the paper) or bf16 autocast (GPU speed; weights, optimizer and loss sums stay fp32)")
+    p.add_argument("--memory_format", default="auto", choices=("auto", "channels_last", "contiguous"),
+                   help="layout of conv nets' weights and inputs; auto: channels_last on GPU, contiguous on CPU")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the training step's forward (falls back to eager, saying why, where it fails)")
     p.add_argument("--stop_at_iteration", type=int, default=None,
                    help="save a checkpoint and stop after this iteration, as an interrupt would (resume tests)")
     return p
@@ -97,5 +112,44 @@ def run_name(a, augment: bool) -> str:
     data = "npz-" + Path(a.dataset[4:]).stem if a.dataset.startswith("npz:") else a.dataset
     aug = "aug" if augment else "noaug"
     return (f"{data}_{a.model}_w{a.model_width}_{a.lr_schedule}_lr{a.lr_init:g}_wexp{a.warmup_exp:g}"
-            f"_wf{a.warmup_factor:g}_mom{a.momentum:g}_l2{a.l2_reg:g}_{aug}_bs{a.batch_size}_ep{a.epochs}_seed{a.seed}")
+            f"_wf{a.warmup_factor:g}_mom{a.momentum:g}_l2{a.l2_reg:g}_{aug}_bs{a.batch_size}_ep{a.epochs}_seed{a.seed}"
+            + ("" if a.precision == "fp32" else f"_{a.precision}"))
 
+
+def run_config(a, data, processes) -> dict:
+    """What config.json records: the flags, the data, the evaluation sizes and random streams in effect, versions."""
+    augment, device = data.is_image and not a.no_data_augm, processes.device
+    sparsity_examples = min(a.sparsity_examples, len(data.x_train))
+    config = {"args": vars(a), "run_name": run_name(a, augment), "augmentation": augment, "versions": versions(device),
+              "data": {"name": data.name, "train_examples": len(data.x_train), "test_examples": len(data.x_test),
+                       "input_shape": list(data.input_shape), "num_classes": data.num_classes},
+              "steps_per_epoch": len(data.x_train) // a.batch_size, "processes": processes.world, "backend": processes.backend,
+              "memory_format": memory_format(a, device),
+              "evaluation": {"corr_threshold": a.corr_threshold, "sparsity_examples": sparsity_examples,
+                             "sparsity_neurons_per_block": a.sparsity_neurons,
+                             "bn_refresh_examples": min(a.bn_refresh_examples, sparsity_examples),
+                             "test_examples": len(data.x_test),
+                             "batch_size": a.eval_batch_size or EVAL_BATCH[device.type]},
+              "random_streams": {"data_order_and_augmentation": a.seed, "initialization": a.seed,
+                                 **{k: v + a.seed for k, v in DEEP_OFFSETS.items()}},
+              "random_stream_offsets": dict(DEEP_OFFSETS),
+              # the script by its place in the repository, not this machine's absolute path
+              "command": shlex.join(["python", "deep_nets/train.py", *sys.argv[1:]])}
+    if processes.backend is not None:
+        config["command"] = f"torchrun --nproc_per_node={processes.world} " + config["command"][len("python "):]
+    config["iterations"] = a.epochs * config["steps_per_epoch"]
+    return config
+
+
+def memory_format(a, device) -> str:
+    if a.model == "mlp":
+        return "contiguous"
+    if a.memory_format == "auto":
+        return "channels_last" if device.type == "cuda" else "contiguous"
+    return a.memory_format
+
+
+def versions(device) -> dict:
+    return {**provenance(), "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+            "torch_threads": torch.get_num_threads()}

@@ -6,12 +6,13 @@ import fcntl
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import torch
 
 from largestep.config import ConfigError
-from largestep.results import load_json
+from largestep.results import atomic_write, load_json, save_json
 
 from deep_nets.flags import RESUME_FREE, build_parser
 
@@ -169,3 +170,51 @@ def prepare_run_dir(a, config: dict) -> tuple[Path, dict | None]:
             return run_dir, {"iteration": last["iteration"], "diverged": bool(last.get("diverged"))}
         raise RunError(f"{run_dir} holds metrics of an unfinished run but no checkpoint.pt; {start_over(run_dir)}")
     return run_dir, load_checkpoint(ckpt_path)
+
+
+def resume(training, checkpoint: dict, run_dir: Path, config: dict) -> None:
+    """Restore `checkpoint` and drop the metrics lines a killed run wrote after it (they will be recomputed)."""
+    try:
+        training.restore(checkpoint)
+    except Exception as err:  # another model's or data set's state: say so instead of a state-dict dump
+        raise RunError(f"{run_dir / 'checkpoint.pt'} does not fit this run ({short_reason(err)}); "
+                       f"{start_over(run_dir)}") from None
+    if not training.processes.is_main:
+        return
+    kept = metrics_up_to(run_dir / "metrics.jsonl", training.iteration)
+    try:
+        atomic_write(run_dir / "metrics.jsonl", lambda tmp: Path(tmp).write_text("".join(ln + "\n" for ln in kept)))
+        save_json(config, run_dir / "config.json")
+    except OSError as err:
+        raise cannot_write(run_dir, err, "run --resume again") from None
+    training.write_dir = run_dir
+    print(f"resuming {run_dir} at iteration {training.iteration} of {training.total}")
+
+
+def publish_first_evaluation(training, run_dir: Path, config: dict) -> None:
+    """A fresh run writes into a hidden sibling until its first evaluation and checkpoint are complete; then the
+    sibling becomes the run directory, whole."""
+    if not training.processes.is_main:
+        training.evaluate()  # its share of the collective steps
+        return
+    staging = run_dir.parent / f".{run_dir.name}.new-{os.getpid()}"
+    training.write_dir = staging
+    try:
+        staging.mkdir()
+        save_json(config, staging / "config.json")
+        training.evaluate()
+        training.save_checkpoint()
+        if run_dir.exists():  # the directory of a run that never started (earlier versions left some)
+            leftover = staging.with_name(staging.name + "-old")
+            os.rename(run_dir, leftover)
+            os.rename(staging, run_dir)
+            shutil.rmtree(leftover)
+        else:
+            os.rename(staging, run_dir)
+    except OSError as err:
+        if err.filename:  # the user knows the run directory, not its hidden staging twin
+            err.filename = str(err.filename).replace(str(staging), str(run_dir))
+        raise cannot_write(run_dir, err, "run again (nothing of this run was kept)") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    training.write_dir = run_dir

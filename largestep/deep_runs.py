@@ -22,7 +22,7 @@ METRICS = ("train_loss", "train_err", "test_loss", "test_err", "test_loss_ema", 
            *(f"feature_sparsity_block{b}" for b in range(1, 6)))
 # flags that do not make two runs different runs of a study (where they ran, how fast, which seed)
 NOT_A_RUN = {"seed", "out_dir", "data_dir", "download", "skip_checksum", "device", "threads", "resume",
-             "eval_batch_size", "stop_at_iteration", "exp_name", "progress_seconds"}
+             "eval_batch_size", "stop_at_iteration", "exp_name", "progress_seconds", "compile", "memory_format"}
 
 
 class RunDirError(ValueError):

@@ -227,6 +227,32 @@ def test_resume_of_a_run_older_than_a_flag_takes_its_default(tmp_path, capsys):
     assert read_metrics(only_run(tmp_path))[-1]["iteration"] == 16
 
 
+def test_compile_that_fails_falls_back_to_eager_from_the_same_batch(tmp_path, capsys, monkeypatch):
+    """--compile where torch.compile cannot work: one line says why and the run is the eager run, bit for bit."""
+    def failing_compile(module):
+        def call(*args, **kwargs):
+            raise RuntimeError("no C++ compiler found.\nmore detail")
+        return call
+    monkeypatch.setattr(dn_train.torch, "compile", failing_compile)
+    args = RESUME_ARGS + ["--stop_at_iteration=6"]
+    assert run_cli(args + [f"--out_dir={tmp_path / 'eager'}"], capsys)[0] == 0
+    code, out = run_cli(args + [f"--out_dir={tmp_path / 'compiled'}", "--compile"], capsys)
+    assert code == 0
+    assert out.out.count("--compile: torch.compile failed (RuntimeError: no C++ compiler found.); training without it") == 1
+    eager, fallen_back = (read_metrics(only_run(tmp_path / d)) for d in ("eager", "compiled"))
+    assert strip_timing(eager) == strip_timing(fallen_back)
+
+
+def test_bf16_runs_under_autocast_in_a_run_of_its_own(tmp_path, capsys):
+    args = RESUME_ARGS + [f"--out_dir={tmp_path}", "--stop_at_iteration=5"]
+    assert run_cli(args + ["--precision=bf16"], capsys)[0] == 0 and run_cli(args, capsys)[0] == 0
+    runs = sorted(p.parent for p in tmp_path.rglob("metrics.jsonl"))
+    assert [p.name[len(runs[0].name):] for p in runs] == ["", "_bf16"]  # fp32 keeps its old name
+    fp32, bf16 = (read_metrics(p)[-1] for p in runs)
+    assert fp32["train_loss"] != bf16["train_loss"]  # the arithmetic did change
+    assert bf16["train_loss"] == pytest.approx(fp32["train_loss"], rel=0.05)
+
+
 def test_sigterm_saves_a_checkpoint_and_resume_matches(tmp_path):
     args = RESUME_ARGS + ["--epochs=3"]
     cmd = [sys.executable, str(ROOT / "deep_nets" / "train.py")] + args

@@ -79,3 +79,25 @@ def test_documented_reproduce_command_is_accepted(command, tmp_path):
     args = build_parser().parse_args(_argv(command, tmp_path / "out"))
     if not args.list:
         assert prepare(args)
+
+
+SWEEP = re.compile(r"python -m deep_nets\.sweep(?=[\s`]|$)[^`\n#;)]*")
+SWEEP_DOCUMENTED = sorted({c.strip() for text in [(ROOT / "README.md").read_text()]
+                           + [p.read_text() for p in sorted((ROOT / "docs").glob("*.md"))]
+                           for c in SWEEP.findall(text) if not re.search(r"\bGRID\b|\.\.\.", c)})
+
+
+def test_sweep_commands_were_found():
+    assert any("--dry-run" in c for c in SWEEP_DOCUMENTED) and any("slurm" in c for c in SWEEP_DOCUMENTED)
+
+
+@pytest.mark.parametrize("command", SWEEP_DOCUMENTED)
+def test_documented_sweep_command_runs_or_is_accepted(command, monkeypatch, capsys):
+    """--dry-run commands run as written; the others need a cluster, a GPU or finished runs: their flags parse and
+    their grid expands to runs train.py accepts (what the sweep checks before it submits anything)."""
+    from deep_nets import sweep
+
+    monkeypatch.chdir(ROOT)
+    argv = shlex.split(command)[3:]
+    sweep.build_sweep_parser().parse_args(argv)
+    assert sweep.main([argv[0], "--dry-run"] if "--dry-run" not in argv else argv) == 0, capsys.readouterr().err

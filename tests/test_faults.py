@@ -288,6 +288,15 @@ def test_torn_last_metrics_line_is_dropped_and_said(reference, stopped_run, caps
     assert strip_timing(read_metrics(run_dir)) == reference[1][3]
 
 
+def test_temporary_files_of_writes_cut_short_by_sigkill_are_removed_on_resume(reference, stopped_run, capsys):
+    args, run_dir = stopped_run
+    left = [run_dir / ".checkpoint.pt.k1ll3d.pt", run_dir / ".config.json.x2y3z4.json"]
+    for path in left:
+        path.write_bytes(b"half a file")
+    assert train_cli(args + ["--resume"], capsys)[0] == 0
+    assert not any(path.exists() for path in left) and (run_dir / "checkpoint.pt").exists()
+
+
 def test_write_failing_mid_line_stops_cleanly_and_resume_recovers(reference, tmp_path, capsys):
     """A metrics append cut off half-way, as a full disk does it (here by a file-size limit, the same short write
     then error, at any point of the run): one line, exit 2; --resume drops the torn line and recomputes it."""
