@@ -14,8 +14,11 @@ from .sweep import Batch, diverged, march, sgd_indices
 
 
 def loss(x: np.ndarray, y: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    """||X beta - y||^2 / (2n) for each row of beta (R, d)."""
-    residual = beta @ x.T - y
+    """||X beta - y||^2 / (2n) for each row of beta (R, d).
+
+    Row by row (a stack of (1, d) products, as in `_gd_steps`): a run's loss is then the same to the last bit
+    whatever it is batched with; one matrix product for all rows would sum in a batch-dependent order."""
+    residual = (beta[:, None, :] @ x.T)[:, 0] - y
     return 0.5 * np.mean(residual * residual, axis=1)
 
 
