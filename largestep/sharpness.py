@@ -1,7 +1,8 @@
 """Sharpness: the top eigenvalue of the full-batch training loss's Hessian, batched over runs.
 
-Hessian-vector products come from torch.func (forward-over-reverse: the jvp of the gradient), vmapped over
-the R runs, so the Hessian itself is never formed.  The top eigenvalue is found by Lanczos with full
+Hessian-vector products come from torch.func (forward-over-reverse: the jvp of the gradient) of the sum of
+the R runs' losses, whose Hessian is block-diagonal: one product serves every run, and the Hessian itself is
+never formed.  The top eigenvalue is found by Lanczos with full
 reorthogonalization: k products give the extreme eigenvalues of the Krylov space, exact once k reaches the
 number of parameters, and power iteration would need many more products to separate the largest positive
 eigenvalue from a large negative one.
@@ -16,7 +17,7 @@ import numpy as np
 
 from .metrics import single_threaded
 
-LANCZOS_STEPS = 30  # Krylov dimension (capped at the number of parameters, where Lanczos is exact)
+LANCZOS_STEPS = 20  # Krylov dimension (capped at the number of parameters, where Lanczos is exact)
 
 
 def top_eigenvalue(hvp, start, steps: int = LANCZOS_STEPS) -> np.ndarray:
@@ -76,14 +77,14 @@ def _start(rows: int, dim: int, seed: int):
     return torch.randn(rows, dim, generator=generator, dtype=torch.float64)
 
 
-def batched_hvp(loss):
-    """q -> H q for R runs at once: loss(params (P,)) -> scalar, params (R, P) fixed by the returned closure."""
-    from torch.func import grad, jvp, vmap
+def batched_hvp(total_loss, params):
+    """q -> H q for R runs at once, at params (R, P): total_loss(params) is the sum of the R runs' losses, each
+    depending on its own row only, so its Hessian is block-diagonal and one Hessian-vector product of the sum
+    gives every run's own (no vmap over runs: one traced product per call, whatever R)."""
+    from torch.func import grad, jvp
 
-    def one(params, vector):
-        return jvp(grad(loss), (params,), (vector,))[1]
-
-    return vmap(one)
+    gradient = grad(total_loss)
+    return lambda q: jvp(gradient, (params,), (q,))[1]
 
 
 def diag_net_sharpness(x, y, u, v, steps: int = LANCZOS_STEPS, seed: int = 0) -> np.ndarray:
@@ -95,13 +96,12 @@ def diag_net_sharpness(x, y, u, v, steps: int = LANCZOS_STEPS, seed: int = 0) ->
     d = x.shape[1]
     params = torch.as_tensor(np.concatenate([u, v], axis=1), dtype=torch.float64)
 
-    def loss(p):
-        residual = x @ (p[:d] * p[d:]) - y
-        return 0.5 * (residual * residual).mean()
+    def total_loss(p):
+        residual = (p[:, :d] * p[:, d:]) @ x.T - y
+        return 0.5 * (residual * residual).mean(1).sum()
 
-    hvp = batched_hvp(loss)
     with single_threaded():
-        return top_eigenvalue(lambda q: hvp(params, q), _start(*params.shape, seed), steps)
+        return top_eigenvalue(batched_hvp(total_loss, params), _start(*params.shape, seed), steps)
 
 
 def relu_net_sharpness(layers: list, x, y, steps: int = LANCZOS_STEPS, seed: int = 0) -> np.ndarray:
@@ -119,19 +119,20 @@ def relu_net_sharpness(layers: list, x, y, steps: int = LANCZOS_STEPS, seed: int
     x = torch.as_tensor(np.asarray(x, np.float64))
     y = torch.as_tensor(np.asarray(y, np.float64))
 
-    def loss(p):
-        pieces = torch.split(p, sizes)
-        net = {k: piece.reshape(shape) for k, piece, shape in zip(names, pieces, shapes)}
-        h = x
+    rows = len(params)
+
+    def total_loss(p):
+        pieces = torch.split(p, sizes, dim=1)
+        net = {k: piece.reshape(rows, *shape) for k, piece, shape in zip(names, pieces, shapes)}
+        h = x.expand(rows, *x.shape)  # (R, n, d)
         for l in range(n_layers):
-            h = h @ net[f"layer{l}.weight"].T
+            h = h @ net[f"layer{l}.weight"].transpose(1, 2)
             if f"layer{l}.bias" in net:
-                h = h + net[f"layer{l}.bias"]
+                h = h + net[f"layer{l}.bias"][:, None, :]
             if l < n_layers - 1:
                 h = torch.relu(h)
-        residual = h[:, 0] - y
-        return (residual * residual).mean()
+        residual = h[..., 0] - y
+        return (residual * residual).mean(1).sum()
 
-    hvp = batched_hvp(loss)
     with single_threaded():
-        return top_eigenvalue(lambda q: hvp(params, q), _start(*params.shape, seed), steps)
+        return top_eigenvalue(batched_hvp(total_loss, params), _start(*params.shape, seed), steps)

@@ -165,7 +165,7 @@ DIAG_SGD = Experiment(
             _decayed("sgd", 0.282, 0.3, 3.4),
             _decayed("sgd", 0.282, 0.5, 1.5),
         ),
-        sharpness_points=60,
+        sharpness_points=40,
     ),
     run=run,
     figures=figures,

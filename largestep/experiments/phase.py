@@ -94,6 +94,7 @@ def run(config: PhaseConfig, n_seeds: int = 5, progress=None) -> dict:
     for record, (lr, fraction) in zip(results["runs"], config.cells()):
         record["lr"], record["fraction"] = lr, fraction
     results.pop("data", None)  # the base figures' scatter of the training set: not drawn here
+    results["base_config"] = results.pop("config")  # "config" is the phase config (run_experiment sets it)
     results["phase"] = {"base": config.experiment, "lrs": list(config.lrs), "fractions": list(config.fractions),
                         "final_lr": config.final_lr, "maps": [list(m) for m in MAPS[config.experiment]]}
     return results
@@ -150,6 +151,31 @@ def boundaries(results: dict) -> np.ndarray:
     return np.array([boundary(results["phase"]["lrs"], fraction[:, j]) for j in range(fraction.shape[1])])
 
 
+def grid_description(results: dict) -> str:
+    """'η 0.05..0.32 (12) × f 0.05..0.9 (8), then η=0.05': the grid in one line."""
+    phase = results["phase"]
+    lrs, fractions = phase["lrs"], phase["fractions"]
+    return (f"η {lrs[0]:g}..{lrs[-1]:g} ({len(lrs)}) × f {fractions[0]:g}..{fractions[-1]:g} ({len(fractions)}), "
+            f"then η={phase['final_lr']:g}")
+
+
+def headline(results: dict) -> str:
+    """The map in numbers: where each metric is lowest, and the 50%-divergence step size across f."""
+    phase = results["phase"]
+    parts = []
+    for metric, title, _ in phase["maps"]:
+        values = median_map(results, metric)
+        if np.isfinite(values).any():
+            i, j = np.unravel_index(np.nanargmin(values), values.shape)
+            parts.append(f"lowest median {metric.replace('_', ' ')} {values[i, j]:.3g} at η={phase['lrs'][i]:g}, "
+                         f"f={phase['fractions'][j]:g}")
+    edge = boundaries(results)
+    shown = [f"{e:.3g}" if np.isfinite(e) else "beyond the grid" for e in edge]
+    parts.append(f"50%-divergence η from f={phase['fractions'][0]:g} to {phase['fractions'][-1]:g}: "
+                 + " / ".join(shown))
+    return "; ".join(parts)
+
+
 def _config(experiment, lrs, fractions, final_lr):
     return PhaseConfig(experiment=experiment, lrs=tuple(lrs), fractions=tuple(fractions), final_lr=final_lr)
 
@@ -164,8 +190,9 @@ FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9)
 PHASE_DIAG = Experiment(
     name="phase_diag",
     title="Diagonal nets (diag_sgd data): map over the initial step size and the end of the large-step phase",
-    config=_config("diag_sgd", (0.05, 0.1, 0.15, 0.2, 0.24, 0.26, 0.27, 0.28, 0.29, 0.3, 0.31, 0.32),
-                   FRACTIONS, 0.05),
+    # finer near the edge (0.26-0.30); the bottom row keeps the final step throughout
+    config=_config("diag_sgd", (0.1, 0.15, 0.2, 0.24, 0.26, 0.27, 0.275, 0.28, 0.285, 0.29, 0.3, 0.32),
+                   FRACTIONS, 0.1),
     run=run,
     figures=_figures,
 )
@@ -173,8 +200,9 @@ PHASE_DIAG = Experiment(
 PHASE_RELU = Experiment(
     name="phase_relu",
     title="Two-layer ReLU teacher-student (relu_two_layer data): map over the step size and the decay point",
-    config=_config("relu_two_layer", (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7),
-                   FRACTIONS, 0.1),
+    # finer near the edge (0.38-0.46), and f from 0.02: these nets diverge within the first 5% of training
+    config=_config("relu_two_layer", (0.1, 0.2, 0.3, 0.34, 0.36, 0.38, 0.39, 0.4, 0.41, 0.42, 0.44, 0.46, 0.5, 0.6),
+                   (0.02, *FRACTIONS), 0.1),
     run=run,
     figures=_figures,
 )

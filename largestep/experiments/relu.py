@@ -311,7 +311,7 @@ RELU_TWO_LAYER = Experiment(
             ReluRun("", Schedule(0.455, ((0.5, 5.0),), decay_timing="before")),
         ),
         neuron_movement=True,
-        sharpness_points=60,
+        sharpness_points=40,
     ),
     run=run,
     figures=figures,
