@@ -176,6 +176,12 @@ def summary(results: dict) -> str:
     seconds = ", ".join(f"{k} {v:.1f}s" for k, v in results.get("seconds", {}).items())
     lines = [f"{results['experiment']}{' (quick)' if results.get('quick') else ''}: {seconds}; median [min, max] "
              "over surviving seeds"]
+    if "phase" in results:  # a map of many cells: where each metric is lowest, and the divergence boundary
+        from .phase import headline
+        tried = sum(run["seeds_tried"] for run in results["runs"])
+        diverged = sum(run["seeds_diverged"] for run in results["runs"])
+        return "\n".join(lines + [f"  {len(results['runs'])} cells, {tried} seeds tried, {diverged} diverged; "
+                                   f"{headline(results)}"])
     for run in results["runs"]:
         alive = [s for s in run["final_per_seed"] if not s["diverged"]]
         parts = []
