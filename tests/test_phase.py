@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from largestep import claims
 from largestep.experiments import figures_for, get
 from largestep.experiments import phase
 
@@ -44,6 +45,9 @@ def test_a_cell_of_the_batched_grid_equals_the_same_run_trained_alone(name):
     config = experiment.config.quick()
     results = experiment.run(config, n_seeds=2)
     assert figures_for(results) is not None and "phase" in results
+    verdicts = claims.evaluate({**results, "experiment": name})  # the quick grid lacks cells the claims name
+    assert len(verdicts) == len(claims.CLAIMS[name])
+    assert any("the grid has no cell" in v.numbers and v.holds is False for v in verdicts)
     base = config.base_config()
     cell = len(config.fractions) * (len(config.lrs) - 1) + 1  # largest eta, middle f: some seeds diverge
     alone = get(config.experiment).run(dataclasses.replace(base, runs=(base.runs[cell],)), n_seeds=2)["runs"][0]
