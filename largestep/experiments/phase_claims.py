@@ -27,6 +27,8 @@ def _cells(check):
 def every_seed_at_least(metric: str, lr_max: float, low: str):
     """Every surviving seed of every cell with eta <= lr_max ends with metric >= the config's field `low`."""
     def check(results, others):
+        if low not in results.get("base_config", {}):
+            return False, f"the results record no base config {low!r} (made by an older version: rerun)"
         bound = results["base_config"][low]
         cells = [r for r in results["runs"] if r["lr"] <= lr_max]
         values = np.concatenate([final_values(r, metric) for r in cells])
