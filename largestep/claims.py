@@ -275,6 +275,8 @@ DEEP_MNIST1D = [  # runs: small constant step; the paper's piecewise_0X (10/30/5
 ]
 
 
+from .experiments import phase_claims as _phase_claims  # noqa: E402  (it builds on the kinds above)
+
 CLAIMS: dict[str, list[Claim]] = {
     "stabilization_1d": STABILIZATION_1D,
     "loss_surface": LOSS_SURFACE,
@@ -286,6 +288,8 @@ CLAIMS: dict[str, list[Claim]] = {
     # the multi-layer ranks overlap (105 [96, 144] vs 142 [129, 147]): reported, not robust
     "relu_multi_layer": _relu_teacher_student(["feature_sparsity_layer1", "feature_sparsity_layer2"], rank_robust=False),
     "deep_mnist1d": DEEP_MNIST1D,
+    "phase_diag": _phase_claims.PHASE_DIAG,
+    "phase_relu": _phase_claims.PHASE_RELU,
 }
 
 

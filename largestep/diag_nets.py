@@ -14,8 +14,11 @@ from .sweep import Batch, diverged, march, sgd_indices
 
 
 def loss(x: np.ndarray, y: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    """||X beta - y||^2 / (2n) for each row of beta (R, d)."""
-    residual = beta @ x.T - y
+    """||X beta - y||^2 / (2n) for each row of beta (R, d).
+
+    Row by row (a stack of (1, d) products, as in `_gd_steps`): a run's loss is then the same to the last bit
+    whatever it is batched with; one matrix product for all rows would sum in a batch-dependent order."""
+    residual = (beta[:, None, :] @ x.T)[:, 0] - y
     return 0.5 * np.mean(residual * residual, axis=1)
 
 
@@ -42,6 +45,7 @@ def train(
     drives row j's sampling).  Returns wall seconds {"train", "metrics"} (see `sweep.march`).
     """
     rows, iterations = step_sizes.shape
+    samples = None  # full batch
     if algorithm == "sgd":
         samples = np.stack([sgd_indices(int(s), len(x), iterations) for s in seeds])
     elif algorithm != "gd":
@@ -49,14 +53,40 @@ def train(
     scratch = [np.empty((rows, x.shape[1])) for _ in range(3)]
 
     def advance(done, target):
-        etas = np.ascontiguousarray(step_sizes[:, done:target].T)
-        if algorithm == "sgd":
-            idx = samples[:, done:target].T
-            _sgd_steps(u, v, x[idx], y[idx], etas, scratch)
-        else:
-            _gd_steps(u, v, x, y, etas, scratch)
+        for start in range(done, target, CHUNK):
+            _advance_live(u, v, x, y, step_sizes, samples, start, min(start + CHUNK, target), scratch)
 
     return march(stops, iterations, rows, advance, on_stop, progress)
+
+
+# Updates taken per gather of SGD samples: bounds the (chunk, rows, d) array of sampled inputs whatever
+# the spacing of the evaluation grid (a grid of two points would otherwise gather all T at once).
+CHUNK = 512
+
+
+def _advance_live(u, v, x, y, step_sizes, samples, start, stop, scratch):
+    """Updates start..stop-1 of the rows whose parameters are still finite; the others stay as they are.
+
+    A row whose u or v holds an inf or NaN has diverged for good (its loss is non-finite from then on,
+    which is how `train_runs` flags it), so it is left out of the arithmetic rather than carried along:
+    past the edge of divergence most rows of a sweep die early, and they then cost nothing.  Each row's
+    arithmetic does not depend on which other rows are batched with it, so the survivors' trajectories
+    are unchanged bit for bit.
+    """
+    live = np.flatnonzero(np.isfinite(u).all(1) & np.isfinite(v).all(1))
+    if not live.size:
+        return
+    whole = live.size == len(u)
+    uu, vv = (u, v) if whole else (u[live], v[live])
+    work = scratch if whole else [s[: live.size] for s in scratch]
+    etas = np.ascontiguousarray(step_sizes[live, start:stop].T)
+    if samples is not None:
+        idx = samples[live, start:stop].T
+        _sgd_steps(uu, vv, x[idx], y[idx], etas, work)
+    else:
+        _gd_steps(uu, vv, x, y, etas, work)
+    if not whole:
+        u[live], v[live] = uu, vv
 
 
 def train_runs(

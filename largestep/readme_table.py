@@ -25,6 +25,8 @@ HEADLINES = {
                          ["test_loss", "feature_sparsity_layer1", "feature_sparsity_layer2"]),
     "relu_two_layer_draws": ("fc_nets_two_layer.ipynb", []),
     "relu_multi_layer_draws": ("fc_nets_multi_layer.ipynb", []),
+    "phase_diag": ("phase_diagrams.ipynb", []),
+    "phase_relu": ("phase_diagrams.ipynb", []),
     "deep_mnist1d": ("deep_nets/plot_feature_sparsity.ipynb", ["test_err", "feature_sparsity_block4"]),
 }
 NAMES = {"l0_norm": "ℓ0 of β", "jacobian_rank": "Jacobian rank", "test_loss": "test loss", "train_loss": "train loss",
@@ -48,6 +50,9 @@ def _number(value) -> str:
 def headline(results: dict) -> str:
     """The row's numbers: each headline metric's median per run ('/' between runs), then what diverged."""
     name = results["experiment"]
+    if "phase" in results:
+        from .experiments.phase import headline as phase_headline
+        return phase_headline(results)
     parts = []
     for metric in HEADLINES.get(name, ("", []))[1]:
         values = [run.get("final_median", {}).get(metric) for run in results["runs"]]
@@ -81,6 +86,9 @@ def table(directory="images") -> str:
         results = load_results(path)
         runs = " / ".join(run.get("schedule_label", run["label"]) for run in results["runs"]
                           if "draws" not in results or run["data_seed"] == results["draws"][0]["data_seed"])
+        if "phase" in results:
+            from .experiments.phase import grid_description
+            runs = grid_description(results)
         seconds = results.get("seconds", {}).get("total")
         time = "" if seconds is None else f"{seconds:.0f} s" if seconds >= 10 else f"{seconds:.1f} s"
         if results.get("runs_reused"):  # a rerun that read finished run directories instead of training them

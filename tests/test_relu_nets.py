@@ -183,8 +183,8 @@ def test_divergence_is_reported_not_fatal(tmp_path):
     save_json(results, tmp_path / "r.json")
     loaded = load_results(tmp_path / "r.json")
     assert math.isnan(loaded["runs"][1]["final"]["train_loss"])
-    figs = relu.figures(loaded)  # a run without survivors still draws
-    assert set(figs) == {"relu_two_layer", "relu_two_layer_neurons"}
+    figs = relu.figures(loaded)  # a run without survivors still draws, its sharpness too
+    assert set(figs) == {"relu_two_layer", "relu_two_layer_neurons", "relu_two_layer_sharpness"}
 
 
 @pytest.mark.parametrize("experiment", [relu.RELU_1D, relu.RELU_MULTI_LAYER])

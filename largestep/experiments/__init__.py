@@ -25,6 +25,8 @@ _MODULES = {
     "relu_multi_layer": "largestep.experiments.relu",
     "relu_two_layer_draws": "largestep.experiments.data_draws",
     "relu_multi_layer_draws": "largestep.experiments.data_draws",
+    "phase_diag": "largestep.experiments.phase",
+    "phase_relu": "largestep.experiments.phase",
     "deep_mnist1d": "largestep.experiments.deep",
 }
 
@@ -72,6 +74,7 @@ def recorded_curves(results: dict) -> set:
 # choice reads the contents, never the experiment's name, so a renamed file or runs collected from
 # elsewhere (deep_runs.collect_runs) draw as the experiment they resemble.
 FIGURE_FAMILIES = (
+    (lambda r: "phase" in r, "largestep.experiments.phase_figures", "figures"),
     (lambda r: "draws" in r, "largestep.experiments.data_draws", "figures"),
     (lambda r: "surface" in r, "largestep.experiments.valley_figures", "loss_surface_figures"),
     (lambda r: "stability_threshold" in r, "largestep.experiments.valley_figures", "stabilization_figures"),
@@ -122,8 +125,8 @@ def check_memory(config, n_seeds: int) -> None:
     """ConfigError when the config (with n_seeds seeds) could not fit in this machine's memory."""
     from ..config import ConfigError
 
-    if hasattr(config, "base_config"):  # a study over data draws trains its base experiment's config
-        config, n_seeds = config.base_config(config.data_seeds[0]), config.seeds_per_run
+    if hasattr(config, "trained_config"):  # a study (data draws, phase maps) trains a base experiment's config
+        config, n_seeds = config.trained_config(n_seeds)
     if not hasattr(config, "iterations"):  # deep_mnist1d: each train.py process holds one run
         return
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -173,6 +176,12 @@ def summary(results: dict) -> str:
     seconds = ", ".join(f"{k} {v:.1f}s" for k, v in results.get("seconds", {}).items())
     lines = [f"{results['experiment']}{' (quick)' if results.get('quick') else ''}: {seconds}; median [min, max] "
              "over surviving seeds"]
+    if "phase" in results:  # a map of many cells: where each metric is lowest, and the divergence boundary
+        from .phase import headline
+        tried = sum(run["seeds_tried"] for run in results["runs"])
+        diverged = sum(run["seeds_diverged"] for run in results["runs"])
+        return "\n".join(lines + [f"  {len(results['runs'])} cells, {tried} seeds tried, {diverged} diverged; "
+                                   f"{headline(results)}"])
     for run in results["runs"]:
         alive = [s for s in run["final_per_seed"] if not s["diverged"]]
         parts = []

@@ -42,6 +42,10 @@ class DataDrawsConfig:
     def quick(self) -> "DataDrawsConfig":
         return dataclasses.replace(self, quick_mode=True, seeds_per_run=min(self.seeds_per_run, 3))
 
+    def trained_config(self, n_seeds: int):
+        """What one round trains (for the memory check): the first draw's config, seeds_per_run seeds."""
+        return self.base_config(self.data_seeds[0]), self.seeds_per_run
+
     def base_config(self, data_seed: int):
         base = get(self.experiment).config
         base = base.quick() if self.quick_mode else base

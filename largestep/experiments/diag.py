@@ -11,8 +11,10 @@ from ..config import ConfigError, to_dict
 from ..data import sparse_regression
 from ..plotting import panels
 from ..schedules import Schedule
+from ..sharpness import diag_net_sharpness, sharpness_columns
 from ..sweep import evaluation_grid, run_record, train_until_survivors
 from . import Experiment, recorded_curves
+from .sharpness_figure import sharpness_figure
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class DiagConfig:
     grid_spaced: int = 250  # ...and at this many evenly spaced ones
     rank_tol: float = 1e-15  # Jacobian rank: s_k / s_max > tol, on the first 2d test points
     l0_threshold: float = 1e-50
+    sharpness_points: int = 0  # > 0: the train loss's top Hessian eigenvalue at this many grid iterations
 
     def validate(self) -> None:
         for name in ("n", "d", "r", "iterations", "n_test"):
@@ -52,6 +55,8 @@ class DiagConfig:
             raise ConfigError(f"rank_tol must lie in (0, 1), got {self.rank_tol}")
         if not (np.isfinite(self.l0_threshold) and self.l0_threshold >= 0):
             raise ConfigError(f"l0_threshold must be a finite number >= 0, got {self.l0_threshold}")
+        if self.sharpness_points < 0:
+            raise ConfigError(f"sharpness_points must be >= 0 (0: not recorded), got {self.sharpness_points}")
         if self.r > self.d:
             raise ConfigError(f"r (support size) must be <= d, got r={self.r}, d={self.d}")
         if 2 * self.d > self.n_test:
@@ -66,8 +71,10 @@ class DiagConfig:
             run.schedule.validate()
 
     def quick(self) -> "DiagConfig":
-        """The same experiment with 20x fewer iterations (same figure shape), for CI."""
-        return dataclasses.replace(self, iterations=self.iterations // 20 + 1)
+        """The same experiment with 20x fewer iterations (same figure shape), for CI; the sharpness, the
+        dearest metric, at 10 points at most."""
+        return dataclasses.replace(self, iterations=self.iterations // 20 + 1,
+                                   sharpness_points=min(self.sharpness_points, 10))
 
 
 def run(config: DiagConfig, n_seeds: int = 5, progress=None) -> dict:
@@ -78,19 +85,29 @@ def run(config: DiagConfig, n_seeds: int = 5, progress=None) -> dict:
     jacobian_rank = metrics.DiagNetJacobianRank(x_eval, config.rank_tol)
     grid = evaluation_grid(config.iterations, config.grid_early, config.grid_spaced)
     steps = np.stack([r.schedule.values(config.iterations) for r in config.runs])
+    sharp_at = set(sharpness_columns(len(grid), config.sharpness_points).tolist())
 
-    def evaluate(algorithm, u, v):
+    def evaluate(algorithm, u, v, calls):
+        column = calls[algorithm] = calls.get(algorithm, -1) + 1  # train_runs evaluates each grid point in turn
         beta = u * v
-        return {
+        values = {
             "train_loss": diag_nets.loss(data.x_train, data.y_train, beta),
             "test_loss": diag_nets.loss(data.x_test, data.y_test, beta),
             "l0_norm": metrics.l0_norm(beta, config.l0_threshold),
             "jacobian_rank": jacobian_rank(u, v),
         }
+        if config.sharpness_points:
+            values["sharpness"] = np.full(len(u), np.nan)
+            finite = np.flatnonzero(np.isfinite(u).all(1) & np.isfinite(v).all(1))
+            if finite.size and column in sharp_at:
+                values["sharpness"][finite] = diag_net_sharpness(data.x_train, data.y_train, u[finite], v[finite])
+        return values
 
     def train_batch(run_ids, seeds):
+        calls = {}
         return diag_nets.train_runs(data.x_train, data.y_train, steps[run_ids],
-                                    [config.runs[r].algorithm for r in run_ids], seeds, grid, evaluate,
+                                    [config.runs[r].algorithm for r in run_ids], seeds, grid,
+                                    lambda algorithm, u, v: evaluate(algorithm, u, v, calls),
                                     config.init_scale, progress)
 
     stochastic = [r.algorithm == "sgd" for r in config.runs]
@@ -129,7 +146,10 @@ def figures(results: dict) -> dict:
         {"metric": "l0_norm", "title": r"$\ell_0$ norm of $\beta$ (lower is sparser)"},
     ]
     specs = [s for s in specs if s["metric"] in recorded]
-    return {results["experiment"]: panels(results, specs, suptitle=title(results))}
+    figs = {results["experiment"]: panels(results, specs, suptitle=title(results))}
+    if "sharpness" in recorded:
+        figs[f"{results['experiment']}_sharpness"] = sharpness_figure(results)
+    return figs
 
 
 def _decayed(algorithm, lr, fraction, factor):
@@ -147,6 +167,7 @@ DIAG_SGD = Experiment(
             _decayed("sgd", 0.282, 0.3, 3.4),
             _decayed("sgd", 0.282, 0.5, 1.5),
         ),
+        sharpness_points=40,
     ),
     run=run,
     figures=figures,

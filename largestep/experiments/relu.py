@@ -16,6 +16,7 @@ from .. import metrics, relu_nets, sweep
 from ..config import ConfigError, to_dict
 from ..data import Regression, relu_1d_points, teacher_student
 from ..schedules import Schedule, Warmup
+from ..sharpness import relu_net_sharpness, sharpness_columns
 from ..streams import numpy_stream
 from ..sweep import Batch, evaluation_grid, run_record, train_until_survivors
 from . import Experiment
@@ -55,6 +56,7 @@ class ReluConfig:
     grid_spaced: int = 150
     snapshot_fractions: tuple[float, ...] = ()  # predictor snapshots (1-D): after floor(f * T) updates
     neuron_movement: bool = False  # keep first-layer weights at init and end (two-layer, d = 2)
+    sharpness_points: int = 0  # > 0: the train loss's top Hessian eigenvalue at this many grid iterations
 
     def validate(self) -> None:
         if self.task not in ("1d", "teacher_student"):
@@ -72,7 +74,7 @@ class ReluConfig:
         for name in ("iterations", "d", "n", "n_test", "grid_spaced"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("data_seed", "rank_points", "grid_early"):
+        for name in ("data_seed", "rank_points", "grid_early", "sharpness_points"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.data_seed >= 2**32:
@@ -114,8 +116,10 @@ class ReluConfig:
         return sum(a * b + (b if bias else 0) for a, b, bias in zip(sizes[:-1], sizes[1:], biases))
 
     def quick(self) -> "ReluConfig":
-        """The same experiment with 20x fewer iterations (same figure shape), for CI."""
-        return dataclasses.replace(self, iterations=self.iterations // 20 + 1)
+        """The same experiment with 20x fewer iterations (same figure shape), for CI; the sharpness, the
+        dearest metric, at 10 points at most."""
+        return dataclasses.replace(self, iterations=self.iterations // 20 + 1,
+                                   sharpness_points=min(self.sharpness_points, 10))
 
 
 def make_student(config: ReluConfig, seed: int) -> list:
@@ -179,6 +183,9 @@ def _run(config: ReluConfig, n_seeds: int, progress) -> dict:
     names = ["train_loss", "test_loss", "jacobian_rank", *feature_names(config)]
     if len(config.widths) > 1:
         names.append("effective_rank")
+    if config.sharpness_points:
+        names.append("sharpness")
+    sharp_at = set(grid[sharpness_columns(len(grid), config.sharpness_points)].tolist())
 
     def train_batch(run_ids, seeds):
         layers = relu_nets.stack([make_student(config, int(s)) for s in seeds])
@@ -190,7 +197,7 @@ def _run(config: ReluConfig, n_seeds: int, progress) -> dict:
 
         def on_stop(k):
             if k in grid_column:
-                values = evaluate(config, data, x_rank, layers, diverged)
+                values = evaluate(config, data, x_rank, layers, diverged, sharpness=k in sharp_at)
                 for name, v in values.items():
                     curves[name][:, grid_column[k]] = v
             if k in snapshot_its:
@@ -227,8 +234,10 @@ def _run(config: ReluConfig, n_seeds: int, progress) -> dict:
     return results
 
 
-def evaluate(config: ReluConfig, data: Regression, x_rank: np.ndarray, layers: list, diverged: np.ndarray) -> dict:
-    """Metrics of the R nets at one grid point; rows diverged (now or before) get NaN and are flagged."""
+def evaluate(config: ReluConfig, data: Regression, x_rank: np.ndarray, layers: list, diverged: np.ndarray,
+             sharpness: bool = False) -> dict:
+    """Metrics of the R nets at one grid point; rows diverged (now or before) get NaN and are flagged.
+    sharpness: compute it here too (else NaN, where the config records it at other grid points)."""
     train_loss = relu_nets.mse(layers, data.x_train, data.y_train)
     diverged |= sweep.diverged(train_loss, sweep.FLOAT32_OVERFLOW)
     alive = np.flatnonzero(~diverged)
@@ -236,7 +245,8 @@ def evaluate(config: ReluConfig, data: Regression, x_rank: np.ndarray, layers: l
     values = {"train_loss": np.where(diverged, np.nan, train_loss)}
     test_loss = train_loss if config.task == "1d" else relu_nets.mse(layers, data.x_test, data.y_test)
     values["test_loss"] = np.where(diverged, np.nan, test_loss)
-    for name in ["jacobian_rank", *feature_names(config)] + (["effective_rank"] if len(config.widths) > 1 else []):
+    for name in ["jacobian_rank", *feature_names(config)] + (["effective_rank"] if len(config.widths) > 1 else []) \
+            + (["sharpness"] if config.sharpness_points else []):
         values[name] = np.full(rows, np.nan)
     if alive.size == 0:
         return values
@@ -249,6 +259,8 @@ def evaluate(config: ReluConfig, data: Regression, x_rank: np.ndarray, layers: l
     if len(config.widths) > 1:  # last hidden layer on the Jacobian evaluation points
         last = relu_nets.hidden_features(alive_layers, x_rank)[-1]
         values["effective_rank"][alive] = [metrics.effective_rank(f) for f in last]
+    if sharpness:
+        values["sharpness"][alive] = relu_net_sharpness(alive_layers, data.x_train, data.y_train)
     return values
 
 
@@ -301,6 +313,7 @@ RELU_TWO_LAYER = Experiment(
             ReluRun("", Schedule(0.455, ((0.5, 5.0),), decay_timing="before")),
         ),
         neuron_movement=True,
+        sharpness_points=40,
     ),
     run=run,
     figures=figures,

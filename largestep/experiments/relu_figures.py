@@ -12,6 +12,7 @@ import numpy as np
 from ..plotting import (as_array, figure_style, legend_columns, panels, plot_metric, run_colors, run_label,
                         survival_note, tight_layout, titled)
 from . import recorded_curves
+from .sharpness_figure import sharpness_figure
 
 # What each of the paper's experiments shows, in words; the numbers come from the config.
 TAGLINES = {
@@ -172,4 +173,6 @@ def figures(results: dict) -> dict:
     figs = {name: _metric_panels(results)}
     if "teacher_neurons" in results:
         figs[f"{name}_neurons"] = _neurons(results)
+    if "sharpness" in recorded_curves(results):
+        figs[f"{name}_sharpness"] = sharpness_figure(results)
     return figs

@@ -1,0 +1,57 @@
+"""Phase maps: the 50%-divergence boundary from stored counts (against hand-worked values), and a cell of
+the batched grid equal, bit for bit, to the same run trained alone."""
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from largestep import claims
+from largestep.experiments import figures_for, get
+from largestep.experiments import phase
+
+
+def test_boundary_interpolates_between_the_grid_steps_around_one_half():
+    lrs = [0.1, 0.2, 0.3, 0.4]
+    # 0.2 diverged at eta=0.2, 0.6 at 0.3: one half is reached a quarter... (0.5-0.2)/(0.6-0.2) = 3/4 of the way
+    assert phase.boundary(lrs, [0.0, 0.2, 0.6, 1.0]) == pytest.approx(0.275)
+    assert phase.boundary(lrs, [0.0, 0.5, 1.0, 1.0]) == pytest.approx(0.2)  # reached exactly at a grid step
+    assert phase.boundary(lrs, [0.0, 0.6, 0.2, 1.0]) == pytest.approx(0.1 + 0.5 / 0.6 * 0.1)  # the first crossing
+    assert phase.boundary(lrs, [0.7, 0.8, 1.0, 1.0]) == 0.1  # below the grid: its smallest step
+    assert math.isnan(phase.boundary(lrs, [0.0, 0.1, 0.2, 0.4]))  # beyond the grid
+    assert phase.boundary(lrs, [0.0, float("nan"), 0.6, 1.0]) == pytest.approx(0.1 + 0.5 / 0.6 * 0.2)  # none tried
+
+
+def _cell(lr, fraction, tried, diverged):
+    return {"lr": lr, "fraction": fraction, "seeds_tried": tried, "seeds_diverged": diverged,
+            "final_per_seed": [{"diverged": k < diverged, "l0_norm": 10.0 * k} for k in range(tried)]}
+
+
+def test_boundaries_and_maps_come_from_the_stored_counts():
+    # two columns; counts 0/5, 2/7 (0.286), 6/11 (0.545) in the first; 1/6, 5/10 (0.5), 50/50 in the second
+    counts = {(0.1, 0.3): (5, 0), (0.2, 0.3): (7, 2), (0.3, 0.3): (11, 6),
+              (0.1, 0.6): (6, 1), (0.2, 0.6): (10, 5), (0.3, 0.6): (50, 50)}
+    results = {"phase": {"lrs": [0.1, 0.2, 0.3], "fractions": [0.3, 0.6]},
+               "runs": [_cell(lr, f, *counts[lr, f]) for lr, f in counts]}
+    first = 0.2 + (0.5 - 2 / 7) / (6 / 11 - 2 / 7) * 0.1
+    assert phase.boundaries(results) == pytest.approx([first, 0.2])
+    medians = phase.median_map(results, "l0_norm")
+    assert medians[0, 0] == 20.0 and medians[2, 0] == 80.0 and math.isnan(medians[2, 1])  # survivors only
+
+
+@pytest.mark.parametrize("name", ["phase_diag", "phase_relu"])
+def test_a_cell_of_the_batched_grid_equals_the_same_run_trained_alone(name):
+    experiment = get(name)
+    config = experiment.config.quick()
+    results = experiment.run(config, n_seeds=2)
+    assert figures_for(results) is not None and "phase" in results
+    verdicts = claims.evaluate({**results, "experiment": name})  # the quick grid lacks cells the claims name
+    assert len(verdicts) == len(claims.CLAIMS[name])
+    assert any("the grid has no cell" in v.numbers and v.holds is False for v in verdicts)
+    base = config.base_config()
+    cell = len(config.fractions) * (len(config.lrs) - 1) + 1  # largest eta, middle f: some seeds diverge
+    alone = get(config.experiment).run(dataclasses.replace(base, runs=(base.runs[cell],)), n_seeds=2)["runs"][0]
+    batched = results["runs"][cell]
+    assert (batched["lr"], batched["fraction"]) == (config.lrs[-1], config.fractions[1])
+    np.testing.assert_equal(batched["final_per_seed"], alone["final_per_seed"])  # every seed and metric, exactly
+    assert batched["seeds_tried"] == alone["seeds_tried"] > 0

@@ -1,0 +1,59 @@
+"""The sharpness (top Hessian eigenvalue by Lanczos on torch.func Hessian-vector products) against the
+dense Hessian built by torch.autograd.functional.hessian, in float64, on small nets."""
+import numpy as np
+import pytest
+import torch
+
+from largestep import relu_nets
+from largestep.sharpness import diag_net_sharpness, relu_net_sharpness
+
+
+def dense_top_eigenvalue(loss, params: torch.Tensor) -> float:
+    hessian = torch.autograd.functional.hessian(loss, params)
+    return float(torch.linalg.eigvalsh(hessian)[-1])
+
+
+@pytest.fixture
+def regression():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((12, 8))
+    return x, x[:, :2].sum(1) + 0.1 * rng.standard_normal(12)
+
+
+@pytest.mark.parametrize("steps", [30, 10])  # 30 >= the 16 parameters: exact; 10: the Krylov estimate
+def test_diag_net_sharpness_equals_the_dense_hessians_top_eigenvalue(regression, steps):
+    x, y = regression
+    rng = np.random.default_rng(0)
+    u, v = rng.standard_normal((3, 8)), rng.standard_normal((3, 8))
+    found = diag_net_sharpness(x, y, u, v, steps=steps)
+    xt, yt = torch.tensor(x), torch.tensor(y)
+    for row in range(3):
+        def loss(p):
+            return 0.5 * ((xt @ (p[:8] * p[8:]) - yt) ** 2).mean()
+        expected = dense_top_eigenvalue(loss, torch.tensor(np.concatenate([u[row], v[row]])))
+        assert found[row] == pytest.approx(expected, rel=1e-9 if steps >= 16 else 1e-6)
+
+
+def test_diag_net_sharpness_at_initialization_is_known_in_closed_form(regression):
+    """At v = 0 the Hessian is [[0, diag(g)], [diag(g), diag(u) X^T X diag(u) / n]] with g = X^T(-y)/n; with
+    u = c * 1 and a data set where g = 0 (y = 0) its top eigenvalue is c^2 * lambda_max(X^T X / n)."""
+    x, _ = regression
+    u, v = np.full((1, 8), 0.3), np.zeros((1, 8))
+    expected = 0.09 * np.linalg.eigvalsh(x.T @ x / len(x))[-1]
+    assert diag_net_sharpness(x, np.zeros(len(x)), u, v)[0] == pytest.approx(expected, rel=1e-10)
+
+
+def test_relu_net_sharpness_equals_the_dense_hessians_top_eigenvalue():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((10, 2))
+    y = np.maximum(x @ [1.0, -0.5], 0)
+    nets = [relu_nets.two_layer_gaussian(rng, 2, 6, 1.0, 1.0) for _ in range(3)]
+    layers = relu_nets.stack(nets)
+    found = relu_net_sharpness(layers, x, y)
+    xt, yt = torch.tensor(x), torch.tensor(y)
+    for row, net in enumerate(nets):
+        def loss(p):
+            w, a = p[:12].reshape(6, 2), p[12:]
+            return ((torch.relu(xt @ w.T) @ a - yt) ** 2).mean()
+        params = torch.tensor(np.concatenate([net[0][0][0].ravel(), net[1][0][0].ravel()]))
+        assert found[row] == pytest.approx(dense_top_eigenvalue(loss, params), rel=1e-9)
