@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -110,16 +111,89 @@ def animate(path, alphas, betas, values, trajectories: dict, landmarks: dict, it
     (and an MP4 beside it when ffmpeg is on PATH), one frame per entry of iterations, the last one shown
     for hold_s seconds before the loop restarts.  Returns the paths written.
 
-    The surface is drawn once; each frame restores a saved background and draws only what changed, so a
-    frame costs a few milliseconds rather than a full contourf redraw.  The trails grow by one segment a
-    frame: each frame draws its new segments on the background kept from the last one (surface and trails
-    so far) and keeps that, then draws the heads and the counter on top, instead of redrawing whole trails
-    (quadratic in the number of frames).  Frames are kept as the canvas' RGBA bytes (a plain copy).  All
-    frames share one palette taken from the first frame, so colours do not flicker and the GIF stays small.
+    The surface is drawn once.  A frame then touches only a few small pixel boxes: the trails grow by one
+    segment drawn on the canvas as the last frame left it, once the pixels under that frame's heads and
+    counter are put back; the new heads and counter are drawn over copies of what they cover.  Only the
+    boxes of pixels that changed are mapped to the palette (taken from the first frame, so colours do not
+    flicker and the GIF stays small) and pasted into a copy of the last frame.  Each frame is pixel for
+    pixel what redrawing the trails segment by segment and the heads and counter on top would give, at
+    a tenth of the cost (the counter's text is now most of a frame).
     """
-    import matplotlib
-
+    import matplotlib.lines
+    import matplotlib.transforms
     from PIL import Image
+
+    scene = animation_scene(alphas, betas, values, trajectories, landmarks, title=title, size=size, dpi=dpi)
+    canvas, ax, lines, heads, counter = scene.canvas, scene.ax, scene.lines, scene.heads, scene.counter
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    width, height = canvas.get_width_height()
+
+    def pixel_boxes(artists, extent=None):  # [(x0, y0, x1, y1)]: pixels from the bottom left they can touch
+        boxes = []
+        for artist in artists:
+            x0, y0, x1, y1 = (extent or artist.get_window_extent(renderer)).extents
+            reach = 3 + dpi / 72 * (artist.get_linewidth() if isinstance(artist, matplotlib.lines.Line2D) else 0)
+            x0, x1 = np.clip([np.floor(x0 - reach), np.ceil(x1 + reach)], 0, width).astype(int)
+            y0, y1 = np.clip([np.floor(y0 - reach), np.ceil(y1 + reach)], 0, height).astype(int)
+            if x1 > x0 and y1 > y0:  # else wholly off the canvas
+                boxes.append((x0, y0, x1, y1))
+        return boxes
+
+    labels = [f"iteration {int(i):,}" for i in iterations]
+    counter.set_text(max(labels, key=len))  # right-aligned: the longest label reaches furthest left
+    widest = counter.get_window_extent(renderer)
+    counter_boxes = pixel_boxes([counter], widest.expanded(1.2, 1.0).translated(-0.1 * widest.width, 0))
+    coords = [np.asarray(c, float) for c, _ in trajectories.values()]
+    pixels = np.asarray(canvas.buffer_rgba())  # a view of the canvas
+    images, raw = [], []  # raw RGB frames only for the MP4
+    covered, under, palette = [], [], None  # boxes the last frame's heads and counter cover, what was there
+    ffmpeg = shutil.which("ffmpeg")
+    with matplotlib.rc_context({"path.simplify": False}):
+        for k, label in enumerate(labels):
+            for region in under:
+                canvas.restore_region(region)
+            changed = covered
+            if k > 0:
+                for line, c in zip(lines, coords):
+                    line.set_data(c[k - 1 : k + 1, 0], c[k - 1 : k + 1, 1])
+                    ax.draw_artist(line)
+                changed = changed + pixel_boxes(lines)
+            for head, c in zip(heads, coords):
+                head.set_data(c[k : k + 1, 0], c[k : k + 1, 1])
+            counter.set_text(label)
+            covered = pixel_boxes(heads) + counter_boxes
+            under = [canvas.copy_from_bbox(matplotlib.transforms.Bbox.from_extents(*box)) for box in covered]
+            for artist in (*heads, counter):
+                ax.draw_artist(artist)
+            if k == 0:  # the palette from the first frame; every frame, this one too, mapped to it alike
+                first = Image.fromarray(pixels[..., :3])
+                palette = first.quantize(colors=255, method=Image.Quantize.MEDIANCUT)
+                images.append(first.quantize(palette=palette, dither=Image.Dither.NONE))
+            else:
+                frame = images[-1].copy()
+                for x0, y0, x1, y1 in changed + covered:
+                    piece = Image.fromarray(pixels[height - y1 : height - y0, x0:x1, :3])  # rows from the top
+                    frame.paste(piece.quantize(palette=palette, dither=Image.Dither.NONE), (x0, height - y1))
+                images.append(frame)
+            if ffmpeg:
+                raw.append(pixels[..., :3].copy())
+    n_frames = len(labels)
+    durations = [round(1000 / fps)] * (n_frames - 1) + [round(1000 * max(hold_s, 1 / fps))]
+    path = Path(path)
+    atomic_write(path, lambda tmp: images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                                                  duration=durations, loop=0, optimize=False, disposal=1))
+    written = [path]
+    if ffmpeg:
+        hold = [raw[-1]] * round(hold_s * fps)
+        written.append(_write_mp4(ffmpeg, path.with_suffix(".mp4"), raw + hold, fps))
+    return written
+
+
+def animation_scene(alphas, betas, values, trajectories: dict, landmarks: dict, *, title: str = "", size=(4.8, 3.8),
+                    dpi: int = 100) -> SimpleNamespace:
+    """The animation's figure before its first frame: the surface, landmarks, legend and title drawn; the
+    trails (lines), heads and counter as empty animated artists, one line and head per trajectory."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -138,40 +212,7 @@ def animate(path, alphas, betas, values, trajectories: dict, landmarks: dict, it
     counter = ax.text(0.98, 0.03, "", transform=ax.transAxes, ha="right", fontsize=8, animated=True)
     ax.legend(loc="upper left", fontsize=8, framealpha=0.8)
     fig.tight_layout()
-    canvas.draw()
-    trails = canvas.copy_from_bbox(fig.bbox)
-
-    coords = [np.asarray(c, float) for c, _ in trajectories.values()]
-    n_frames = len(iterations)
-    frames = []
-    with matplotlib.rc_context({"path.simplify": False}):
-        for k in range(n_frames):
-            canvas.restore_region(trails)
-            if k > 0:
-                for line, c in zip(lines, coords):
-                    line.set_data(c[k - 1 : k + 1, 0], c[k - 1 : k + 1, 1])
-                    ax.draw_artist(line)
-                trails = canvas.copy_from_bbox(fig.bbox)
-            for head, c in zip(heads, coords):
-                head.set_data(c[k : k + 1, 0], c[k : k + 1, 1])
-                ax.draw_artist(head)
-            counter.set_text(f"iteration {int(iterations[k]):,}")
-            ax.draw_artist(counter)
-            frames.append(np.array(canvas.buffer_rgba()))
-    size = frames[0].shape[1::-1]
-    rgb = [Image.frombuffer("RGBA", size, f, "raw", "RGBA", 0, 1).convert("RGB") for f in frames]
-    first = rgb[0].quantize(colors=255, method=Image.Quantize.MEDIANCUT)
-    images = [first] + [f.quantize(palette=first, dither=Image.Dither.NONE) for f in rgb[1:]]
-    durations = [round(1000 / fps)] * (n_frames - 1) + [round(1000 * max(hold_s, 1 / fps))]
-    path = Path(path)
-    atomic_write(path, lambda tmp: images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                                                  duration=durations, loop=0, optimize=False, disposal=1))
-    written = [path]
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg:
-        hold = [frames[-1]] * round(hold_s * fps)
-        written.append(_write_mp4(ffmpeg, path.with_suffix(".mp4"), [f[..., :3] for f in frames + hold], fps))
-    return written
+    return SimpleNamespace(fig=fig, canvas=canvas, ax=ax, lines=lines, heads=heads, counter=counter)
 
 
 def _write_mp4(ffmpeg: str, path: Path, frames: list[np.ndarray], fps: int) -> Path:

@@ -168,3 +168,42 @@ def test_reproduce_writes_results_figures_and_animation(tmp_path):
         assert (tmp_path / f"{stem}.png").stat().st_size > 10_000
     with Image.open(tmp_path / "loss_surface_animation.gif") as gif:
         assert gif.n_frames == len(surf["animation"]["iteration"])
+
+
+def test_animation_frames_equal_a_full_redraw_of_each_frame(tmp_path):
+    """animate() redraws only small pixel boxes per frame; each frame must equal the same scene drawn whole:
+    the clean background, every trail segment so far, then the heads and the counter.  The trajectories
+    cross each other, pass under the counter and leave the axes (boxes clipped at the canvas' edge)."""
+    from PIL import Image
+
+    a, b = np.linspace(-0.5, 2.3, 20), np.linspace(-0.3, 1.15, 15)
+    values = np.exp(-np.add.outer(b, a) ** 2) + 1e-3
+    t = np.linspace(0, 1, 23)
+    trajectories = {"flow": (np.stack([2.3 * t - 0.2, 0.2 + t], 1), "black"),
+                    "sgd": (np.stack([2.2 - 3 * t, -0.25 + 0.3 * np.sin(9 * t)], 1), "#00b000")}
+    iterations = (t * 1e5).astype(int)
+    [path] = landscape.animate(tmp_path / "anim.gif", a, b, values, trajectories, {"w_init": (0, 0)}, iterations,
+                               fps=10, size=(3.2, 2.6), dpi=80)
+
+    scene = landscape.animation_scene(a, b, values, trajectories, {"w_init": (0, 0)}, size=(3.2, 2.6), dpi=80)
+    scene.canvas.draw()
+    clean = scene.canvas.copy_from_bbox(scene.fig.bbox)
+    palette = None
+    with Image.open(path) as gif:
+        for k in range(len(iterations)):
+            scene.canvas.restore_region(clean)
+            for j in range(1, k + 1):
+                for line, (c, _) in zip(scene.lines, trajectories.values()):
+                    line.set_data(c[j - 1 : j + 1, 0], c[j - 1 : j + 1, 1])
+                    scene.ax.draw_artist(line)
+            for head, (c, _) in zip(scene.heads, trajectories.values()):
+                head.set_data(c[k : k + 1, 0], c[k : k + 1, 1])
+                scene.ax.draw_artist(head)
+            scene.counter.set_text(f"iteration {iterations[k]:,}")
+            scene.ax.draw_artist(scene.counter)
+            frame = Image.fromarray(np.asarray(scene.canvas.buffer_rgba())[..., :3])
+            if palette is None:
+                palette = frame.quantize(colors=255, method=Image.Quantize.MEDIANCUT)
+            expected = np.asarray(frame.quantize(palette=palette, dither=Image.Dither.NONE).convert("RGB"))
+            gif.seek(k)
+            assert np.array_equal(np.asarray(gif.convert("RGB")), expected), f"frame {k} differs"
