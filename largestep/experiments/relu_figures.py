@@ -146,8 +146,10 @@ def _neurons(results: dict):
             ax.scatter(w0[:, 0], w0[:, 1], s=10, color="0.6", label="init")
             ax.scatter(w1[:, 0], w1[:, 1], s=12 + 30 * np.abs(a) / max(np.abs(a).max(), 1e-12), color=color,
                        label="final (size ~ |output weight|)")
-            for p, q in zip(w0, w1):
-                ax.annotate("", q, p, arrowprops={"arrowstyle": "->", "color": color, "lw": 0.6, "alpha": 0.6})
+            # one collection of arrows per panel (an annotation each costs as much to draw as the rest)
+            ax.quiver(w0[:, 0], w0[:, 1], w1[:, 0] - w0[:, 0], w1[:, 1] - w0[:, 1], angles="xy",
+                      scale_units="xy", scale=1, color=color, alpha=0.6, width=0.004, headwidth=4,
+                      headlength=5, headaxislength=4.5, minlength=0)
             lim = 1.1 * max(np.abs(np.concatenate([w0, w1])).max(), 1.6)
             ax.set_xlim(-lim, lim)
             ax.set_ylim(-lim, lim)
