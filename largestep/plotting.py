@@ -137,13 +137,13 @@ def panels(results: dict, specs: list[dict], ncols: int | None = None, suptitle:
         ncols = ncols or len(specs)
         nrows = -(-len(specs) // ncols)
         fig, axes = plt.subplots(nrows, ncols, figsize=(3.6 * ncols, 3.1 * nrows + 1.0), squeeze=False,
-                                 layout="constrained")
+                                 layout=panel_layout())
         for ax, spec in zip(axes.flat, specs):
             plot_metric(ax, results, **spec)
         for ax in list(axes.flat)[len(specs):]:
             ax.set_visible(False)
         handles, labels = axes.flat[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", ncol=legend_columns(fig, labels), frameon=False)
+        fig.legend(handles, labels, loc="lower center", ncol=legend_columns(fig, labels), frameon=False)
         note = survival_note(results)
         fig.suptitle(titled(results, suptitle or results["experiment"]) + ("\n" + note if note else ""),
                      fontsize=11)
@@ -164,11 +164,13 @@ def survival_note(results: dict) -> str:
 def save_formats(fig, stem, formats=("png", "pdf")) -> list:
     """Write fig to stem.<format> for each format (each file atomically); returns the paths.
 
-    fig.savefig lays a constrained-layout figure out again for every file, in a text-measuring pass
-    before each real draw.  Here the figure is laid out once and drawn once by Agg, the PNG is written from
-    that buffer exactly as savefig writes it (same call, same pixels), and the other formats are drawn with
-    the same layout: about half the drawing work for a PNG and a PDF.  Meanwhile the unlabelled minor
-    ticks of log axes are drawn as one line of tick marks per axis (`minor_ticks_as_marks`).
+    fig.savefig lays a figure out again for every file, and every draw recomputes each axis' ticks and
+    measures their labels several times over (to place the axis label), which is most of a figure of metric
+    panels' drawing time.  Here the figure is laid out once, with numbers written as plain text
+    (`plain_text_numbers`), each axis' ticks, labels and gridlines are then fixed as plain artists
+    (`ticks_as_artists`), the figure is drawn once by Agg, the PNG is written from that buffer exactly as
+    savefig writes it, and the other formats are drawn from the same layout and artists.  The figure gets
+    its formatters, ticks and layout engine back afterwards.
     """
     from pathlib import Path
 
@@ -185,93 +187,224 @@ def save_formats(fig, stem, formats=("png", "pdf")) -> list:
         return [save_figure(fig, stem.with_name(f"{stem.name}.{ext}")) for ext in formats]
     engine = fig.get_layout_engine()
     written = []
-    with minor_ticks_as_marks(fig) as place_marks:
+    with plain_text_numbers(fig):
         if engine is not None and fig.axes:  # what fig.draw does first
             try:
                 engine.execute(fig)
             except ValueError:  # as fig.draw: a layout that cannot be solved leaves the axes where they are
                 pass
-        place_marks()
         fig.set_layout_engine("none")
         try:
-            fig.canvas.draw()
-            for ext in formats:
-                path = stem.with_name(f"{stem.name}.{ext}")
-                if ext == "png":
-                    buffer = fig.canvas.buffer_rgba()
-                    written.append(atomic_write(path, lambda tmp: matplotlib.image.imsave(
-                        tmp, buffer, format="png", origin="upper", dpi=fig.dpi)))
-                else:
-                    written.append(save_figure(fig, path))
+            with ticks_as_artists(fig):
+                fig.canvas.draw()
+                for ext in formats:
+                    path = stem.with_name(f"{stem.name}.{ext}")
+                    if ext == "png":
+                        buffer = fig.canvas.buffer_rgba()
+                        written.append(atomic_write(path, lambda tmp: matplotlib.image.imsave(
+                            tmp, buffer, format="png", origin="upper", dpi=fig.dpi)))
+                    else:
+                        written.append(save_figure(fig, path))
         finally:
             if engine is not None:
                 fig.set_layout_engine(engine)
     return written
 
 
-def tight_layout(fig, **options) -> None:
-    """fig.tight_layout(**options), measuring the ticks' labels without the minor ticks' Tick objects."""
-    with minor_ticks_as_marks(fig):
-        fig.tight_layout(**options)
+_SUPERSCRIPTS = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+def plain_text(label: str) -> str:
+    """A tick label of matplotlib's number formatters, '$\\mathdefault{10^{-5}}$' or
+    '$\\mathdefault{6\\times10^{-1}}$', as the same number in plain text ('10⁻⁵', '6×10⁻¹'); anything else
+    unchanged.  Mathtext parses each new label string once per process, at a cost that matters next to
+    drawing it; the plain text draws the same number in the same font without the parser."""
+    import re
+
+    match = re.fullmatch(r"\$\\mathdefault\{(−|-)?([0-9.]*)(\\times)?(?:([0-9]+)\^\{(-?[0-9]+)\})?\}\$", label)
+    if not match or not (match[2] or match[4]) or (match[3] and not (match[2] and match[4])):
+        return label
+    sign, coefficient, times, base, exponent = match.groups()
+    return (("−" if sign else "") + coefficient + ("×" if times else "")
+            + (base + exponent.translate(_SUPERSCRIPTS) if base else ""))
 
 
 @contextmanager
-def minor_ticks_as_marks(fig):
-    """Lay out and draw a figure with each log axis' unlabelled minor ticks (an axis spanning several decades)
-    as one Line2D of tick marks, with the ticks' own marker, size, width, colour, transform and zorder,
-    instead of a Tick object each (five artists, updated and measured at every layout pass and draw): the
-    same marks, for a third less layout and drawing time in a figure of log-loss panels.
-
-    Yields place(): call it once the layout is final, since the minor ticks' positions depend on the axis'
-    length.  Until then the minor ticks are off, which leaves the layout as it is: a tick without a label
-    takes no room.  (Whether a log axis labels its minor ticks depends on its decades, not its length.)
-    Everything is restored when the block ends.
-    """
-    import matplotlib.lines
+def plain_text_numbers(fig):
+    """Within the block, every axis of fig (colour bars' included) labels its ticks through `plain_text`."""
     import matplotlib.ticker
 
-    def visible_minor_locs(axis):  # the ticks matplotlib draws: within the view, with its tolerance
-        scale = axis.get_transform()
-        low, high = scale.transform(sorted(axis.get_view_interval()))
-        slack = 1e-10 * (high - low)
-        locs = np.asarray(axis.get_minorticklocs(), float)
-        along = scale.transform(locs) if locs.size else locs
-        return locs[(along >= low - slack) & (along <= high + slack)]
+    class PlainText(matplotlib.ticker.Formatter):
+        def __init__(self, formatter):
+            self.formatter = formatter
 
-    hidden, placed = [], []
+        def set_locs(self, locs):
+            self.formatter.set_locs(locs)
 
-    def place():
-        for axis, locator in hidden:
-            axis.set_minor_locator(locator)
-            along = visible_minor_locs(axis)
-            axis.set_minor_locator(matplotlib.ticker.NullLocator())
-            if not along.size:
-                continue
-            mark = axis.get_minor_ticks(1)[0].tick1line
-            x, y = (along, np.zeros_like(along)) if axis.axis_name == "x" else (np.zeros_like(along), along)
-            marks = matplotlib.lines.Line2D(
-                x, y, linestyle="none", marker=mark.get_marker(), markersize=mark.get_markersize(),
-                markeredgewidth=mark.get_markeredgewidth(), color=mark.get_markeredgecolor(),
-                transform=mark.get_transform(), clip_on=False,
-                zorder=np.nextafter(axis.get_zorder(), np.inf))  # over the axes' gridlines, as the ticks were
-            axis.axes.add_artist(marks)  # add_artist: the axes' data limits stay as they are
-            placed.append(marks)
+        def __call__(self, x, pos=None):
+            return plain_text(self.formatter(x, pos))
 
+        def format_ticks(self, values):
+            return [plain_text(label) for label in self.formatter.format_ticks(values)]
+
+        def get_offset(self):
+            return plain_text(self.formatter.get_offset())
+
+        def format_data(self, value):
+            return self.formatter.format_data(value)
+
+        def format_data_short(self, value):
+            return self.formatter.format_data_short(value)
+
+    swapped = []
     try:
         for ax in fig.axes:
             for axis in (ax.xaxis, ax.yaxis):
-                locator = axis.get_minor_locator()
-                if axis.get_scale() != "log" or isinstance(locator, matplotlib.ticker.NullLocator):
-                    continue
-                tick = axis.get_minor_ticks(1)[0]
-                if (not tick.tick1line.get_visible() or tick.tick2line.get_visible() or tick.gridline.get_visible()
-                        or any(axis.get_minor_formatter().format_ticks(list(visible_minor_locs(axis))))):
-                    continue
-                hidden.append((axis, locator))
-                axis.set_minor_locator(matplotlib.ticker.NullLocator())
-        yield place
+                for ticker in (axis.major, axis.minor):
+                    swapped.append((axis, ticker, ticker.formatter))
+                    ticker.formatter = PlainText(ticker.formatter)
+                    ticker.formatter.set_axis(axis)
+        yield
     finally:
-        for marks in placed:
-            marks.remove()
-        for axis, locator in hidden:
-            axis.set_minor_locator(locator)
+        for axis, ticker, formatter in swapped:
+            ticker.formatter = formatter
+
+
+def tick_groups(axis) -> list:
+    """[(template Tick, locations, labels)] of the major and the minor ticks a draw of axis shows, as
+    Axis.draw finds them (labels formatted over all the locator's ticks, then those within the view kept,
+    with its tolerance), without making a Tick object per location: the template is the axis' first Tick of
+    the kind."""
+    scale = axis.get_transform()
+    low, high = scale.transform(sorted(axis.get_view_interval()))
+    slack = 1e-10 * (high - low)
+    groups = []
+    for locs, formatter, ticks in ((axis.get_majorticklocs(), axis.major.formatter, axis.get_major_ticks),
+                                   (axis.get_minorticklocs(), axis.minor.formatter, axis.get_minor_ticks)):
+        locs = np.asarray(locs, float)
+        if not locs.size:
+            continue
+        labels = formatter.format_ticks(list(locs))
+        along = scale.transform(locs)
+        shown = (along >= low - slack) & (along <= high + slack)
+        if shown.any():
+            groups.append((ticks(1)[0], locs[shown], [label for label, s in zip(labels, shown) if s]))
+    return groups
+
+
+@contextmanager
+def ticks_as_artists(fig):
+    """Within the block, each axis of fig draws its ticks as a few fixed artists: one line of tick marks per
+    kind (major/minor, either side), one line of gridlines, a Text per label and its axis label, all with
+    the ticks' own properties, transforms and zorder, instead of recomputing every tick and measuring every
+    label on each draw (Axis.draw measures each label three times over, and a log axis makes a Tick object
+    of five artists for each of its dozens of minor ticks).  The same marks, gridlines and labels at the
+    same places, for a fraction of the drawing time; to be entered once the layout is final, since the ticks
+    depend on each axis' length.  Axes other than plain rectilinear ones, and axes with an offset text
+    ("1e5"), are left as they are.  Everything is restored when the block ends.
+    """
+    import matplotlib.lines
+    import matplotlib.text
+    import matplotlib.ticker
+
+    renderer = fig.canvas.get_renderer()
+    added, locators, hidden = [], [], []
+
+    def add(ax, artist, like, zorder):
+        artist.set_zorder(zorder)
+        ax.add_artist(artist)
+        artist.set_clip_box(like.get_clip_box())  # add_artist clips to the axes; ticks' marks and labels are not
+        artist.set_clip_path(like.get_clip_path())
+        added.append(artist)
+        return artist
+
+    def one_line(like, points):
+        """The points [(x, y) arrays] of several lines as one Line2D, NaN between them, drawn as `like`."""
+        gap = [np.nan] if like.get_linestyle() not in ("None", " ", "") else []
+        line = matplotlib.lines.Line2D(np.concatenate([np.r_[x, gap] for x, _ in points]),
+                                       np.concatenate([np.r_[y, gap] for _, y in points]))
+        line.update_from(like)
+        return line
+
+    def text_like(text, position, transform=None):
+        copy = matplotlib.text.Text(*position, text.get_text())
+        copy.update_from(text)
+        copy.set_rotation_mode(text.get_rotation_mode())
+        if transform is not None:
+            copy.set_transform(transform)
+        return copy
+
+    try:
+        for ax in fig.axes:
+            if ax.name != "rectilinear" or not ax.get_visible() or not ax.axison:
+                continue
+            ax.apply_aspect()  # what draw does first: the ticks follow the axes' final box
+            box = ax.get_window_extent(renderer)
+            for axis in (ax.xaxis, ax.yaxis):
+                if not axis.get_visible():
+                    continue
+                groups = tick_groups(axis)
+                if axis.major.formatter.get_offset():
+                    continue
+                zorder = axis.get_zorder()
+                sides = {"label1": [], "label2": []}
+                outside = {"tick1line": 0.0, "tick2line": 0.0}
+                for template, locs, labels in groups:
+                    lines = {"gridline": [], "tick1line": [], "tick2line": []}
+                    for loc, text in zip(locs, labels):
+                        template.update_position(loc)
+                        for part, points in lines.items():
+                            line = getattr(template, part)
+                            if line.get_visible():  # a gridline holds one x (or y) for its two points
+                                points.append(np.broadcast_arrays(np.asarray(line.get_xdata(), float),
+                                                                  np.asarray(line.get_ydata(), float)))
+                        for part, texts in sides.items():
+                            label = getattr(template, part)
+                            if label.get_visible() and text:
+                                label.set_text(text)
+                                texts.append(add(ax, text_like(label, label.get_position()), label, zorder))
+                    for part, points in lines.items():
+                        like = getattr(template, part)
+                        if like.get_linestyle() in ("-", "None", " ", "") and points:
+                            add(ax, one_line(like, points), like, zorder)
+                        else:  # a dash pattern would run on from one line to the next
+                            for point in points:
+                                add(ax, one_line(like, [point]), like, zorder)
+                        if part in outside and points:
+                            outside[part] = max(outside[part], template.get_tick_padding() * fig.dpi / 72)
+                label = axis.label
+                if label.get_visible() and label.get_text():
+                    at = label.get_transform().transform(label.get_position())
+                    if getattr(axis, "_autolabelpos", True):  # as Axis draws it: labelpad beyond its tick labels
+                        first = axis.get_label_position() in ("bottom", "left")
+                        boxes = [t.get_window_extent(renderer) for t in sides["label1" if first else "label2"]]
+                        pad = axis.labelpad * fig.dpi / 72
+                        mark = outside["tick1line" if first else "tick2line"]
+                        if axis is ax.xaxis:
+                            at[1] = (min([box.y0 - mark, *(b.y0 for b in boxes)]) - pad if first
+                                     else max([box.y1 + mark, *(b.y1 for b in boxes)]) + pad)
+                        else:
+                            at[0] = (min([box.x0 - mark, *(b.x0 for b in boxes)]) - pad if first
+                                     else max([box.x1 + mark, *(b.x1 for b in boxes)]) + pad)
+                    # fixed in figure coordinates: its position is in pixels, which the PDF's 72 dpi changes
+                    add(ax, text_like(label, fig.transFigure.inverted().transform(at), fig.transFigure), label,
+                        zorder)
+                    label.set_visible(False)
+                    hidden.append(label)
+                locators.append((axis, axis.major.locator, axis.minor.locator))
+                axis.major.locator = axis.minor.locator = matplotlib.ticker.NullLocator()
+        yield
+    finally:
+        for artist in added:
+            artist.remove()
+        for axis, major, minor in locators:
+            axis.major.locator, axis.minor.locator = major, minor
+        for label in hidden:
+            label.set_visible(True)
+
+
+def panel_layout(**params):
+    """The layout engine of our figures (`panel_layout.PanelLayout`): plt.subplots(..., layout=panel_layout())."""
+    from .panel_layout import PanelLayout
+
+    return PanelLayout(**params)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import claims
-from ..plotting import figure_style, run_colors, titled
+from ..plotting import figure_style, panel_layout, run_colors, titled
 from ..config import ConfigError
 from . import Experiment, get
 from . import relu
@@ -122,7 +122,7 @@ def figures(results: dict) -> dict:
     metrics = ["test_loss"] + [m for m in runs[0]["final"] if m.startswith("feature_sparsity")]
     width = 0.8 / len(schedules)
     with figure_style():
-        fig, axes = plt.subplots(1, len(metrics) + 1, figsize=(4.2 * (len(metrics) + 1), 3.9), layout="constrained")
+        fig, axes = plt.subplots(1, len(metrics) + 1, figsize=(4.2 * (len(metrics) + 1), 3.9), layout=panel_layout())
         for ax, metric in zip(axes, metrics):
             for run in runs:
                 j = schedules.index(run["schedule_label"])
@@ -150,7 +150,7 @@ def figures(results: dict) -> dict:
             ax.set_xlabel("data seed")
         for label, color in colors.items():
             axes[0].plot([], [], color=color, lw=2, label=label)
-        fig.legend(loc="outside lower center", ncol=min(len(schedules), 4), frameon=False)
+        fig.legend(loc="lower center", ncol=min(len(schedules), 4), frameon=False)
         fig.suptitle(titled(results, f"{results['config']['experiment']}: every schedule on {len(seeds)} data draws "
                                      f"(data seed {seeds[0]} is the paper's)")
                      + f"\ndots: surviving seeds, bars: medians ({results['n_seeds']} survivors asked per run); "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..plotting import figure_style, titled
+from ..plotting import figure_style, panel_layout, titled
 from .phase import boundaries, divergence_fraction, median_map
 
 NAMES = {"diag_sgd": "Diagonal nets (diag_sgd data)", "relu_two_layer": "Two-layer ReLU teacher-student (relu_two_layer data)"}
@@ -63,14 +63,14 @@ def figures(results: dict) -> dict:
     edge = boundaries(results)
     maps = phase["maps"]
     with figure_style():
-        fig, axes = plt.subplots(2, 2, figsize=(13, 10.5), layout="constrained")
+        fig, axes = plt.subplots(2, 2, figsize=(13, 10.5), layout=panel_layout())
         for ax, (metric, title, log) in zip(axes.flat, maps):
             _panel(fig, ax, median_map(results, metric), lrs, fractions, edge, f"{title}, median over survivors",
                    log=log)
         _panel(fig, axes.flat[len(maps)], divergence_fraction(results), lrs, fractions, edge,
                "fraction of the seeds tried that diverged", vmin=0, vmax=1, cmap="magma")
         handles, labels = axes.flat[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", frameon=False)
+        fig.legend(handles, labels, loc="lower center", frameon=False)
         n = results.get("n_seeds")
         fig.suptitle(titled(results, f"{NAMES.get(phase['base'], phase['base'])}: step η until the fraction f of "
                                      f"training, then η={phase['final_lr']:g}\n{n} surviving seeds asked for per "

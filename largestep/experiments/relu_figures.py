@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..plotting import (as_array, figure_style, legend_columns, panels, plot_metric, run_colors, run_label,
-                        survival_note, tight_layout, titled)
+from ..plotting import (as_array, figure_style, legend_columns, panel_layout, panels, plot_metric, run_colors,
+                        run_label, survival_note, titled)
 from . import recorded_curves
 from .sharpness_figure import sharpness_figure
 
@@ -40,15 +40,11 @@ def title(results: dict) -> str:
 
 
 def _legend_and_title(fig, axes, results, text, note=None):
-    """Legend below the panels and title above, both inside the figure (no reliance on tight bboxes)."""
+    """Legend below the panels and title above (the figure's panel_layout makes room for both)."""
     handles, labels = axes[0].get_legend_handles_labels()
-    columns = legend_columns(fig, labels)
-    legend_rows = -(-len(labels) // columns)
-    height = fig.get_figheight()
-    fig.legend(handles, labels, loc="lower center", ncol=columns, bbox_to_anchor=(0.5, 0.0), frameon=False)
+    fig.legend(handles, labels, loc="lower center", ncol=legend_columns(fig, labels), frameon=False)
     note = survival_note(results) if note is None else note
     fig.suptitle(titled(results, text) + ("\n" + note if note else ""), fontsize=11)
-    tight_layout(fig, rect=(0, (0.25 * legend_rows + 0.1) / height, 1, 1))
 
 
 def _seed_lines(ax, results, metric, log=False, title=None):
@@ -69,7 +65,7 @@ def _figures_1d(results: dict) -> dict:
     x_plot = np.asarray(results["snapshot_x"], float)
     colors = run_colors(len(results["runs"]))
     with figure_style():
-        fig, axes = plt.subplots(1, 4, figsize=(14.4, 3.7))
+        fig, axes = plt.subplots(1, 4, figsize=(14.4, 3.7), layout=panel_layout())
         _seed_lines(axes[0], results, "train_loss", log=True, title="train loss (each seed thin)")
         ax = axes[1]
         for run, color in zip(results["runs"], colors):
@@ -86,7 +82,7 @@ def _figures_1d(results: dict) -> dict:
         figs = {name: fig}
 
         iters = results["snapshot_iterations"]
-        snap, sax = plt.subplots(1, len(iters), figsize=(2.9 * len(iters), 3.4))
+        snap, sax = plt.subplots(1, len(iters), figsize=(2.9 * len(iters), 3.4), layout=panel_layout())
         sax = np.atleast_1d(sax)
         for i, (ax, it) in enumerate(zip(sax, iters)):
             for run, color in zip(results["runs"], colors):
@@ -131,7 +127,8 @@ def _neurons(results: dict):
     teacher = np.asarray(results["teacher_neurons"], float)
     runs = results["runs"]
     with figure_style():
-        fig, axes = plt.subplots(1, len(runs), figsize=(3.3 * len(runs), 3.6), squeeze=False)
+        fig, axes = plt.subplots(1, len(runs), figsize=(3.3 * len(runs), 3.6), squeeze=False,
+                                 layout=panel_layout())
         # the same seed in every panel where possible: same initialization, same sampling stream
         common = set.intersection(*(set(r["seeds"]) for r in runs)) if runs else set()
         for ax, run, color in zip(axes[0], runs, run_colors(len(runs))):
@@ -149,8 +146,10 @@ def _neurons(results: dict):
             ax.scatter(w0[:, 0], w0[:, 1], s=10, color="0.6", label="init")
             ax.scatter(w1[:, 0], w1[:, 1], s=12 + 30 * np.abs(a) / max(np.abs(a).max(), 1e-12), color=color,
                        label="final (size ~ |output weight|)")
-            for p, q in zip(w0, w1):
-                ax.annotate("", q, p, arrowprops={"arrowstyle": "->", "color": color, "lw": 0.6, "alpha": 0.6})
+            # one collection of arrows per panel (an annotation each costs as much to draw as the rest)
+            ax.quiver(w0[:, 0], w0[:, 1], w1[:, 0] - w0[:, 0], w1[:, 1] - w0[:, 1], angles="xy",
+                      scale_units="xy", scale=1, color=color, alpha=0.6, width=0.004, headwidth=4,
+                      headlength=5, headaxislength=4.5, minlength=0)
             lim = 1.1 * max(np.abs(np.concatenate([w0, w1])).max(), 1.6)
             ax.set_xlim(-lim, lim)
             ax.set_ylim(-lim, lim)
@@ -160,7 +159,6 @@ def _neurons(results: dict):
         axes[0, 0].legend(loc="lower left", fontsize=7)
         fig.suptitle(titled(results, f"{title(results)}\nfirst-layer weights, init -> end of training "
                                      "(one seed; teacher directions in black)"), fontsize=11)
-        tight_layout(fig)
     return fig
 
 

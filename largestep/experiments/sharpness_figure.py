@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import from_dict
-from ..plotting import as_array, figure_style, run_colors, run_label, survival_note, titled
+from ..plotting import as_array, figure_style, panel_layout, run_colors, run_label, survival_note, titled
 from ..schedules import Schedule
 
 
@@ -28,7 +28,7 @@ def sharpness_figure(results: dict):
 
     iterations = int(results["config"]["iterations"])
     with figure_style():
-        fig, ax = plt.subplots(figsize=(7.5, 4.6), layout="constrained")
+        fig, ax = plt.subplots(figsize=(7.5, 4.6), layout=panel_layout())
         for run, color in zip(results["runs"], run_colors(len(results["runs"]))):
             grid = np.asarray(run["curves"]["iteration"], dtype=float)
             ax.plot(grid, 2.0 / step_at(run, iterations), color=color, lw=1.0, ls="--")

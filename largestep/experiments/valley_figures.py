@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import landscape
-from ..plotting import as_array, figure_style, panels, run_colors, tight_layout, titled
+from ..plotting import as_array, figure_style, panel_layout, panels, run_colors, titled
 from ..sweep import divergence_note
 
 
@@ -17,7 +17,7 @@ def stabilization_figures(results: dict) -> dict:
     threshold = results["stability_threshold"]
     low, high = results["bouncing_interval"]
     with figure_style():
-        fig, (ax_loss, ax_theta, ax_eta) = plt.subplots(1, 3, figsize=(13.5, 3.9))
+        fig, (ax_loss, ax_theta, ax_eta) = plt.subplots(1, 3, figsize=(13.5, 3.9), layout=panel_layout())
         for run, color in zip(runs, colors):
             label = f"η={run['lr']:g}: {run['label']} ({divergence_note(run)})"
             curves = run["curves"] if not run["diverged"] else run["curves_diverged"]
@@ -58,12 +58,10 @@ def stabilization_figures(results: dict) -> dict:
         ax_eta.set_ylim(1e-20, 10)
         ax_eta.legend(loc="center right", fontsize=7)
         handles, labels = ax_loss.get_legend_handles_labels()
-        # inside the figure's own area: savefig does not always crop to a legend drawn outside it
-        fig.legend(handles, labels, loc="lower center", ncol=2, bbox_to_anchor=(0.5, 0.0), frameon=False)
+        fig.legend(handles, labels, loc="lower center", ncol=2, frameon=False)
         fig.suptitle(titled(results, f"Loss stabilization in one dimension: h(x) = xθ², "
                                      f"x ~ U[{cfg['x_min']:g}, {cfg['x_max']:g}], θ₀ = {cfg['theta0']:g}, "
                                      f"{cfg['iterations']:,} iterations"), fontsize=11)
-        tight_layout(fig, rect=(0, 0.12, 1, 1))
     return {"stabilization_1d": fig}
 
 
@@ -82,7 +80,7 @@ def loss_surface_figures(results: dict) -> dict:
     cfg = results["config"]
     net = f"Diagonal net n={cfg['n']}, d={cfg['d']}, r={cfg['r']}"
     with figure_style(**{"axes.grid": False}):
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), layout=panel_layout())
         for ax, metric, title in zip(axes, ("train_loss", "test_loss"), ("train loss", "test loss")):
             landscape.draw_surface(ax, a, b, as_array(surface[metric]))
             for i, run in enumerate(results["runs"]):
@@ -101,7 +99,6 @@ def loss_surface_figures(results: dict) -> dict:
         axes[0].legend(loc="upper right", fontsize=7, framealpha=0.85)
         fig.suptitle(titled(results, f"{net}: GD with large steps bounces in place, "
                                      "gradient flow stops at w_flow, SGD drifts to w*"), fontsize=10)
-        tight_layout(fig)
     curves = panels(results, [
         {"metric": "train_loss", "log": True, "title": "train loss"},
         {"metric": "test_loss", "log": True, "title": "test loss"},
