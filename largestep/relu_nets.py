@@ -85,19 +85,20 @@ def hidden_features(layers: list[Layer], x: np.ndarray) -> list[np.ndarray]:
     return features
 
 
-def predict(layers: list[Layer], x: np.ndarray) -> np.ndarray:
-    """Outputs (R, n) of the R nets on inputs x (n, d)."""
-    features = hidden_features(layers, x)
+def predict(layers: list[Layer], x: np.ndarray, features: list[np.ndarray] | None = None) -> np.ndarray:
+    """Outputs (R, n) of the R nets on inputs x (n, d); `features`: hidden_features(layers, x) if already at hand."""
+    if features is None:
+        features = hidden_features(layers, x)
     h = features[-1] if features else np.broadcast_to(x, (len(layers[0][0]), *x.shape))
     w, b = layers[-1]
     out = (h @ np.swapaxes(w, 1, 2))[..., 0]
     return out + b if b is not None else out
 
 
-def mse(layers: list[Layer], x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Plain mean squared error (no 1/2) of each of the R nets."""
+def mse(layers: list[Layer], x: np.ndarray, y: np.ndarray, features: list[np.ndarray] | None = None) -> np.ndarray:
+    """Plain mean squared error (no 1/2) of each of the R nets (`features` as in `predict`)."""
     with np.errstate(over="ignore", invalid="ignore"):
-        r = predict(layers, x) - y
+        r = predict(layers, x, features) - y
         return np.mean(r * r, axis=1)
 
 

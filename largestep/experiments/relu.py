@@ -238,7 +238,9 @@ def evaluate(config: ReluConfig, data: Regression, x_rank: np.ndarray, layers: l
              sharpness: bool = False) -> dict:
     """Metrics of the R nets at one grid point; rows diverged (now or before) get NaN and are flagged.
     sharpness: compute it here too (else NaN, where the config records it at other grid points)."""
-    train_loss = relu_nets.mse(layers, data.x_train, data.y_train)
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged row's features: flagged below
+        train_features = relu_nets.hidden_features(layers, data.x_train)
+    train_loss = relu_nets.mse(layers, data.x_train, data.y_train, train_features)
     diverged |= sweep.diverged(train_loss, sweep.FLOAT32_OVERFLOW)
     alive = np.flatnonzero(~diverged)
     rows = len(train_loss)
@@ -253,12 +255,10 @@ def evaluate(config: ReluConfig, data: Regression, x_rank: np.ndarray, layers: l
     alive_layers = [(w[alive], None if b is None else b[alive]) for w, b in layers]
     values["jacobian_rank"][alive] = metrics.rank_from_jacobian(
         relu_nets.per_example_gradients(alive_layers, x_rank), config.rank_tol)
-    features = relu_nets.hidden_features(alive_layers, data.x_train)
-    for name, phi in zip(feature_names(config), features):
-        values[name][alive] = [metrics.feature_sparsity(p, config.corr_threshold) for p in phi]
+    for name, phi in zip(feature_names(config), train_features):
+        values[name][alive] = metrics.feature_sparsity(phi[alive], config.corr_threshold)
     if len(config.widths) > 1:  # last hidden layer on the Jacobian evaluation points
-        last = relu_nets.hidden_features(alive_layers, x_rank)[-1]
-        values["effective_rank"][alive] = [metrics.effective_rank(f) for f in last]
+        values["effective_rank"][alive] = metrics.effective_rank(relu_nets.hidden_features(alive_layers, x_rank)[-1])
     if sharpness:
         values["sharpness"][alive] = relu_net_sharpness(alive_layers, data.x_train, data.y_train)
     return values
