@@ -254,7 +254,7 @@ def evaluate(config: ReluConfig, data: Regression, x_rank: np.ndarray, layers: l
         return values
     alive_layers = [(w[alive], None if b is None else b[alive]) for w, b in layers]
     values["jacobian_rank"][alive] = metrics.rank_from_jacobian(
-        relu_nets.per_example_gradients(alive_layers, x_rank), config.rank_tol)
+        relu_nets.jacobian_factor(alive_layers, x_rank), config.rank_tol)
     for name, phi in zip(feature_names(config), train_features):
         values[name][alive] = metrics.feature_sparsity(phi[alive], config.corr_threshold)
     if len(config.widths) > 1:  # last hidden layer on the Jacobian evaluation points
