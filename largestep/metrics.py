@@ -162,13 +162,13 @@ def feature_sparsity(phi, corr_threshold: float = 0.99, normalize_rows: bool = T
     if n * m == 0:
         return np.zeros(lead) if lead else 0.0
     phi = phi.reshape(-1, n, m)
-    finite = torch.isfinite(phi).all(2).all(1).cpu().numpy()
+    finite = torch.isfinite(phi).flatten(1).all(1)
     if normalize_rows:
         norms = phi.norm(dim=2, keepdim=True)
-        phi = torch.where(norms > 0, phi / torch.where(norms > 0, norms, 1), 0)
+        phi = torch.where(norms > 0, phi / norms, 0)
     kept = deduplicated_neurons(phi, corr_threshold)
-    non_zero = ((phi != 0) & kept[:, None, :]).sum((1, 2)).cpu().numpy()
-    value = np.where(finite, non_zero / (n * m), np.nan).reshape(lead)
+    non_zero = torch.where(finite, ((phi != 0) & kept[:, None, :]).sum((1, 2)), -1).cpu().numpy()
+    value = np.where(non_zero >= 0, non_zero / (n * m), np.nan).reshape(lead)  # -1: not finite
     return value if lead else float(value)
 
 
