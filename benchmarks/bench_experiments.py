@@ -200,9 +200,9 @@ def bench_steps() -> None:
         data = relu.make_data(config)
         x_rank = relu.rank_points(config, data)
         layers = relu_nets.stack([relu.make_student(config, s) for s in range(rows)])
-        ours = median_cpu(lambda: metrics.rank_from_jacobian(relu_nets.per_example_gradients(layers, x_rank),
+        ours = median_cpu(lambda: metrics.rank_from_jacobian(relu_nets.jacobian_factor(layers, x_rank),
                                                              config.rank_tol), 3) / rows
-        got = metrics.rank_from_jacobian(relu_nets.per_example_gradients(layers, x_rank), config.rank_tol)
+        got = metrics.rank_from_jacobian(relu_nets.jacobian_factor(layers, x_rank), config.rank_tol)
         single = [(w[0], None if b is None else b[0]) for w, b in layers]
         want, _ = plain_loops.relu_jacobian_rank(single, x_rank, config.rank_tol)
         assert got[0] == want, (name, got[0], want)
