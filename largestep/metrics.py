@@ -118,16 +118,17 @@ def _tensor(a, dtype=None) -> torch.Tensor:
     return t.to(dtype or (t.dtype if t.is_floating_point() else torch.float64))
 
 
-def _correlation(phi: torch.Tensor) -> torch.Tensor:
-    """Pearson correlation between columns (neurons) across rows (examples) of each matrix (B, n, m).
+def _correlation(neurons: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation between the rows (neurons) of each matrix (B, m, n), across the examples.
     A neuron constant over the examples (a dead one included) gets NaNs, which compare False."""
-    centered = phi - phi.mean(1, keepdim=True)
-    unit = centered / centered.norm(dim=1, keepdim=True)
-    return unit.mT @ unit
+    centered = neurons - neurons.mean(2, keepdim=True)
+    unit = centered / centered.norm(dim=2, keepdim=True)
+    return unit @ unit.mT
 
 
-def deduplicated_neurons(phi, corr_threshold: float) -> torch.Tensor:
-    """Mask (..., m) of the neurons kept by the greedy correlation scan, for each matrix phi (..., n, m).
+def deduplicated_neurons(neurons: torch.Tensor, corr_threshold: float) -> torch.Tensor:
+    """Mask (B, m) of the neurons kept by the greedy correlation scan; neurons (B, m, n): a neuron's values over
+    the examples as a row (features transposed, so that the reductions over examples run along memory).
 
     Neurons that are zero on every example are dropped.  Scanning the rest in index order, a neuron is
     removed when |corr| with any neuron still kept, other than itself, exceeds the threshold.  Every
@@ -135,13 +136,11 @@ def deduplicated_neurons(phi, corr_threshold: float) -> torch.Tensor:
     such partner after it (so not the current one), hence neuron i is removed exactly when some later
     live neuron j > i has |corr_ij| > threshold: the whole scan is one upper-triangular test (only the
     upper triangle of the correlation is read).  A dead neuron's correlations are NaN (it is constant),
-    so it never removes another.  Runs on phi's device, in phi's floating dtype.
+    so it never removes another.
     """
-    phi = _tensor(phi)
-    flat = phi.reshape(-1, *phi.shape[-2:])
-    live = (flat != 0).any(1)
-    duplicate = (_correlation(flat).abs() > corr_threshold).triu(1).any(2)
-    return (live & ~duplicate).reshape(*phi.shape[:-2], phi.shape[-1])
+    live = (neurons != 0).any(2)
+    duplicate = (_correlation(neurons).abs() > corr_threshold).triu(1).any(2)
+    return live & ~duplicate
 
 
 def feature_sparsity(phi, corr_threshold: float = 0.99, normalize_rows: bool = True):
@@ -152,8 +151,9 @@ def feature_sparsity(phi, corr_threshold: float = 0.99, normalize_rows: bool = T
     value is (non-zero entries over the surviving neurons) / (examples x all neurons); NaN for features
     that are not all finite (a diverged net).  normalize_rows=False is the deep-net variant (no
     per-example scaling; the caller subsamples neurons).  Accepts numpy arrays or torch tensors (computed
-    on the tensor's device; integer or numpy input in float64).  Batched: phi (..., n, m) gives an array
-    of the leading shape (all runs of an experiment in one pass); a single matrix gives a float.
+    on the tensor's device, in its floating dtype; integer or numpy input in float64).  Batched: phi
+    (..., n, m) gives an array of the leading shape (all runs of an experiment in one pass); a single
+    matrix gives a float.
     """
     import torch
 
@@ -166,8 +166,9 @@ def feature_sparsity(phi, corr_threshold: float = 0.99, normalize_rows: bool = T
     if normalize_rows:
         norms = phi.norm(dim=2, keepdim=True)
         phi = torch.where(norms > 0, phi / norms, 0)
-    kept = deduplicated_neurons(phi, corr_threshold)
-    non_zero = torch.where(finite, ((phi != 0) & kept[:, None, :]).sum((1, 2)), -1).cpu().numpy()
+    neurons = phi.mT.contiguous()
+    kept = deduplicated_neurons(neurons, corr_threshold)
+    non_zero = torch.where(finite, ((neurons != 0).sum(2) * kept).sum(1), -1).cpu().numpy()
     value = np.where(non_zero >= 0, non_zero / (n * m), np.nan).reshape(lead)  # -1: not finite
     return value if lead else float(value)
 
