@@ -10,6 +10,7 @@ rank) go through torch.func on the same parameters (`torch_params`, `forward_one
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Sequence
 
@@ -210,13 +211,20 @@ def _first_equal_row(masks: np.ndarray) -> np.ndarray:
     by a random projection and the keys' verdict checked; a collision of keys (never seen) falls back to
     comparing the counts of common entries, exact in float64."""
     as_float = masks.astype(np.float64)
-    keys = as_float @ np.random.default_rng(0).random(masks.shape[2])
+    keys = as_float @ _key_weights(masks.shape[2])
     first = (keys[:, :, None] == keys[:, None, :]).argmax(2)
     if np.array_equal(masks[np.arange(len(masks))[:, None], first], masks):
         return first
     overlap = as_float @ np.swapaxes(as_float, 1, 2)
     count = overlap.diagonal(axis1=1, axis2=2)
     return ((overlap == count[:, :, None]) & (overlap == count[:, None, :])).argmax(2)
+
+
+@functools.lru_cache(maxsize=8)
+def _key_weights(n: int) -> np.ndarray:
+    weights = np.random.default_rng(0).random(n)
+    weights.flags.writeable = False
+    return weights
 
 
 def psd_cholesky(a: np.ndarray) -> np.ndarray:
@@ -227,11 +235,12 @@ def psd_cholesky(a: np.ndarray) -> np.ndarray:
     k = a.shape[-1]
     factor = np.zeros_like(a)
     for c in range(k):
-        pivot = a[..., c, c]
+        pivot = a[..., c, c:c + 1]
         positive = pivot > 0
-        column = np.where(positive[..., None], a[..., c:, c] / np.sqrt(np.where(positive, pivot, 1.0))[..., None], 0.0)
-        factor[..., c:, c] = column
-        a[..., c + 1:, c + 1:] -= column[..., 1:, None] * column[..., None, 1:]
+        column = np.divide(a[..., c:, c], np.sqrt(pivot, where=positive, out=np.ones_like(pivot)),
+                           out=factor[..., c:, c], where=positive)
+        if c + 1 < k:
+            a[..., c + 1:, c + 1:] -= column[..., 1:, None] * column[..., None, 1:]
     return factor
 
 
