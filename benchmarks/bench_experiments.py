@@ -12,7 +12,7 @@
    the other jobs leave of it (--clock wall for wall time).  Against the paper's own code: whole-process
    seconds for one seed measured side by side on a quiet machine with one BLAS thread (so wall = CPU there).
    --compare DIR runs the same in another source tree (e.g. `git archive OLD_COMMIT | tar -x -C DIR`) and
-   prints the ratios old / new per phase, both measured in this one run.
+   prints the ratios old / new per phase, both measured in this one run, the two trees' processes alternating.
 2. Per-step and per-evaluation costs of our batched kernels at the experiments' batch sizes against the
    same work written plainly, one run at a time (benchmarks/plain_loops.py), as ratios.
 """
@@ -81,12 +81,16 @@ print(json.dumps({"imported": imported + (ran - before_mpl), "run": before_mpl -
 """
 
 
-def run_children(source: Path, name: str, seeds: int, clock: str, repeats: int) -> dict:
-    """Median per phase over `repeats` fresh processes (on a shared machine single runs swing)."""
+def run_children(sources: list[Path], name: str, seeds: int, clock: str, repeats: int) -> list[dict]:
+    """Per source tree, the median per phase over `repeats` fresh processes (on a shared machine single runs
+    swing); the trees take turns (A B A B ...), so that the load drifting over the run hits both alike."""
     import statistics
 
-    runs = [run_child(source, name, seeds, clock) for _ in range(repeats)]
-    return {phase: statistics.median(r[phase] for r in runs) for phase in PHASES}
+    runs = [[] for _ in sources]
+    for _ in range(repeats):
+        for source, done in zip(sources, runs):
+            done.append(run_child(source, name, seeds, clock))
+    return [{phase: statistics.median(r[phase] for r in done) for phase in PHASES} for done in runs]
 
 
 def run_child(source: Path, name: str, seeds: int, clock: str) -> dict:
@@ -115,13 +119,14 @@ def bench_experiments(names, seeds: int, clock: str, compare: Path | None, repea
     header = f"{'experiment':18s}" + "".join(f"{p:>10s}" for p in PHASES) + f"{'paper':>8s}{'speed-up':>9s}"
     print(header)
     for name in names:
-        new = run_children(ROOT, name, seeds, clock, repeats)
+        timed = run_children([ROOT] + ([compare] if compare is not None else []), name, seeds, clock, repeats)
+        new = timed[0]
         paper = PAPER_SECONDS.get(name)
         cells = "".join(f"{new[p]:10.2f}" for p in PHASES)
         vs = f"{paper:8.1f}{paper / new['total']:8.1f}x" if paper and seeds == 1 else ""
         print(f"{name:18s}{cells}{vs}", flush=True)
         if compare is not None:
-            old = run_children(compare, name, seeds, clock, repeats)
+            old = timed[1]
             print(f"{'  before':18s}" + "".join(f"{old[p]:10.2f}" for p in PHASES), flush=True)
             print(f"{'  before/after':18s}" + "".join(
                 f"{old[p] / new[p]:9.1f}x" if new[p] > 0.005 else f"{'-':>10s}" for p in PHASES), flush=True)
@@ -200,9 +205,9 @@ def bench_steps() -> None:
         data = relu.make_data(config)
         x_rank = relu.rank_points(config, data)
         layers = relu_nets.stack([relu.make_student(config, s) for s in range(rows)])
-        ours = median_cpu(lambda: metrics.rank_from_jacobian(relu_nets.per_example_gradients(layers, x_rank),
+        ours = median_cpu(lambda: metrics.rank_from_jacobian(relu_nets.jacobian_factor(layers, x_rank),
                                                              config.rank_tol), 3) / rows
-        got = metrics.rank_from_jacobian(relu_nets.per_example_gradients(layers, x_rank), config.rank_tol)
+        got = metrics.rank_from_jacobian(relu_nets.jacobian_factor(layers, x_rank), config.rank_tol)
         single = [(w[0], None if b is None else b[0]) for w, b in layers]
         want, _ = plain_loops.relu_jacobian_rank(single, x_rank, config.rank_tol)
         assert got[0] == want, (name, got[0], want)

@@ -118,69 +118,78 @@ def _tensor(a, dtype=None) -> torch.Tensor:
     return t.to(dtype or (t.dtype if t.is_floating_point() else torch.float64))
 
 
-def _correlation(phi: torch.Tensor) -> torch.Tensor:
-    """Pearson correlation between columns (neurons) across rows (examples); exactly symmetric."""
-    centered = phi - phi.mean(0, keepdim=True)
-    unit = centered / centered.norm(dim=0)  # a constant neuron gives NaNs, which compare False below
-    corr = unit.T @ unit
-    upper = corr.triu(1)
-    return upper + upper.T + corr.diagonal().diag()
+def _correlation(neurons: torch.Tensor) -> torch.Tensor:
+    """Pearson correlation between the rows (neurons) of each matrix (B, m, n), across the examples.
+    A neuron constant over the examples (a dead one included) gets NaNs, which compare False."""
+    centered = neurons - neurons.mean(2, keepdim=True)
+    unit = centered / centered.norm(dim=2, keepdim=True)
+    return unit @ unit.mT
 
 
-def deduplicated_neurons(phi, corr_threshold: float) -> torch.Tensor:
-    """Indices of the neurons kept by the greedy correlation scan, in index order.
+def deduplicated_neurons(neurons: torch.Tensor, corr_threshold: float) -> torch.Tensor:
+    """Mask (B, m) of the neurons kept by the greedy correlation scan; neurons (B, m, n): a neuron's values over
+    the examples as a row (features transposed, so that the reductions over examples run along memory).
 
     Neurons that are zero on every example are dropped.  Scanning the rest in index order, a neuron is
     removed when |corr| with any neuron still kept, other than itself, exceeds the threshold.  Every
     neuron after the current one is still kept when it is scanned, and a kept earlier neuron had no
     such partner after it (so not the current one), hence neuron i is removed exactly when some later
-    live neuron j > i has |corr_ij| > threshold: the whole scan is one upper-triangular test.
-    Runs on phi's device, in phi's floating dtype.
+    live neuron j > i has |corr_ij| > threshold: the whole scan is one upper-triangular test (only the
+    upper triangle of the correlation is read).  A dead neuron's correlations are NaN (it is constant),
+    so it never removes another.
     """
-    import torch
-
-    phi = _tensor(phi)
-    live = torch.nonzero((phi != 0).any(0)).flatten()
-    corr = _correlation(phi[:, live]).abs()
-    duplicate = torch.triu(corr > corr_threshold, 1).any(1)
-    return live[~duplicate]
+    live = (neurons != 0).any(2)
+    duplicate = (_correlation(neurons).abs() > corr_threshold).triu(1).any(2)
+    return live & ~duplicate
 
 
-def feature_sparsity(phi, corr_threshold: float = 0.99, normalize_rows: bool = True) -> float:
+def feature_sparsity(phi, corr_threshold: float = 0.99, normalize_rows: bool = True):
     """Feature sparsity of post-ReLU features phi (examples x neurons): lower is sparser, in [0, 1].
 
     normalize_rows=True (toy nets): each example's feature vector is first scaled to unit l2 norm
     (all-zero rows stay zero).  Near-duplicate neurons are removed (`deduplicated_neurons`), then the
-    value is (non-zero entries over the surviving neurons) / (examples x all neurons).
-    normalize_rows=False is the deep-net variant (no per-example scaling; the caller subsamples
-    neurons).  Accepts numpy arrays or torch tensors (computed on the tensor's device; integer or
-    numpy input in float64).
+    value is (non-zero entries over the surviving neurons) / (examples x all neurons); NaN for features
+    that are not all finite (a diverged net).  normalize_rows=False is the deep-net variant (no
+    per-example scaling; the caller subsamples neurons).  Accepts numpy arrays or torch tensors (computed
+    on the tensor's device, in its floating dtype; integer or numpy input in float64).  Batched: phi
+    (..., n, m) gives an array of the leading shape (all runs of an experiment in one pass); a single
+    matrix gives a float.
     """
     import torch
 
     phi = _tensor(phi)
-    if phi.numel() == 0:
-        return 0.0
-    if not torch.isfinite(phi).all():  # features of a diverged net: no meaningful value
-        return float("nan")
+    lead, (n, m) = phi.shape[:-2], phi.shape[-2:]
+    if n * m == 0:
+        return np.zeros(lead) if lead else 0.0
+    phi = phi.reshape(-1, n, m)
+    finite = torch.isfinite(phi).flatten(1).all(1)
     if normalize_rows:
-        norms = phi.norm(dim=1, keepdim=True)
-        phi = torch.where(norms > 0, phi / torch.where(norms > 0, norms, 1), 0)
-    kept = deduplicated_neurons(phi, corr_threshold)
-    return float((phi[:, kept] != 0).sum().item() / phi.numel())
+        norms = phi.norm(dim=2, keepdim=True)
+        phi = torch.where(norms > 0, phi / norms, 0)
+    neurons = phi.mT.contiguous()
+    kept = deduplicated_neurons(neurons, corr_threshold)
+    non_zero = torch.where(finite, ((neurons != 0).sum(2) * kept).sum(1), -1).cpu().numpy()
+    value = np.where(non_zero >= 0, non_zero / (n * m), np.nan).reshape(lead)  # -1: not finite
+    return value if lead else float(value)
 
 
-def effective_rank(features, eps: float = 0.0) -> float:
-    """Entropy effective rank of row-normalized features: -sum p log p with p = s / sum(s), zeros dropped."""
+def effective_rank(features, eps: float = 0.0):
+    """Entropy effective rank of row-normalized features: -sum p log p with p = s / sum(s), zeros dropped.
+
+    Batched: features (..., n, k) gives an array of the leading shape (one SVD call for all); a single
+    matrix gives a float."""
     f = np.asarray(_numpy(features), dtype=np.float64)
-    norms = np.linalg.norm(f, axis=1, keepdims=True)
+    norms = np.linalg.norm(f, axis=-1, keepdims=True)
     f = np.divide(f, norms, out=np.zeros_like(f), where=norms > 0)
-    s = np.linalg.svd(f, compute_uv=False)
-    s = s[s > eps]
-    if s.size == 0:
-        return 0.0
-    p = s / s.sum()
-    return float(-(p * np.log(p)).sum())
+    singular = np.linalg.svd(f, compute_uv=False)
+    values = np.zeros(singular.shape[:-1])
+    for index in np.ndindex(values.shape):
+        s = singular[index]
+        s = s[s > eps]
+        if s.size:
+            p = s / s.sum()
+            values[index] = -(p * np.log(p)).sum()
+    return values if values.ndim else float(values)
 
 
 def per_example_gradients(model, x_eval, params=None, batched: bool = False) -> torch.Tensor:

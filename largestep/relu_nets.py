@@ -10,6 +10,7 @@ rank) go through torch.func on the same parameters (`torch_params`, `forward_one
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable, Sequence
 
@@ -85,20 +86,53 @@ def hidden_features(layers: list[Layer], x: np.ndarray) -> list[np.ndarray]:
     return features
 
 
-def predict(layers: list[Layer], x: np.ndarray) -> np.ndarray:
-    """Outputs (R, n) of the R nets on inputs x (n, d)."""
-    features = hidden_features(layers, x)
+def predict(layers: list[Layer], x: np.ndarray, features: list[np.ndarray] | None = None) -> np.ndarray:
+    """Outputs (R, n) of the R nets on inputs x (n, d); `features`: hidden_features(layers, x) if already at hand."""
+    if features is None:
+        features = hidden_features(layers, x)
     h = features[-1] if features else np.broadcast_to(x, (len(layers[0][0]), *x.shape))
     w, b = layers[-1]
     out = (h @ np.swapaxes(w, 1, 2))[..., 0]
     return out + b if b is not None else out
 
 
-def mse(layers: list[Layer], x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Plain mean squared error (no 1/2) of each of the R nets."""
+def mse(layers: list[Layer], x: np.ndarray, y: np.ndarray, features: list[np.ndarray] | None = None) -> np.ndarray:
+    """Plain mean squared error (no 1/2) of each of the R nets (`features` as in `predict`)."""
     with np.errstate(over="ignore", invalid="ignore"):
-        r = predict(layers, x) - y
+        r = predict(layers, x, features) - y
         return np.mean(r * r, axis=1)
+
+
+def _layer_inputs(layers: list[Layer], x: np.ndarray) -> list[np.ndarray]:
+    """[input of each layer (R, n, fan_in)]: x broadcast over the runs, then each hidden layer's post-ReLU
+    features (the last entry: the features the output layer reads)."""
+    rows = len(layers[0][0])
+    h = np.broadcast_to(np.asarray(x, np.float64), (rows, *np.shape(x)))
+    inputs = []
+    for w, b in layers[:-1]:
+        inputs.append(h)
+        h = h @ np.swapaxes(w, 1, 2)
+        if b is not None:
+            h += b[:, None, :]
+        np.maximum(h, 0.0, out=h)
+    inputs.append(h)
+    return inputs
+
+
+def _lower_blocks(layers: list[Layer], inputs: list[np.ndarray], delta: np.ndarray, top: int) -> list[np.ndarray]:
+    """Gradient columns of layers top, top - 1, ..., 0 (each: its weight, then its bias, in reverse order), given
+    delta (R, n, out of layer top): the output's derivative w.r.t. layer top's pre-activations."""
+    rows, n = delta.shape[:2]
+    blocks = []
+    for l in range(top, -1, -1):
+        w, b = layers[l]
+        h = inputs[l]
+        if b is not None:
+            blocks.append(delta)
+        blocks.append((delta[:, :, :, None] * h[:, :, None, :]).reshape(rows, n, -1))
+        if l > 0:
+            delta = (delta @ w) * (h > 0)
+    return blocks
 
 
 def per_example_gradients(layers: list[Layer], x: np.ndarray) -> np.ndarray:
@@ -111,27 +145,103 @@ def per_example_gradients(layers: list[Layer], x: np.ndarray) -> np.ndarray:
     and autograd.  The same per-example gradients as `forward_one` through torch.func, without its
     per-call tracing: the metric's cost is then the linear algebra alone.
     """
-    rows = len(layers[0][0])
-    h = np.broadcast_to(np.asarray(x, np.float64), (rows, *np.shape(x)))
-    inputs = []
-    for w, b in layers[:-1]:
-        inputs.append(h)
-        h = h @ np.swapaxes(w, 1, 2)
-        if b is not None:
-            h += b[:, None, :]
-        np.maximum(h, 0.0, out=h)
-    inputs.append(h)
-    delta = np.ones((rows, len(x), 1))  # d output / d output
-    blocks = []
-    for l in range(len(layers) - 1, -1, -1):
-        w, b = layers[l]
-        h = inputs[l]
-        if b is not None:
-            blocks.append(delta)
-        blocks.append((delta[:, :, :, None] * h[:, :, None, :]).reshape(rows, len(x), -1))
-        if l > 0:
-            delta = (delta @ w) * (h > 0)
-    return np.concatenate(blocks[::-1], axis=2)
+    inputs = _layer_inputs(layers, x)
+    delta = np.ones((len(layers[0][0]), len(x), 1))  # d output / d output
+    return np.concatenate(_lower_blocks(layers, inputs, delta, len(layers) - 1)[::-1], axis=2)
+
+
+def jacobian_factor(layers: list[Layer], x: np.ndarray) -> np.ndarray:
+    """F (R, n, k) with F F^T = phi phi^T for phi = `per_example_gradients`: the same singular values, so the
+    same rank, from fewer columns (in exact arithmetic; rounding moves them by ~1e-16 of the largest).
+
+    The last hidden layer and the output weights a: neuron j's incoming parameters theta_j = (w_j, b_j)
+    act on u_i = (input of the layer at x_i, 1), its mask m_ij = [theta_j . u_i > 0].  Their columns,
+    a_j m_ij u_i and the output weight's m_ij (theta_j . u_i), are m_j * U [a_j I, theta_j]: k + 1 columns
+    spanning k, contributing m_j * U (a_j^2 I + theta_j theta_j^T) U^T * m_j to phi phi^T (the rescaling
+    symmetry of a ReLU neuron, written as a factorization).  Neurons with the same mask on the points
+    add their k x k blocks; each distinct live mask then gives k columns m_g * U L_g, L_g L_g^T the
+    summed block.  Dead neurons give none.  The layers below keep their gradient columns, the output
+    bias its column of ones.  Two-layer net of the 1-D regression: 300 columns -> 2 per distinct kink.
+    """
+    if len(layers) < 2:
+        return per_example_gradients(layers, x)
+    inputs = _layer_inputs(layers, x)
+    rows, n, _ = inputs[-1].shape
+    top = len(layers) - 2  # the last hidden layer
+    w, b = layers[top]
+    u, theta = inputs[top], w
+    if b is not None:
+        u = np.concatenate([u, np.ones((rows, n, 1))], axis=2)
+        theta = np.concatenate([w, b[:, :, None]], axis=2)
+    output_weights = layers[-1][0][:, 0, :]
+    mask = inputs[-1] > 0
+    blocks = [_merged_neurons(mask, u, theta, output_weights)]
+    if layers[-1][1] is not None:
+        blocks.append(np.ones((rows, n, 1)))
+    if top > 0:
+        delta = (output_weights[:, None, :] * mask) @ w * (inputs[top] > 0)
+        blocks += _lower_blocks(layers, inputs, delta, top - 1)
+    return np.concatenate(blocks, axis=2) if len(blocks) > 1 else blocks[0]
+
+
+def _merged_neurons(mask: np.ndarray, u: np.ndarray, theta: np.ndarray, output_weights: np.ndarray) -> np.ndarray:
+    """The columns m_g * U L_g of `jacobian_factor`, k per group, zero-padded to the batch's largest count of
+    groups: mask (R, n, m), u (R, n, k), theta (R, m, k), output_weights (R, m).  Built transposed (a group's
+    k columns as k contiguous rows of n: the masking then runs along memory) and returned as a view."""
+    rows, n, m = mask.shape
+    k = u.shape[2]
+    by_run = np.arange(rows)[:, None]
+    masks = np.ascontiguousarray(np.swapaxes(mask, 1, 2))  # (R, m, n)
+    first = _first_equal_row(masks)
+    member = (first[:, None, :] == np.arange(m)[None, :, None]) & masks.any(2)[:, None, :]  # (R, group, neuron)
+    leader = member.any(2)
+    width = max(int(leader.sum(1).max(initial=0)), 1)
+    order = np.argsort(~leader, axis=1, kind="stable")[:, :width]  # the groups first (padding: memberless)
+    blocks = output_weights[:, :, None, None] ** 2 * np.eye(k) + theta[:, :, :, None] * theta[:, :, None, :]
+    merged = member[by_run, order].astype(np.float64) @ blocks.reshape(rows, m, k * k)
+    factors = psd_cholesky(merged.reshape(rows, width, k, k))
+    columns = np.swapaxes(factors, 2, 3).reshape(rows, width * k, k) @ np.swapaxes(u, 1, 2)  # (R, width k, n)
+    columns = columns.reshape(rows, width, k, n)
+    columns *= masks[by_run, order][:, :, None, :]
+    return np.swapaxes(columns.reshape(rows, width * k, n), 1, 2)
+
+
+def _first_equal_row(masks: np.ndarray) -> np.ndarray:
+    """(R, m): for each row j of each boolean matrix masks (R, m, n), the first row equal to it.  Rows are keyed
+    by a random projection and the keys' verdict checked; a collision of keys (never seen) falls back to
+    comparing the counts of common entries, exact in float64."""
+    as_float = masks.astype(np.float64)
+    keys = as_float @ _key_weights(masks.shape[2])
+    first = (keys[:, :, None] == keys[:, None, :]).argmax(2)
+    if np.array_equal(masks[np.arange(len(masks))[:, None], first], masks):
+        return first
+    overlap = as_float @ np.swapaxes(as_float, 1, 2)
+    count = overlap.diagonal(axis1=1, axis2=2)
+    return ((overlap == count[:, :, None]) & (overlap == count[:, None, :])).argmax(2)
+
+
+@functools.lru_cache(maxsize=8)
+def _key_weights(n: int) -> np.ndarray:
+    weights = np.random.default_rng(0).random(n)
+    weights.flags.writeable = False
+    return weights
+
+
+def psd_cholesky(a: np.ndarray) -> np.ndarray:
+    """Lower-triangular L (..., k, k) with L L^T = a for symmetric positive semi-definite a, batched (a loop
+    over the k columns; k is small).  Where rounding leaves a pivot <= 0 (a singular there) the column is
+    zero: exact for exactly singular a, else an error of the order of rounding in a."""
+    a = np.array(a, dtype=np.float64)
+    k = a.shape[-1]
+    factor = np.zeros_like(a)
+    for c in range(k):
+        pivot = a[..., c, c:c + 1]
+        positive = pivot > 0
+        column = np.divide(a[..., c:, c], np.sqrt(pivot, where=positive, out=np.ones_like(pivot)),
+                           out=factor[..., c:, c], where=positive)
+        if c + 1 < k:
+            a[..., c + 1:, c + 1:] -= column[..., 1:, None] * column[..., None, 1:]
+    return factor
 
 
 # ---- torch.func view of the same nets, for per-example gradients

@@ -156,3 +156,120 @@ def test_relu_experiments_jacobian_rank_equals_autograd_svd_per_run(dead):
         np.testing.assert_array_equal(got, want)
     if dead:
         assert want[1] < want[0]
+
+
+def _awkward_nets(make, rows: int, seed: int) -> list:
+    """Stacked nets with the cases the Jacobian factor merges or drops: row 0 as drawn; row 1 with dead
+    neurons, exact and positively scaled duplicates of a last-hidden-layer neuron (same activation mask),
+    one output weight 0; row 2 with all output weights 0 (relu_two_layer's initialization); row 3 with
+    every last-hidden-layer neuron dead."""
+    layers = relu_nets.stack([make(np.random.default_rng(seed + s)) for s in range(rows)])
+    w, b = layers[-2]
+    out = layers[-1][0]
+    w[1, :2] = 0
+    if b is not None:
+        b[1, :2] = -1.0
+    w[1, 3], w[1, 4] = w[1, 2], 2.5 * w[1, 2]
+    if b is not None:
+        b[1, 3], b[1, 4] = b[1, 2], 2.5 * b[1, 2]
+    out[1, 0, 5] = 0.0
+    out[2] = 0.0
+    w[3] = -np.abs(w[3])
+    if b is not None:
+        b[3] = -1.0
+    return layers
+
+
+@pytest.mark.parametrize("make", [
+    lambda rng: relu_nets.two_layer_1d(rng, 9),  # d = 1, hidden biases, no output bias
+    lambda rng: relu_nets.two_layer_gaussian(rng, 2, 8, 0.5, 1.0),  # no biases
+    lambda rng: relu_nets.multi_layer_gaussian(rng, 3, (7, 8), 0.8),  # biases everywhere, output bias
+])
+def test_jacobian_factor_has_the_jacobians_singular_values(make):
+    """F F^T = phi phi^T with phi from one autograd call per point: same singular values, same ranks.
+    Rounding: a zero singular value of phi may come out of F at ~1e-10 of the largest (a Cholesky of a
+    singular block), as it does from any Gram matrix (eigenvalue errors ~1e-16 of the largest, so singular
+    values ~1e-8): ranks are compared at tolerances well above that."""
+    layers = _awkward_nets(make, 4, 3)
+    d = layers[0][0].shape[2]
+    x = np.random.default_rng(5).uniform(0.05, 1.0, size=(30, d))  # positive inputs: row 3's neurons stay dead
+    factor = relu_nets.jacobian_factor(layers, x)
+    assert factor.shape[2] < relu_nets.n_parameters(layers)
+    for r in range(4):
+        phi = oracles.relu_net_jacobian(layers, r, x)
+        want = np.linalg.svd(phi, compute_uv=False)
+        got = np.linalg.svd(factor[r], compute_uv=False)
+        size = min(len(want), len(got))
+        np.testing.assert_allclose(got[:size], want[:size], rtol=0, atol=1e-8 * want[0])
+        assert np.all(want[size:] <= 1e-8 * want[0]) and np.all(got[size:] <= 1e-8 * want[0])
+        for tol in (1e-4, 1e-6):
+            assert metrics.rank_from_jacobian(factor[r], tol) == oracles.svd_rank(phi, tol)
+        if r == 3 and len(layers) == 2:  # no live neuron, no output bias: phi is zero
+            assert metrics.rank_from_jacobian(factor[r], 1e-4) == 0 and not np.any(factor[r])
+
+
+def test_jacobian_factor_rows_do_not_depend_on_the_batch():
+    """A diverged (NaN) row leaves the others' factors as they are alone, up to zero padding."""
+    layers = relu_nets.stack([relu_nets.two_layer_1d(np.random.default_rng(s), 6) for s in range(3)])
+    layers[0][0][1] = np.nan
+    x = np.linspace(-1, 1, 20)[:, None]
+    together = relu_nets.jacobian_factor(layers, x)
+    for r in (0, 2):
+        alone = relu_nets.jacobian_factor([(w[r:r + 1], None if b is None else b[r:r + 1]) for w, b in layers], x)
+        np.testing.assert_array_equal(together[r, :, :alone.shape[2]], alone[0])
+        assert not np.any(together[r, :, alone.shape[2]:])
+
+
+def test_merged_masks_fall_back_to_exact_comparison_when_keys_collide(monkeypatch):
+    """Random keys that collide for every neuron (all zero): the verification sees it and the exact
+    comparison gives the same factor."""
+    layers = _awkward_nets(lambda rng: relu_nets.two_layer_1d(rng, 9), 4, 0)
+    x = np.linspace(-1, 1, 25)[:, None]
+    want = relu_nets.jacobian_factor(layers, x)
+    monkeypatch.setattr(relu_nets, "_key_weights", lambda n: np.zeros(n))
+    np.testing.assert_array_equal(relu_nets.jacobian_factor(layers, x), want)
+
+
+def test_psd_cholesky_reconstructs_semidefinite_matrices():
+    rng = np.random.default_rng(2)
+    for k in (1, 2, 3, 6):
+        a = rng.normal(size=(40, k, k))
+        a[:10, :, k // 2:] = 0  # rank-deficient
+        a[10:13] = 0  # zero matrices
+        psd = a @ np.swapaxes(a, 1, 2)
+        factor = relu_nets.psd_cholesky(psd)
+        assert np.all(np.triu(factor, 1) == 0)
+        np.testing.assert_allclose(factor @ np.swapaxes(factor, 1, 2), psd, rtol=0,
+                                   atol=1e-12 * np.abs(psd).max())
+        assert not np.any(factor[10:13])
+
+
+@pytest.mark.parametrize("threshold", [0.99, 0.999])
+def test_batched_feature_sparsity_equals_the_reference_per_matrix(threshold):
+    """One call over a (2, 3, n, m) batch: each entry as the plain loop on its own matrix; a matrix with a
+    NaN gives NaN without touching the others; an all-dead one gives 0."""
+    rng = np.random.default_rng(11)
+    n, m = 12, 15
+    batch = np.stack([np.maximum(rng.standard_normal((n, m)) + rng.uniform(-1, 1), 0) for _ in range(6)])
+    batch[1][:, rng.random(m) < 0.4] = 0  # dead neurons
+    batch[2][:, 4] = batch[2][:, 9] * 2.0  # a duplicate
+    batch[3][2, 5] = np.nan  # a diverged net
+    batch[4] = 0  # every neuron dead
+    got = metrics.feature_sparsity(batch.reshape(2, 3, n, m), threshold)
+    assert got.shape == (2, 3)
+    for i, phi in enumerate(batch):
+        if i == 3:
+            assert np.isnan(got.flat[i])
+        else:
+            assert got.flat[i] == pytest.approx(oracles.feature_sparsity(phi, threshold), abs=1e-12)
+    assert got.flat[4] == 0.0
+
+
+def test_batched_effective_rank_equals_the_reference_per_matrix():
+    rng = np.random.default_rng(12)
+    f = rng.standard_normal((3, 20, 6))
+    f[1, :, 2:] = 0  # rank 2
+    f[2] = 0  # nothing left: 0
+    got = metrics.effective_rank(f)
+    np.testing.assert_allclose(got, [oracles.effective_rank(x) for x in f], rtol=1e-12, atol=1e-12)
+    assert got[2] == 0.0

@@ -238,27 +238,33 @@ def evaluate(config: ReluConfig, data: Regression, x_rank: np.ndarray, layers: l
              sharpness: bool = False) -> dict:
     """Metrics of the R nets at one grid point; rows diverged (now or before) get NaN and are flagged.
     sharpness: compute it here too (else NaN, where the config records it at other grid points)."""
-    train_loss = relu_nets.mse(layers, data.x_train, data.y_train)
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverged row's features: flagged below
+        train_features = relu_nets.hidden_features(layers, data.x_train)
+    train_loss = relu_nets.mse(layers, data.x_train, data.y_train, train_features)
     diverged |= sweep.diverged(train_loss, sweep.FLOAT32_OVERFLOW)
     alive = np.flatnonzero(~diverged)
     rows = len(train_loss)
     values = {"train_loss": np.where(diverged, np.nan, train_loss)}
-    test_loss = train_loss if config.task == "1d" else relu_nets.mse(layers, data.x_test, data.y_test)
-    values["test_loss"] = np.where(diverged, np.nan, test_loss)
-    for name in ["jacobian_rank", *feature_names(config)] + (["effective_rank"] if len(config.widths) > 1 else []) \
-            + (["sharpness"] if config.sharpness_points else []):
+    for name in ["test_loss", "jacobian_rank", *feature_names(config)] \
+            + (["effective_rank"] if len(config.widths) > 1 else []) + (["sharpness"] if config.sharpness_points else []):
         values[name] = np.full(rows, np.nan)
     if alive.size == 0:
         return values
     alive_layers = [(w[alive], None if b is None else b[alive]) for w, b in layers]
+    # A row's numbers do not depend on the rows computed with it: the diverged ones are left out.
+    values["test_loss"][alive] = train_loss[alive] if config.task == "1d" else relu_nets.mse(
+        alive_layers, data.x_test, data.y_test)
     values["jacobian_rank"][alive] = metrics.rank_from_jacobian(
-        relu_nets.per_example_gradients(alive_layers, x_rank), config.rank_tol)
-    features = relu_nets.hidden_features(alive_layers, data.x_train)
-    for name, phi in zip(feature_names(config), features):
-        values[name][alive] = [metrics.feature_sparsity(p, config.corr_threshold) for p in phi]
+        relu_nets.jacobian_factor(alive_layers, x_rank), config.rank_tol)
+    features = [phi[alive] for phi in train_features]
+    if len(set(config.widths)) == 1:  # every layer in one batched call
+        sparsity = metrics.feature_sparsity(np.stack(features), config.corr_threshold)
+    else:
+        sparsity = [metrics.feature_sparsity(phi, config.corr_threshold) for phi in features]
+    for name, value in zip(feature_names(config), sparsity):
+        values[name][alive] = value
     if len(config.widths) > 1:  # last hidden layer on the Jacobian evaluation points
-        last = relu_nets.hidden_features(alive_layers, x_rank)[-1]
-        values["effective_rank"][alive] = [metrics.effective_rank(f) for f in last]
+        values["effective_rank"][alive] = metrics.effective_rank(relu_nets.hidden_features(alive_layers, x_rank)[-1])
     if sharpness:
         values["sharpness"][alive] = relu_net_sharpness(alive_layers, data.x_train, data.y_train)
     return values
