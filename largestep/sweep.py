@@ -205,8 +205,8 @@ class BatchProgress:
     def advance(self, iterations: int) -> None:
         """One stop on the grid reached, after `iterations` more updates."""
         self.done += iterations
+        self._show()  # before update(), which redraws: else the bar ends at 100% showing the count before last
         self.bar.update(1 + iterations * self.stops / max(self.iterations, 1))
-        self._show()
 
     def _show(self) -> None:
         self.bar.set_postfix_str(f"{self.done:,}/{self.iterations:,} {self.unit}", refresh=False)

@@ -97,3 +97,26 @@ def test_progress_is_one_full_bar_per_training_batch():
     assert len(ends) >= 2
     for n, total, done, iterations in ends:  # each bar ends exactly full: its total never grew
         assert done == iterations and n == pytest.approx(total)
+
+
+def test_progress_bar_shows_the_count_it_reached(capsys):
+    """What the user sees: each bar's last drawing counts all its iterations (the count is set before the redraw)."""
+    from largestep.experiments import get
+    from largestep.sweep import BatchProgress
+
+    class EveryRedraw(BatchProgress):  # tqdm skips redraws within 0.1 s: here each update redraws, as a slow run's
+        def start_batch(self, *args, **kwargs):
+            super().start_batch(*args, **kwargs)
+            self.bar.mininterval, self.bar.miniters, self.bar.dynamic_miniters = 0, 0, False
+
+    exp = get("diag_gd")
+    config = exp.config.quick()
+    bar = EveryRedraw("diag_gd")
+    exp.run(config, n_seeds=1, progress=bar)
+    bar.close()
+    last = {}  # the last drawing of each batch's bar
+    for line in capsys.readouterr().err.replace("\n", "\r").split("\r"):
+        if " batch " in line:
+            last[line.split(":")[0]] = line
+    assert len(last) >= 2
+    assert all(f"{config.iterations:,}/{config.iterations:,} it" in line for line in last.values()), last
