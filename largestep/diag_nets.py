@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .sweep import Batch, diverged, march, sgd_indices
+from .sweep import Batch, advance_live, diverged, march, sgd_indices
 
 
 def loss(x: np.ndarray, y: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -65,28 +65,18 @@ CHUNK = 512
 
 
 def _advance_live(u, v, x, y, step_sizes, samples, start, stop, scratch):
-    """Updates start..stop-1 of the rows whose parameters are still finite; the others stay as they are.
+    """Updates start..stop-1 of the rows whose parameters are still finite (`sweep.advance_live`)."""
+    def step(params, rows):
+        uu, vv = params
+        work = [s[: len(uu)] for s in scratch]
+        etas = np.ascontiguousarray(step_sizes[rows, start:stop].T)
+        if samples is not None:
+            idx = samples[rows, start:stop].T
+            _sgd_steps(uu, vv, x[idx], y[idx], etas, work)
+        else:
+            _gd_steps(uu, vv, x, y, etas, work)
 
-    A row whose u or v holds an inf or NaN has diverged for good (its loss is non-finite from then on,
-    which is how `train_runs` flags it), so it is left out of the arithmetic rather than carried along:
-    past the edge of divergence most rows of a sweep die early, and they then cost nothing.  Each row's
-    arithmetic does not depend on which other rows are batched with it, so the survivors' trajectories
-    are unchanged bit for bit.
-    """
-    live = np.flatnonzero(np.isfinite(u).all(1) & np.isfinite(v).all(1))
-    if not live.size:
-        return
-    whole = live.size == len(u)
-    uu, vv = (u, v) if whole else (u[live], v[live])
-    work = scratch if whole else [s[: live.size] for s in scratch]
-    etas = np.ascontiguousarray(step_sizes[live, start:stop].T)
-    if samples is not None:
-        idx = samples[live, start:stop].T
-        _sgd_steps(uu, vv, x[idx], y[idx], etas, work)
-    else:
-        _gd_steps(uu, vv, x, y, etas, work)
-    if not whole:
-        u[live], v[live] = uu, vv
+    advance_live([u, v], step)
 
 
 def train_runs(

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .streams import numpy_stream
-from .sweep import march, sgd_indices
+from .sweep import advance_live, march, sgd_indices
 
 Layer = tuple  # (weight (R, out, in), bias (R, out) or None)
 
@@ -296,9 +296,16 @@ def train(
     rows, iterations = step_sizes.shape
     samples = np.stack([sgd_indices(int(s), len(x), iterations) for s in seeds], axis=1)  # (T, R)
 
+    params = [a for layer in layers for a in layer if a is not None]
+
     def advance(done, target):
-        idx = samples[done:target]
-        _sgd_steps(layers, x[idx], y[idx], np.ascontiguousarray(step_sizes[:, done:target].T))
+        def step(live_params, rows):  # only rows whose parameters are finite (`advance_live`)
+            arrays = iter(live_params)
+            live_layers = [(next(arrays), None if b is None else next(arrays)) for _, b in layers]
+            idx = samples[done:target, rows]
+            _sgd_steps(live_layers, x[idx], y[idx], np.ascontiguousarray(step_sizes[rows, done:target].T))
+
+        advance_live(params, step)
 
     return march(stops, iterations, rows, advance, on_stop, progress)
 

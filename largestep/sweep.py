@@ -59,6 +59,31 @@ def march(stops: np.ndarray, iterations: int, rows: int, advance: Callable[[int,
     return seconds
 
 
+def advance_live(params: list[np.ndarray], step: Callable[[list[np.ndarray], np.ndarray | slice], None]) -> None:
+    """step(params of the live rows, rows) for the rows (leading axis) whose parameters are all finite.
+
+    A row holding an inf or NaN has diverged for good (its loss is non-finite from then on, which is how the
+    trainers flag it), so it is left out of the arithmetic rather than carried along: past the edge of
+    divergence most rows of a sweep die early, and they then cost nothing.  rows is slice(None) when every
+    row is live (params passed as they are, updated in place), else the live rows' indices (params are
+    copies of those rows, written back afterwards).  A trainer whose rows do not depend on each other's
+    arithmetic keeps the survivors' trajectories bit for bit.
+    """
+    finite = np.ones(len(params[0]), bool)
+    for p in params:
+        finite &= np.isfinite(p.reshape(len(p), -1)).all(1)
+    if finite.all():
+        step(params, slice(None))
+        return
+    live = np.flatnonzero(finite)
+    if not live.size:
+        return
+    subset = [p[live] for p in params]
+    step(subset, live)
+    for p, s in zip(params, subset):
+        p[live] = s
+
+
 def sgd_indices(seed: int, n: int, iterations: int) -> np.ndarray:
     """The SGD sampling stream of one training seed: `iterations` indices uniform over n, with replacement.
 

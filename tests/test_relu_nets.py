@@ -86,6 +86,26 @@ def test_batched_runs_equal_runs_one_by_one():
             np.testing.assert_array_equal(b[r], b1[0])
 
 
+def test_a_row_that_diverges_does_not_disturb_the_others_bit_for_bit():
+    """A row whose parameters turn non-finite stops being trained (sweep.advance_live); the
+    survivors' trajectories equal the same runs trained alone, bit for bit, and the dead row stays dead."""
+    seeds = [0, 1, 2]
+    layers = _nets("multi_layer", seeds)
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((20, 4)), rng.standard_normal(20)
+    steps = np.stack([np.full(300, 0.01), np.full(300, 1e6), np.full(300, 0.02)])  # row 1 blows up at once
+    singles = {r: [(w[[r]].copy(), None if b is None else b[[r]].copy()) for w, b in layers] for r in (0, 2)}
+    finite_at = []
+    relu_nets.train(layers, x, y, steps, seeds, np.array([1, 20, 300]),
+                    lambda k: finite_at.append(bool(np.isfinite(layers[0][0][1]).all())))
+    assert finite_at == [True, False, False]  # dead within 20 steps, still dead at the end
+    for r, single in singles.items():
+        relu_nets.train(single, x, y, steps[[r]], [seeds[r]], np.array([300]), lambda k: None)
+        for (w, b), (w1, b1) in zip(layers, single):
+            np.testing.assert_array_equal(w[r], w1[0])
+            np.testing.assert_array_equal(b[r], b1[0])
+
+
 def test_predict_and_features_match_torch_forward():
     layers = _nets("multi_layer", [0, 1])
     x = np.random.default_rng(2).standard_normal((7, 4))
