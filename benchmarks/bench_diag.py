@@ -1,28 +1,22 @@
 """Speed of the diagonal-net engine (not a test).  Run: .venv/bin/python benchmarks/bench_diag.py [--repeats N]
 
 1. Cost of one batched SGD / GD step for R = 1 and R = 64 runs (median of repeats), and the per-run ratio.
-2. Wall time of `python -m largestep reproduce diag_sgd diag_gd` at full scale with 1 and 5 seeds (fresh
-   process each, startup and figures included), with the training / metrics split from the results files,
-   against the paper's own code (whole processes, one seed: bench_experiments.PAPER_SECONDS).
+2. Wall time of `python -m largestep reproduce diag_sgd` and `diag_gd` at full scale with 1 and 5 seeds (fresh
+   process each, startup and figures included, our sharpness metric off), with the training / metrics split
+   from the results files.  Against the paper's code: benchmarks/bench_vs_paper.py.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
-from bench_experiments import PAPER_SECONDS
+from bench_vs_paper import ROOT, whole_process
 from largestep import diag_nets
 from largestep.data import sparse_regression
 
-PAPER_SECONDS_ONE_SEED = PAPER_SECONDS["diag_sgd"] + PAPER_SECONDS["diag_gd"]
 
 
 def step_seconds(algorithm: str, rows: int, steps: int, repeats: int) -> float:
@@ -43,22 +37,12 @@ def step_seconds(algorithm: str, rows: int, steps: int, repeats: int) -> float:
     return statistics.median(times)
 
 
-def reproduce_seconds(seeds: int, repeats: int) -> tuple[float, dict]:
-    walls, splits = [], []
-    for _ in range(repeats):
-        with tempfile.TemporaryDirectory() as out:
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "largestep", "reproduce", "diag_sgd", "diag_gd", "--seeds", str(seeds),
-                            "--out", out, "--no-progress"], check=True, capture_output=True)
-            walls.append(time.perf_counter() - start)
-            split = {"train": 0.0, "metrics": 0.0}
-            for name in ("diag_sgd", "diag_gd"):
-                seconds = json.loads((Path(out) / f"{name}.json").read_text())["seconds"]
-                for key in split:
-                    split[key] += seconds[key]
-            splits.append(split)
-    best = walls.index(statistics.median(walls)) if repeats % 2 else 0
-    return statistics.median(walls), splits[best]
+def reproduce_seconds(name: str, seeds: int, repeats: int) -> tuple[float, dict]:
+    """Median wall seconds of whole `reproduce NAME` processes (bench_vs_paper.whole_process: the paper's work
+    only) and the training / metrics split of the median one."""
+    runs = sorted(whole_process(ROOT, [name], seeds) for _ in range(repeats))
+    wall, _, seconds = runs[len(runs) // 2]
+    return wall, seconds[name]
 
 
 def main():
@@ -74,13 +58,13 @@ def main():
               f"= {many / 64 * 1e6:5.2f} us/step/run   batching gain per run: {one / (many / 64):4.1f}x")
     if args.skip_reproduce:
         return
-    print("reproduce diag_sgd diag_gd, full scale (median wall time of fresh processes)")
+    print("reproduce, full scale, one BLAS thread (median wall time of fresh processes; our sharpness metric off)")
     for seeds, repeats in ((1, args.repeats), (5, max(1, args.repeats // 2))):
-        wall, split = reproduce_seconds(seeds, repeats)
-        print(f"  --seeds {seeds}: {wall:5.1f} s  (training {split['train']:.1f} s, metrics {split['metrics']:.1f} s; "
-              f"paper's code, 1 seed: {PAPER_SECONDS_ONE_SEED:.0f} s -> {PAPER_SECONDS_ONE_SEED / wall:.1f}x "
-              f"{'faster' if wall < PAPER_SECONDS_ONE_SEED else 'slower'})")
-
+        for name in ("diag_sgd", "diag_gd"):
+            wall, split = reproduce_seconds(name, seeds, repeats)
+            print(f"  {name} --seeds {seeds}: {wall:5.1f} s  (training {split['train']:.1f} s, "
+                  f"metrics {split['metrics']:.1f} s)")
+    print("  against the paper's code: benchmarks/bench_vs_paper.py (its seconds come from another machine)")
 
 if __name__ == "__main__":
     main()
