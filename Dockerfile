@@ -15,7 +15,7 @@ WORKDIR /build
 COPY pyproject.toml README.md ./
 COPY largestep ./largestep
 COPY deep_nets ./deep_nets
-RUN pip install --no-cache-dir "numpy==2.1.3" "matplotlib==3.9.2" "tqdm==4.67.1" "mnist1d==0.0.2.post1" \
+RUN pip install --no-cache-dir "numpy==2.1.3" "numba==0.61.2" "matplotlib==3.9.2" "tqdm==4.67.1" "mnist1d==0.0.2.post1" \
     && pip install --no-cache-dir --no-deps . \
     && useradd --create-home --uid 1000 largestep \
     && mkdir /data /runs \

@@ -1,8 +1,8 @@
 """Diagonal linear networks h(x) = <u*v, x>: batched full-batch GD and batch-size-1 SGD in float64.
 
-R runs (step-size schedules x training seeds) advance together: parameters are (R, d) arrays and every
-update is a handful of vectorized numpy operations.  numpy rather than torch here: at these sizes
-(d <= 200) a step is bound by per-operation overhead, which is several times lower in numpy.
+R runs (step-size schedules x training seeds) advance together: parameters are (R, d) arrays, and each
+stretch of updates between two evaluations is one call of a compiled loop over all rows (`diag_kernels`),
+in which each run's arithmetic is independent of the others'.  Metrics stay in numpy.
 """
 from __future__ import annotations
 
@@ -45,38 +45,36 @@ def train(
     drives row j's sampling).  Returns wall seconds {"train", "metrics"} (see `sweep.march`).
     """
     rows, iterations = step_sizes.shape
-    samples = None  # full batch
+    d = x.shape[1]
+    if not (u.shape == v.shape == (rows, d) and u.dtype == v.dtype == np.float64 and y.shape == (len(x),)):
+        # the compiled loops index without bounds checks: shapes are checked here, where the arrays enter
+        raise ValueError(f"need u, v float64 of shape (R, d) = ({rows}, {d}) and y of shape ({len(x)},); got "
+                         f"u {u.dtype} {u.shape}, v {v.dtype} {v.shape}, y {y.shape}")
     if algorithm == "sgd":
         samples = np.stack([sgd_indices(int(s), len(x), iterations) for s in seeds])
-    elif algorithm != "gd":
+    elif algorithm == "gd":
+        samples = None  # full batch
+    else:
         raise ValueError(f"algorithm must be 'gd' or 'sgd', got {algorithm!r}")
-    scratch = [np.empty((rows, x.shape[1])) for _ in range(3)]
+    from . import diag_kernels  # here, not at the top: importing numba costs 0.2 s that listing experiments need not pay
+
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    x_t_over_n = np.ascontiguousarray(x.T / len(x))
+
+    def step(params, live, start, stop):
+        """Updates start..stop-1 of the live rows (`sweep.advance_live`)."""
+        uu, vv = params
+        etas = np.ascontiguousarray(step_sizes[live, start:stop], dtype=np.float64)
+        if samples is None:
+            diag_kernels.gd_steps(uu, vv, x, x_t_over_n, y, etas)
+        else:
+            diag_kernels.sgd_steps(uu, vv, x, y, np.ascontiguousarray(samples[live, start:stop]), etas)
 
     def advance(done, target):
-        for start in range(done, target, CHUNK):
-            _advance_live(u, v, x, y, step_sizes, samples, start, min(start + CHUNK, target), scratch)
+        advance_live([u, v], lambda params, live: step(params, live, done, target))
 
     return march(stops, iterations, rows, advance, on_stop, progress)
-
-
-# Updates taken per gather of SGD samples: bounds the (chunk, rows, d) array of sampled inputs whatever
-# the spacing of the evaluation grid (a grid of two points would otherwise gather all T at once).
-CHUNK = 512
-
-
-def _advance_live(u, v, x, y, step_sizes, samples, start, stop, scratch):
-    """Updates start..stop-1 of the rows whose parameters are still finite (`sweep.advance_live`)."""
-    def step(params, rows):
-        uu, vv = params
-        work = [s[: len(uu)] for s in scratch]
-        etas = np.ascontiguousarray(step_sizes[rows, start:stop].T)
-        if samples is not None:
-            idx = samples[rows, start:stop].T
-            _sgd_steps(uu, vv, x[idx], y[idx], etas, work)
-        else:
-            _gd_steps(uu, vv, x, y, etas, work)
-
-    advance_live([u, v], step)
 
 
 def train_runs(
@@ -124,47 +122,3 @@ def train_runs(
         values[bad] = np.nan
     return Batch(curves=curves, diverged=bad.any(axis=1), seconds=seconds)
 
-
-def _sgd_steps(u, v, xs, ys, etas, scratch):
-    """In place: for each k, u, v <- u - eta e x*v, v - eta e x*u with e = <x, u*v> - y (all rows at once)."""
-    beta, g, gv = scratch
-    for k in range(len(etas)):
-        xk = xs[k]
-        np.multiply(u, v, out=beta)
-        e = np.einsum("rd,rd->r", xk, beta)
-        e -= ys[k]
-        e *= etas[k]
-        np.multiply(xk, e[:, None], out=g)
-        np.multiply(g, v, out=gv)
-        np.multiply(g, u, out=g)
-        u -= gv
-        v -= g
-
-
-def _gd_steps(u, v, x, y, etas, scratch, batch_invariant: bool = True):
-    """In place: full-batch gradient steps of L = ||X(u*v) - y||^2 / (2n).
-
-    One BLAS matrix-vector product per run and product, not one matrix-matrix product for all runs: a
-    BLAS gemm sums in an order that depends on how many rows are batched (and a single row goes through
-    gemv instead), and GD at the edge of stability amplifies that rounding to O(1) differences.  numpy's
-    matmul of a stack of (1, d) rows with one matrix calls gemv once per row, from C, with the same
-    shapes and strides whatever the stack's height, so a run gives the same trajectory bit for bit
-    whatever it is batched with, at BLAS speed.  batch_invariant=False: one gemm for all rows instead, the
-    speed the benchmark holds this to.
-    """
-    beta, g, gv = scratch
-    x_t = np.ascontiguousarray(x.T)
-    x_over_n = x / len(x)
-    stack = (lambda a: a[:, None, :]) if batch_invariant else (lambda a: a)  # (R, 1, d): a stack of row vectors
-    residual = stack(np.empty((len(u), len(x))))
-    beta_rows, g_rows = stack(beta), stack(g)
-    for k in range(len(etas)):
-        np.multiply(u, v, out=beta)
-        np.matmul(beta_rows, x_t, out=residual)
-        residual -= y
-        np.matmul(residual, x_over_n, out=g_rows)
-        g *= etas[k][:, None]
-        np.multiply(g, v, out=gv)
-        np.multiply(g, u, out=g)
-        u -= gv
-        v -= g

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from largestep import diag_nets
+from largestep import diag_kernels, diag_nets
 from largestep.data import sparse_regression
 from largestep.schedules import Schedule
 from largestep.sweep import evaluation_grid
@@ -30,29 +30,32 @@ def _random_params(rng, rows, d):
 def test_sgd_step_equals_autograd(data):
     rng = np.random.default_rng(1)
     u, v = _random_params(rng, 3, data.x_train.shape[1])
-    idx = np.array([[4, 0, 11]])  # one step, one example per row
-    etas = np.array([[0.1, 0.05, 0.3]])
+    idx = np.array([[4], [0], [11]])  # one step, one example per row
+    etas = np.array([[0.1], [0.05], [0.3]])
     got_u, got_v = u.copy(), v.copy()
-    scratch = [np.empty_like(u) for _ in range(3)]
-    diag_nets._sgd_steps(got_u, got_v, data.x_train[idx], data.y_train[idx], etas, scratch)
+    diag_kernels.sgd_steps(got_u, got_v, data.x_train, data.y_train, idx, etas)
     for row in range(3):
-        want_u, want_v = _autograd_step(data.x_train, data.y_train, u[row], v[row], etas[0, row], [idx[0, row]])
+        want_u, want_v = _autograd_step(data.x_train, data.y_train, u[row], v[row], etas[row, 0], [idx[row, 0]])
         np.testing.assert_allclose(got_u[row], want_u, rtol=1e-13, atol=1e-15)
         np.testing.assert_allclose(got_v[row], want_v, rtol=1e-13, atol=1e-15)
 
 
-def test_gd_step_equals_autograd(data):
+@pytest.mark.parametrize("n,d", [(12, 9), (7, 10)])  # the matrix-vector loops go four rows at a time: both remainders
+def test_gd_steps_equal_autograd(n, d):
+    data = sparse_regression(n=n, d=d, r=3, n_test=30, seed=0)
+    x, y = data.x_train, data.y_train
     rng = np.random.default_rng(2)
-    u, v = _random_params(rng, 2, data.x_train.shape[1])
-    etas = np.array([[0.2, 0.7]])
+    u, v = _random_params(rng, 2, d)
+    u *= 0.3
+    etas = np.array([[0.2, 0.1, 0.3], [0.05, 0.2, 0.1]])  # (rows, steps)
     got_u, got_v = u.copy(), v.copy()
-    scratch = [np.empty_like(u) for _ in range(3)]
-    diag_nets._gd_steps(got_u, got_v, data.x_train, data.y_train, etas, scratch)
-    everything = np.arange(len(data.x_train))
+    diag_kernels.gd_steps(got_u, got_v, x, np.ascontiguousarray(x.T / n), y, etas)
     for row in range(2):
-        want_u, want_v = _autograd_step(data.x_train, data.y_train, u[row], v[row], etas[0, row], everything)
-        np.testing.assert_allclose(got_u[row], want_u, rtol=1e-13, atol=1e-15)
-        np.testing.assert_allclose(got_v[row], want_v, rtol=1e-13, atol=1e-15)
+        want_u, want_v = u[row], v[row]
+        for eta in etas[row]:
+            want_u, want_v = _autograd_step(x, y, want_u, want_v, eta, np.arange(n))
+        np.testing.assert_allclose(got_u[row], want_u, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(got_v[row], want_v, rtol=1e-12, atol=1e-14)
 
 
 def _train(data, schedules, algorithm, seeds, iterations=300):
