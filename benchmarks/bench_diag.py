@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from bench_vs_paper import ROOT, whole_process
-from largestep import diag_kernels
+from largestep import kernels
 from largestep.data import sparse_regression
 
 
@@ -30,9 +30,9 @@ def step_seconds(algorithm: str, rows: int, steps: int, repeats: int) -> float:
         etas = np.full((rows, steps), 0.01)
         start = time.perf_counter()
         if algorithm == "sgd":
-            diag_kernels.sgd_steps(u, v, x, y, idx, etas)
+            kernels.diag_sgd_steps(u, v, x, y, idx, etas)
         else:
-            diag_kernels.gd_steps(u, v, x, x_t_over_n, y, etas)
+            kernels.diag_gd_steps(u, v, x, x_t_over_n, y, etas)
         if repeat:
             times.append((time.perf_counter() - start) / steps)
     return statistics.median(times)

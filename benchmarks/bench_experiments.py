@@ -152,7 +152,7 @@ def bench_steps() -> None:
     import numpy as np
 
     import plain_loops
-    from largestep import diag_kernels, experiments, metrics, relu_nets
+    from largestep import kernels, experiments, metrics, relu_nets
     from largestep.data import sparse_regression
     from largestep.experiments import relu
 
@@ -170,7 +170,7 @@ def bench_steps() -> None:
     def sgd():
         u, v = np.full((rows, 200), 0.1), np.zeros((rows, 200))
         idx = np.random.default_rng(0).integers(0, len(x), (rows, steps))
-        diag_kernels.sgd_steps(u, v, x, y, idx, np.full((rows, steps), 0.01))
+        kernels.diag_sgd_steps(u, v, x, y, idx, np.full((rows, steps), 0.01))
 
     sgd()  # compiles the kernel, or loads it from numba's cache
     line("diag SGD step (n=80, d=200)", median_cpu(sgd) / steps / rows,
@@ -183,7 +183,7 @@ def bench_steps() -> None:
     def gd(rows):
         def go():
             u, v = np.full((rows, 100), 0.1), np.zeros((rows, 100))
-            diag_kernels.gd_steps(u, v, x, x_t_over_n, y, np.full((rows, steps), 0.01))
+            kernels.diag_gd_steps(u, v, x, x_t_over_n, y, np.full((rows, steps), 0.01))
         go()
         return median_cpu(go) / steps / rows
 
@@ -202,8 +202,10 @@ def bench_steps() -> None:
 
     def relu_sgd():
         stacked = relu_nets.copy_layers(layers)
-        idx = np.random.default_rng(0).integers(0, len(data.x_train), (steps, rows))
-        relu_nets._sgd_steps(stacked, data.x_train[idx], data.y_train[idx], np.full((steps, rows), 1e-3))
+        relu_nets.train(stacked, data.x_train, data.y_train, np.full((rows, steps), 1e-3), range(rows),
+                        np.array([steps]), lambda k: None)
+
+    relu_sgd()  # compiles the kernel, or loads it from numba's cache
 
     line("ReLU SGD step (two-layer, d=2, m=20)", median_cpu(relu_sgd) / steps / rows,
          median_cpu(lambda: plain_loops.relu_sgd(single, data.x_train, data.y_train, steps)) / steps, rows)

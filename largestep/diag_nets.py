@@ -1,7 +1,7 @@
 """Diagonal linear networks h(x) = <u*v, x>: batched full-batch GD and batch-size-1 SGD in float64.
 
 R runs (step-size schedules x training seeds) advance together: parameters are (R, d) arrays, and each
-stretch of updates between two evaluations is one call of a compiled loop over all rows (`diag_kernels`),
+stretch of updates between two evaluations is one call of a compiled loop over all rows (`kernels`),
 in which each run's arithmetic is independent of the others'.  Metrics stay in numpy.
 """
 from __future__ import annotations
@@ -16,8 +16,9 @@ from .sweep import Batch, advance_live, diverged, march, sgd_indices
 def loss(x: np.ndarray, y: np.ndarray, beta: np.ndarray) -> np.ndarray:
     """||X beta - y||^2 / (2n) for each row of beta (R, d).
 
-    Row by row (a stack of (1, d) products, as in `_gd_steps`): a run's loss is then the same to the last bit
-    whatever it is batched with; one matrix product for all rows would sum in a batch-dependent order."""
+    Row by row (a stack of (1, d) products: numpy calls one BLAS matrix-vector product per row, with the same
+    shapes whatever the stack's height): a run's loss is then the same to the last bit whatever it is batched
+    with; one matrix product for all rows would sum in a batch-dependent order."""
     residual = (beta[:, None, :] @ x.T)[:, 0] - y
     return 0.5 * np.mean(residual * residual, axis=1)
 
@@ -56,7 +57,7 @@ def train(
         samples = None  # full batch
     else:
         raise ValueError(f"algorithm must be 'gd' or 'sgd', got {algorithm!r}")
-    from . import diag_kernels  # here, not at the top: importing numba costs 0.2 s that listing experiments need not pay
+    from . import kernels  # here, not at the top: importing numba costs 0.2 s that listing experiments need not pay
 
     x = np.ascontiguousarray(x, dtype=np.float64)
     y = np.ascontiguousarray(y, dtype=np.float64)
@@ -67,9 +68,9 @@ def train(
         uu, vv = params
         etas = np.ascontiguousarray(step_sizes[live, start:stop], dtype=np.float64)
         if samples is None:
-            diag_kernels.gd_steps(uu, vv, x, x_t_over_n, y, etas)
+            kernels.diag_gd_steps(uu, vv, x, x_t_over_n, y, etas)
         else:
-            diag_kernels.sgd_steps(uu, vv, x, y, np.ascontiguousarray(samples[live, start:stop]), etas)
+            kernels.diag_sgd_steps(uu, vv, x, y, np.ascontiguousarray(samples[live, start:stop]), etas)
 
     def advance(done, target):
         advance_live([u, v], lambda params, live: step(params, live, done, target))

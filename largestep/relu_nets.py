@@ -2,11 +2,11 @@
 
 A net is a list of layers (weight, bias): weight (R, out, in), bias (R, out) or None, with R runs stacked
 on the leading axis; ReLU after every layer but the last, one scalar output.  The R runs (schedules x
-training seeds) advance together, one Python iteration per SGD step for all of them, with a hand-written
-backward pass.  numpy rather than torch for training: at these sizes (at most 100 neurons, d <= 5) a step
-is bound by per-operation overhead, several times lower in numpy; float64 costs nothing extra here and
-keeps the edge-of-stability runs free of float32 rounding.  Metrics that need gradients (the Jacobian
-rank) go through torch.func on the same parameters (`torch_params`, `forward_one`).
+training seeds) advance together: each stretch of steps between two evaluations is one call of a compiled
+loop (`kernels.relu_sgd_steps`) with a hand-written backward pass, each run's arithmetic independent of the
+others'.  float64 costs nothing extra at these sizes (at most 100 neurons, d <= 5) and keeps the
+edge-of-stability runs free of float32 rounding.  Metrics: numpy (`jacobian_factor`), and torch.func on the
+same parameters (`torch_params`, `forward_one`) for what needs autograd.
 """
 from __future__ import annotations
 
@@ -294,55 +294,47 @@ def train(
     Returns wall seconds {"train": ..., "metrics": ...} (see `sweep.march`).
     """
     rows, iterations = step_sizes.shape
-    samples = np.stack([sgd_indices(int(s), len(x), iterations) for s in seeds], axis=1)  # (T, R)
+    samples = np.stack([sgd_indices(int(s), len(x), iterations) for s in seeds])  # (R, T)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    y = np.ascontiguousarray(np.reshape(y, len(x)), dtype=np.float64)
+    shapes, weight_at, bias_at = flat_layout(layers)
+    if x.shape[1] != shapes[0, 1] or shapes[-1, 0] != 1:
+        raise ValueError(f"the nets take {shapes[0, 1]} inputs to {shapes[-1, 0]} outputs; need x (n, d) = "
+                         f"{x.shape} with d = {shapes[0, 1]} and one output")
+    from . import kernels  # here, not at the top: importing numba costs 0.2 s that listing experiments need not pay
 
     params = [a for layer in layers for a in layer if a is not None]
 
     def advance(done, target):
         def step(live_params, rows):  # only rows whose parameters are finite (`advance_live`)
-            arrays = iter(live_params)
-            live_layers = [(next(arrays), None if b is None else next(arrays)) for _, b in layers]
-            idx = samples[done:target, rows]
-            _sgd_steps(live_layers, x[idx], y[idx], np.ascontiguousarray(step_sizes[rows, done:target].T))
+            flat = np.concatenate([a.reshape(len(a), -1) for a in live_params], axis=1)
+            kernels.relu_sgd_steps(flat, shapes, weight_at, bias_at, x, y,
+                                   np.ascontiguousarray(samples[rows, done:target]),
+                                   np.ascontiguousarray(step_sizes[rows, done:target], dtype=np.float64))
+            start = 0
+            for a in live_params:
+                a.reshape(len(a), -1)[...] = flat[:, start:start + a[0].size]
+                start += a[0].size
 
         advance_live(params, step)
 
     return march(stops, iterations, rows, advance, on_stop, progress)
 
 
-def _sgd_steps(layers, xs, ys, etas):
-    """In place, for each k: one SGD step of every row on its example (xs[k], ys[k]) with step etas[k].
-
-    The step size is folded into the output error once, so the backward pass carries eta * dL/dz.
-    A hidden unit's ReLU derivative is taken as (post-ReLU value > 0), i.e. 0 at the kink, as autograd does.
-    """
-    weights = [w for w, _ in layers]
-    weights_t = [np.swapaxes(w, 1, 2) for w in weights]  # views: follow the in-place updates
-    biases = [b for _, b in layers]
-    last = len(layers) - 1
-    for k in range(len(etas)):
-        h = xs[k]
-        inputs = []
-        for l in range(last):
-            inputs.append(h)
-            z = np.matmul(weights[l], h[:, :, None])[:, :, 0]
-            if biases[l] is not None:
-                z += biases[l]
-            h = np.maximum(z, 0.0, out=z)
-        inputs.append(h)
-        out = np.matmul(weights[last], h[:, :, None])[:, :, 0]  # (R, 1)
-        if biases[last] is not None:
-            out += biases[last]
-        delta = out
-        delta -= ys[k][:, None]
-        delta *= 2.0 * etas[k][:, None]
-        for l in range(last, -1, -1):
-            h = inputs[l]
-            if l > 0:  # propagate with the weights before their update
-                below = np.matmul(weights_t[l], delta[:, :, None])[:, :, 0]
-                below *= h > 0
-            weights[l] -= delta[:, :, None] * h[:, None, :]
-            if biases[l] is not None:
-                biases[l] -= delta
-            if l > 0:
-                delta = below
+def flat_layout(layers: list[Layer]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each layer lies in one run's parameters laid end to end (weights row-major, each followed by its
+    bias): (shapes (L, 2) of (out, in), weight offsets (L,), bias offsets (L,), -1 where a layer has no bias)."""
+    shapes, weight_at, bias_at, at = [], [], [], 0
+    for w, b in layers:
+        if w.dtype != np.float64 or (b is not None and (b.dtype != np.float64 or b.shape != w.shape[:2])):
+            raise ValueError("layers must be float64 weights (R, out, in) with biases (R, out) or None")
+        shapes.append(w.shape[1:])
+        weight_at.append(at)
+        at += w.shape[1] * w.shape[2]
+        bias_at.append(at if b is not None else -1)
+        at += w.shape[1] if b is not None else 0
+    for (_, fan_in), (fan_out, _) in zip(shapes[1:], shapes[:-1]):
+        if fan_in != fan_out:
+            raise ValueError(f"layer widths do not chain: {shapes}")
+    as_int = lambda a: np.array(a, dtype=np.int64).reshape(len(layers), -1)  # noqa: E731
+    return as_int(shapes), as_int(weight_at)[:, 0], as_int(bias_at)[:, 0]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from largestep import diag_kernels, diag_nets
+from largestep import kernels, diag_nets
 from largestep.data import sparse_regression
 from largestep.schedules import Schedule
 from largestep.sweep import evaluation_grid
@@ -33,7 +33,7 @@ def test_sgd_step_equals_autograd(data):
     idx = np.array([[4], [0], [11]])  # one step, one example per row
     etas = np.array([[0.1], [0.05], [0.3]])
     got_u, got_v = u.copy(), v.copy()
-    diag_kernels.sgd_steps(got_u, got_v, data.x_train, data.y_train, idx, etas)
+    kernels.diag_sgd_steps(got_u, got_v, data.x_train, data.y_train, idx, etas)
     for row in range(3):
         want_u, want_v = _autograd_step(data.x_train, data.y_train, u[row], v[row], etas[row, 0], [idx[row, 0]])
         np.testing.assert_allclose(got_u[row], want_u, rtol=1e-13, atol=1e-15)
@@ -49,7 +49,7 @@ def test_gd_steps_equal_autograd(n, d):
     u *= 0.3
     etas = np.array([[0.2, 0.1, 0.3], [0.05, 0.2, 0.1]])  # (rows, steps)
     got_u, got_v = u.copy(), v.copy()
-    diag_kernels.gd_steps(got_u, got_v, x, np.ascontiguousarray(x.T / n), y, etas)
+    kernels.diag_gd_steps(got_u, got_v, x, np.ascontiguousarray(x.T / n), y, etas)
     for row in range(2):
         want_u, want_v = u[row], v[row]
         for eta in etas[row]:
