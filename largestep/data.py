@@ -1,7 +1,9 @@
 """Data sets of the toy experiments, each built from one fixed data seed."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -63,7 +65,55 @@ def paper_teacher_student(name: str, data_seed: int | None = None, n_test: int =
     return teacher_student_draw(n, n_test, d, widths, biases, seed)[:4]
 
 
+# The paper's teacher-student draws (PAPER_TEACHERS, n_test = 1000) as `draw_with_torch` makes them, stored by
+# `store_paper_draws` (`python -m largestep.data`).  Drawing needs torch's generator, and importing torch takes
+# longer (1.1-1.5 s) than a two-layer run without it.  Stored, the paper's data is also the same on every machine
+# and under any torch release.  tests/test_data.py checks the file against a fresh draw.
+PAPER_DRAWS = Path(__file__).with_name("paper_teacher_student.npz")
+
+
+def _draw_key(n, n_test, d, teacher_widths, teacher_biases, seed) -> str:
+    widths = "-".join(str(int(w)) for w in teacher_widths)
+    return f"n{int(n)}_test{int(n_test)}_d{int(d)}_widths{widths}_biases{int(bool(teacher_biases))}_seed{int(seed)}"
+
+
+@functools.cache
+def _stored_draws() -> dict:
+    if not PAPER_DRAWS.is_file():
+        return {}
+    with np.load(PAPER_DRAWS) as stored:
+        return {name: stored[name] for name in stored.files}
+
+
 def teacher_student_draw(n: int, n_test: int, d: int, teacher_widths, teacher_biases: bool, seed: int):
+    """`draw_with_torch`'s arrays: from the stored paper draws when they hold this one, else drawn."""
+    key = _draw_key(n, n_test, d, teacher_widths, teacher_biases, seed)
+    stored = _stored_draws()
+    if f"{key}/x" not in stored:
+        return draw_with_torch(n, n_test, d, teacher_widths, teacher_biases, seed)
+    arrays = [stored[f"{key}/{part}"].copy() for part in ("x", "y", "x_test", "y_test")]
+    teacher = [(stored[f"{key}/weight{l}"].copy(), stored[f"{key}/bias{l}"].copy() if teacher_biases else None)
+               for l in range(len(teacher_widths) + 1)]
+    return (*arrays, teacher)
+
+
+def store_paper_draws(path: Path = PAPER_DRAWS) -> Path:
+    """Draw each of the paper's teacher-student data sets with torch and store them in `path` (atomically)."""
+    from .results import atomic_write
+
+    arrays = {}
+    for d, n, widths, biases, seed in PAPER_TEACHERS.values():
+        key = _draw_key(n, 1000, d, widths, biases, seed)
+        x, y, x_test, y_test, teacher = draw_with_torch(n, 1000, d, widths, biases, seed)
+        arrays.update({f"{key}/x": x, f"{key}/y": y, f"{key}/x_test": x_test, f"{key}/y_test": y_test})
+        for l, (weight, bias) in enumerate(teacher):
+            arrays[f"{key}/weight{l}"] = weight
+            if bias is not None:
+                arrays[f"{key}/bias{l}"] = bias
+    return atomic_write(path, lambda tmp: np.savez_compressed(tmp, **arrays))
+
+
+def draw_with_torch(n: int, n_test: int, d: int, teacher_widths, teacher_biases: bool, seed: int):
     """Inputs on the unit sphere labelled by a random ReLU teacher, with the paper's random streams.
 
     numpy's legacy stream seeded seed + 1 (as np.random.seed(seed + 1)) draws X = multivariate_normal(0,
@@ -115,3 +165,7 @@ def teacher_student(n: int, n_test: int, d: int, teacher_widths, teacher_biases:
     x, y, x_test, y_test, teacher = teacher_student_draw(n, n_test, d, teacher_widths, teacher_biases, seed)
     as64 = lambda a: a.astype(np.float64)  # noqa: E731
     return Regression(as64(x), as64(y[:, 0]), as64(x_test), as64(y_test[:, 0]), {"teacher": teacher})
+
+
+if __name__ == "__main__":
+    print(f"wrote {store_paper_draws()}")

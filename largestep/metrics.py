@@ -11,17 +11,25 @@ import sys
 import numpy as np
 
 
-def _numpy(a) -> np.ndarray:
+def _is_tensor(a) -> bool:
     torch = sys.modules.get("torch")  # a tensor can only exist once torch is imported
-    return a.detach().cpu().numpy() if torch is not None and isinstance(a, torch.Tensor) else np.asarray(a)
+    return torch is not None and isinstance(a, torch.Tensor)
+
+
+def _numpy(a) -> np.ndarray:
+    return a.detach().cpu().numpy() if _is_tensor(a) else np.asarray(a)
 
 
 @contextlib.contextmanager
 def single_threaded():
     """Small batched LAPACK calls run fastest on one thread, and far faster than on several when the
-    machine is busy (threads then spin waiting for each other)."""
-    import torch
-
+    machine is busy (threads then spin waiting for each other).  For torch's threads, if torch is loaded
+    (numpy's OpenBLAS is held to one thread by `largestep/__init__.py`); code that loads torch inside the
+    block and computes with it enters the block itself (`sharpness`)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        yield
+        return
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -48,10 +56,7 @@ def rank_from_gram(gram, tol: float) -> np.ndarray:
     Eigenvalues are s_k^2, so the threshold is squared; computed in float64.  Only meaningful for
     tol well above sqrt(machine epsilon) of float64 (1e-8); for smaller tol use singular values.
     """
-    import torch
-
-    g = torch.as_tensor(_numpy(gram), dtype=torch.float64)
-    eig = torch.linalg.eigvalsh(g).clamp_min(0).numpy()
+    eig = np.linalg.eigvalsh(np.asarray(_numpy(gram), dtype=np.float64)).clip(min=0)
     return rank_from_singular_values(np.sqrt(eig), tol)
 
 
@@ -118,17 +123,24 @@ def _tensor(a, dtype=None) -> torch.Tensor:
     return t.to(dtype or (t.dtype if t.is_floating_point() else torch.float64))
 
 
-def _correlation(neurons: torch.Tensor) -> torch.Tensor:
+def _row_norms(a):
+    """l2 norms along the last axis, kept as a length-1 axis (numpy array or torch tensor)."""
+    return a.norm(dim=-1, keepdim=True) if _is_tensor(a) else np.linalg.norm(a, axis=-1, keepdims=True)
+
+
+def _correlation(neurons):
     """Pearson correlation between the rows (neurons) of each matrix (B, m, n), across the examples.
     A neuron constant over the examples (a dead one included) gets NaNs, which compare False."""
-    centered = neurons - neurons.mean(2, keepdim=True)
-    unit = centered / centered.norm(dim=2, keepdim=True)
-    return unit @ unit.mT
+    centered = neurons - neurons.mean(axis=2, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):  # numpy input: 0/0 for a constant neuron, as torch gives
+        unit = centered / _row_norms(centered)
+    return unit @ unit.swapaxes(1, 2)
 
 
-def deduplicated_neurons(neurons: torch.Tensor, corr_threshold: float) -> torch.Tensor:
+def deduplicated_neurons(neurons, corr_threshold: float):
     """Mask (B, m) of the neurons kept by the greedy correlation scan; neurons (B, m, n): a neuron's values over
     the examples as a row (features transposed, so that the reductions over examples run along memory).
+    numpy arrays or torch tensors (then computed on their device).
 
     Neurons that are zero on every example are dropped.  Scanning the rest in index order, a neuron is
     removed when |corr| with any neuron still kept, other than itself, exceeds the threshold.  Every
@@ -138,8 +150,9 @@ def deduplicated_neurons(neurons: torch.Tensor, corr_threshold: float) -> torch.
     upper triangle of the correlation is read).  A dead neuron's correlations are NaN (it is constant),
     so it never removes another.
     """
-    live = (neurons != 0).any(2)
-    duplicate = (_correlation(neurons).abs() > corr_threshold).triu(1).any(2)
+    live = (neurons != 0).any(axis=2)
+    close = abs(_correlation(neurons)) > corr_threshold
+    duplicate = (close.triu(1) if _is_tensor(close) else np.triu(close, 1)).any(axis=2)
     return live & ~duplicate
 
 
@@ -150,25 +163,28 @@ def feature_sparsity(phi, corr_threshold: float = 0.99, normalize_rows: bool = T
     (all-zero rows stay zero).  Near-duplicate neurons are removed (`deduplicated_neurons`), then the
     value is (non-zero entries over the surviving neurons) / (examples x all neurons); NaN for features
     that are not all finite (a diverged net).  normalize_rows=False is the deep-net variant (no
-    per-example scaling; the caller subsamples neurons).  Accepts numpy arrays or torch tensors (computed
-    on the tensor's device, in its floating dtype; integer or numpy input in float64).  Batched: phi
-    (..., n, m) gives an array of the leading shape (all runs of an experiment in one pass); a single
-    matrix gives a float.
+    per-example scaling; the caller subsamples neurons).  Accepts torch tensors (computed on the tensor's
+    device, in its floating dtype, integers in float64) or numpy arrays (computed by numpy in float64:
+    the toy nets need no torch).  Batched: phi (..., n, m) gives an array of the leading shape (all runs
+    of an experiment in one pass); a single matrix gives a float.
     """
-    import torch
-
-    phi = _tensor(phi)
+    tensor = _is_tensor(phi)
+    phi = _tensor(phi) if tensor else np.asarray(phi, dtype=np.float64)
     lead, (n, m) = phi.shape[:-2], phi.shape[-2:]
     if n * m == 0:
         return np.zeros(lead) if lead else 0.0
     phi = phi.reshape(-1, n, m)
-    finite = torch.isfinite(phi).flatten(1).all(1)
+    where = sys.modules["torch"].where if tensor else np.where
+    finite = (phi.isfinite() if tensor else np.isfinite(phi)).reshape(len(phi), -1).all(axis=1)
     if normalize_rows:
-        norms = phi.norm(dim=2, keepdim=True)
-        phi = torch.where(norms > 0, phi / norms, 0)
-    neurons = phi.mT.contiguous()
+        norms = _row_norms(phi)
+        with np.errstate(invalid="ignore", divide="ignore"):  # the rows of zero norm are not kept
+            phi = where(norms > 0, phi / norms, 0)
+    neurons = phi.swapaxes(1, 2)
+    neurons = neurons.contiguous() if tensor else np.ascontiguousarray(neurons)
     kept = deduplicated_neurons(neurons, corr_threshold)
-    non_zero = torch.where(finite, ((neurons != 0).sum(2) * kept).sum(1), -1).cpu().numpy()
+    non_zero = where(finite, ((neurons != 0).sum(axis=2) * kept).sum(axis=1), -1)
+    non_zero = non_zero.cpu().numpy() if tensor else non_zero
     value = np.where(non_zero >= 0, non_zero / (n * m), np.nan).reshape(lead)  # -1: not finite
     return value if lead else float(value)
 
@@ -223,7 +239,7 @@ def jacobian_rank(model, x_eval, tol: float = 1e-4, params=None, batched: bool =
     """Rank of the Jacobian phi (`per_example_gradients`): the number of s_k / s_max > tol.
 
     Computed from float64 eigenvalues of the smaller Gram matrix (phi phi^T or phi^T phi, threshold
-    squared, `rank_from_gram`).  Returns an int, or an (R,) array when batched.
+    squared, `rank_from_gram`), or for tol < GRAM_TOL_MIN from singular values of phi.  Returns an int, or an (R,) array when batched.
     """
     ranks = rank_from_jacobian(per_example_gradients(model, x_eval, params, batched), tol)
     return ranks if batched else int(ranks)
@@ -233,7 +249,7 @@ def rank_from_jacobian(phi, tol: float = 1e-4) -> np.ndarray:
     """Rank of phi (..., n, P), batched over the leading axes: the number of s_k / s_max > tol.
 
     Computed from float64 eigenvalues of the smaller Gram matrix (phi phi^T or phi^T phi, threshold
-    squared, `rank_from_gram`).  Rows and columns that are zero throughout (dead neurons' parameters)
+    squared, `rank_from_gram`), or for tol < GRAM_TOL_MIN from singular values of phi.  Rows and columns that are zero throughout (dead neurons' parameters)
     only add zero singular values, so they are dropped first: each matrix of the batch keeps its live
     columns, then rows, moved to the front and cut at the batch's widest (the rest stays zero padding).
     The eigen-decomposition, cubic in the Gram's size, then runs on what is alive.
@@ -241,9 +257,17 @@ def rank_from_jacobian(phi, tol: float = 1e-4) -> np.ndarray:
     phi = np.asarray(_numpy(phi), dtype=np.float64)
     lead = phi.shape[:-2]
     phi = _live_first(_live_first(phi.reshape(-1, *phi.shape[-2:]), axis=2), axis=1)
+    if tol < GRAM_TOL_MIN:  # the Gram's eigenvalues below ~1e-16 of the largest are rounding noise
+        return rank_from_singular_values(np.linalg.svd(phi, compute_uv=False), tol).reshape(lead)
     phi_t = np.swapaxes(phi, -1, -2)
     gram = phi @ phi_t if phi.shape[-2] <= phi.shape[-1] else phi_t @ phi
     return rank_from_gram(gram, tol).reshape(lead)
+
+
+# Smallest tol at which ranks come from the Gram matrix: at 1e-8, eigenvalues of the Gram at 1e-16 of the largest
+# decide, which is rounding noise (numpy's and torch's eigensolvers then each miscounted some of 90 random nets of
+# the tests' kind; at 1e-7 and above both matched the SVD on all of them).  Below it, an SVD of phi itself.
+GRAM_TOL_MIN = 1e-7
 
 
 def _live_first(phi: np.ndarray, axis: int) -> np.ndarray:

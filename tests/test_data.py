@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from largestep import data
 from largestep.data import paper_teacher_student, teacher_student
 
 
@@ -65,3 +66,24 @@ def test_training_data_is_the_float64_copy_with_the_teacher():
     assert [w.shape for w, _ in teacher] == [(2, 5), (2, 2), (1, 2)] and all(b is not None for _, b in teacher)
     with pytest.raises(ValueError, match="unknown teacher-student data"):
         paper_teacher_student("three_layer")
+
+
+def test_stored_paper_draws_equal_a_fresh_draw_with_torch():
+    """The paper's data sets are read from largestep/paper_teacher_student.npz (no torch import); each must equal
+    what torch draws now, teacher included.  If this fails, torch's stream changed: see `python -m largestep.data`."""
+    for d, n, widths, biases, seed in data.PAPER_TEACHERS.values():
+        assert f"{data._draw_key(n, 1000, d, widths, biases, seed)}/x" in data._stored_draws()
+        stored = data.teacher_student_draw(n, 1000, d, widths, biases, seed)
+        fresh = data.draw_with_torch(n, 1000, d, widths, biases, seed)
+        for a, b in zip(stored[:4], fresh[:4]):
+            assert a.dtype == b.dtype == np.float32
+            np.testing.assert_array_equal(a, b)
+        assert len(stored[4]) == len(fresh[4]) == len(widths) + 1
+        for (w, bias), (w_fresh, bias_fresh) in zip(stored[4], fresh[4]):
+            np.testing.assert_array_equal(w, w_fresh)
+            assert (bias is None) == (bias_fresh is None) == (not biases)
+            if biases:
+                np.testing.assert_array_equal(bias, bias_fresh)
+    # a draw the file does not hold is drawn
+    assert not np.array_equal(data.teacher_student_draw(15, 1000, 2, (3,), False, 1)[0],
+                              data.teacher_student_draw(15, 1000, 2, (3,), False, 0)[0])
