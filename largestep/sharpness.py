@@ -24,6 +24,8 @@ def top_eigenvalue(hvp, start, steps: int = LANCZOS_STEPS) -> np.ndarray:
     """Largest eigenvalue of each of R symmetric operators: hvp(q (R, P)) -> (R, P), start (R, P) nonzero.
 
     Rows whose Krylov space closes early (an invariant subspace) stop there and keep their exact values.
+    A row whose products overflow (finite parameters on the way to divergence) gets NaN; the others are
+    unaffected (the operators are independent, so a row's products never mix with another's).
     """
     import torch
 
@@ -48,10 +50,11 @@ def top_eigenvalue(hvp, start, steps: int = LANCZOS_STEPS) -> np.ndarray:
         length[closed] = j + 1
         q = torch.where((length == steps)[:, None], w / norm.clamp_min(torch.finfo(q.dtype).tiny)[:, None],
                         torch.zeros_like(w))
-    tops = np.empty(rows)
+    tops = np.full(rows, np.nan)
     a, b, lengths = alpha.numpy(), beta.numpy(), length.numpy()
-    for k in np.unique(lengths):
-        chosen = np.flatnonzero(lengths == k)
+    finite = np.isfinite(a).all(1) & np.isfinite(b).all(1)
+    for k in np.unique(lengths[finite]):
+        chosen = np.flatnonzero((lengths == k) & finite)
         tridiagonal = np.zeros((chosen.size, k, k))
         diagonal = np.arange(k)
         tridiagonal[:, diagonal, diagonal] = a[chosen, :k]

@@ -57,3 +57,17 @@ def test_relu_net_sharpness_equals_the_dense_hessians_top_eigenvalue():
             return ((torch.relu(xt @ w.T) @ a - yt) ** 2).mean()
         params = torch.tensor(np.concatenate([net[0][0][0].ravel(), net[1][0][0].ravel()]))
         assert found[row] == pytest.approx(dense_top_eigenvalue(loss, params), rel=1e-9)
+
+
+def test_a_row_whose_products_overflow_gets_nan_and_the_others_their_values(regression):
+    """Finite parameters on the way to divergence (here 1e120) overflow the Hessian-vector products; that row's
+    sharpness is NaN and the other rows' equal their values computed alone (a batch once failed in LAPACK)."""
+    x, y = regression
+    rng = np.random.default_rng(1)
+    u, v = rng.standard_normal((3, 8)), rng.standard_normal((3, 8))
+    u[1] *= 1e120
+    v[1] *= 1e120
+    found = diag_net_sharpness(x, y, u, v)
+    assert np.isnan(found[1])
+    for row in (0, 2):
+        assert found[row] == pytest.approx(diag_net_sharpness(x, y, u[[row]], v[[row]])[0], rel=1e-9)
