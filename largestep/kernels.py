@@ -91,7 +91,6 @@ def diag_sgd_steps(u, v, x, y, samples, etas):
                 v[r, j] = v[r, j] - step * old_u
 
 
-
 @njit(cache=True, fastmath=_FAST)
 def relu_sgd_steps(params, shapes, weight_at, bias_at, x, y, samples, etas):
     """In place, K steps of batch-size-1 SGD on (h(x_i) - y_i)^2 for each row of params (R, P): ReLU nets.

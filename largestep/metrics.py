@@ -238,8 +238,7 @@ def per_example_gradients(model, x_eval, params=None, batched: bool = False) -> 
 def jacobian_rank(model, x_eval, tol: float = 1e-4, params=None, batched: bool = False):
     """Rank of the Jacobian phi (`per_example_gradients`): the number of s_k / s_max > tol.
 
-    Computed from float64 eigenvalues of the smaller Gram matrix (phi phi^T or phi^T phi, threshold
-    squared, `rank_from_gram`), or for tol < GRAM_TOL_MIN from singular values of phi.  Returns an int, or an (R,) array when batched.
+    Computed as `rank_from_jacobian` computes it.  Returns an int, or an (R,) array when batched.
     """
     ranks = rank_from_jacobian(per_example_gradients(model, x_eval, params, batched), tol)
     return ranks if batched else int(ranks)
@@ -249,10 +248,11 @@ def rank_from_jacobian(phi, tol: float = 1e-4) -> np.ndarray:
     """Rank of phi (..., n, P), batched over the leading axes: the number of s_k / s_max > tol.
 
     Computed from float64 eigenvalues of the smaller Gram matrix (phi phi^T or phi^T phi, threshold
-    squared, `rank_from_gram`), or for tol < GRAM_TOL_MIN from singular values of phi.  Rows and columns that are zero throughout (dead neurons' parameters)
-    only add zero singular values, so they are dropped first: each matrix of the batch keeps its live
-    columns, then rows, moved to the front and cut at the batch's widest (the rest stays zero padding).
-    The eigen-decomposition, cubic in the Gram's size, then runs on what is alive.
+    squared, `rank_from_gram`), or for tol < GRAM_TOL_MIN from singular values of phi.  Rows and columns
+    that are zero throughout (dead neurons' parameters) only add zero singular values, so they are dropped
+    first: each matrix of the batch keeps its live columns, then rows, moved to the front and cut at the
+    batch's widest (the rest stays zero padding).  The eigen-decomposition, cubic in the Gram's size, then
+    runs on what is alive.
     """
     phi = np.asarray(_numpy(phi), dtype=np.float64)
     lead = phi.shape[:-2]

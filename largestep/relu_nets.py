@@ -312,8 +312,8 @@ def train(
                                    np.ascontiguousarray(samples[rows, done:target]),
                                    np.ascontiguousarray(step_sizes[rows, done:target], dtype=np.float64))
             start = 0
-            for a in live_params:
-                a.reshape(len(a), -1)[...] = flat[:, start:start + a[0].size]
+            for a in live_params:  # back in place (a reshaped view of `a` would be a copy if `a` were not contiguous)
+                a[...] = flat[:, start:start + a[0].size].reshape(a.shape)
                 start += a[0].size
 
         advance_live(params, step)

@@ -259,3 +259,22 @@ def test_experiment_rows_equal_the_same_runs_trained_alone():
         for metric, curve in together["runs"][k]["curves"].items():
             np.testing.assert_allclose(np.asarray(curve, float), np.asarray(alone["curves"][metric], float),
                                        rtol=1e-9, err_msg=metric)
+
+
+def test_layers_in_any_memory_order_are_updated_in_place():
+    """The trainer copies each run's parameters into one flat row for the compiled loop and back: layers that are
+    not C-contiguous (here Fortran-ordered) must end where C-ordered ones do, not keep their initial values."""
+    seeds = [0, 1]
+    layers = _nets("multi_layer", seeds)
+    fortran = [(np.asfortranarray(w), None if b is None else np.asfortranarray(b))
+               for w, b in relu_nets.copy_layers(layers)]  # copies: an (R, 1) bias is already Fortran-ordered
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((10, 4)), rng.standard_normal(10)
+    steps = np.full((2, 50), 0.01)
+    start = relu_nets.copy_layers(layers)
+    for net in (layers, fortran):
+        relu_nets.train(net, x, y, steps, seeds, np.array([50]), lambda k: None)
+    for (w, b), (wf, bf), (w0, _) in zip(layers, fortran, start):
+        assert not np.array_equal(w, w0)
+        np.testing.assert_array_equal(wf, w)
+        np.testing.assert_array_equal(bf, b)
