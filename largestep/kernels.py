@@ -15,13 +15,28 @@ Bits therefore match on one machine, not across machines with other vector units
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from numba import njit
 
 _FAST = {"reassoc", "contract"}
 
 
-@njit(cache=True, fastmath=_FAST, inline="always")
+def _compiled(**options):
+    """numba's njit with its on-disk cache (compiled once per machine, about 2 s), or, where numba finds no
+    writable place for that cache (a read-only install and no writable home), compiled in every process."""
+    def wrap(function):
+        try:
+            return njit(cache=True, **options)(function)
+        except RuntimeError as error:  # numba: "cannot cache function ...: no locator available"
+            warnings.warn(f"{error}; compiling {function.__name__} in this process instead (about 1 s; set "
+                          "NUMBA_CACHE_DIR to a writable directory to keep it)", RuntimeWarning, stacklevel=2)
+            return njit(**options)(function)
+    return wrap
+
+
+@_compiled(fastmath=_FAST, inline="always")
 def _matvec(a, b, out):
     """out[i] = sum_j a[i, j] b[j]; four rows at a time, so that each b[j] loaded serves four sums."""
     m, k = a.shape
@@ -44,7 +59,7 @@ def _matvec(a, b, out):
         i += 1
 
 
-@njit(cache=True, fastmath=_FAST)
+@_compiled(fastmath=_FAST)
 def diag_gd_steps(u, v, x, x_t_over_n, y, etas):
     """In place, K full-batch steps of L = ||X(u*v) - y||^2 / (2n) for each row of u, v (R, d).
 
@@ -69,7 +84,7 @@ def diag_gd_steps(u, v, x, x_t_over_n, y, etas):
                 v[r, j] = v[r, j] - step * old_u
 
 
-@njit(cache=True, fastmath=_FAST)
+@_compiled(fastmath=_FAST)
 def diag_sgd_steps(u, v, x, y, samples, etas):
     """In place, K steps of batch-size-1 SGD on (<x_i, u*v> - y_i)^2 / 2 for each row of u, v (R, d).
 
@@ -91,7 +106,7 @@ def diag_sgd_steps(u, v, x, y, samples, etas):
                 v[r, j] = v[r, j] - step * old_u
 
 
-@njit(cache=True, fastmath=_FAST)
+@_compiled(fastmath=_FAST)
 def relu_sgd_steps(params, shapes, weight_at, bias_at, x, y, samples, etas):
     """In place, K steps of batch-size-1 SGD on (h(x_i) - y_i)^2 for each row of params (R, P): ReLU nets.
 

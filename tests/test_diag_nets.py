@@ -1,8 +1,9 @@
+import numba
 import numpy as np
 import pytest
 import torch
 
-from largestep import kernels, diag_nets
+from largestep import diag_nets, kernels
 from largestep.data import sparse_regression
 from largestep.schedules import Schedule
 from largestep.sweep import evaluation_grid
@@ -177,3 +178,18 @@ def test_sparse_regression_has_the_specified_structure():
     # the paper's stream: legacy RandomState(0), X first, then X_test, then beta*
     rs = np.random.RandomState(0)
     np.testing.assert_array_equal(rs.multivariate_normal(np.zeros(200), np.eye(200), 80), data.x_train)
+
+
+def test_kernels_compile_without_a_writable_cache():
+    """Where numba finds nowhere to write its cache (here: a function with no source file, as for a read-only
+    install without a writable home), the loops are compiled in the process, with a warning, not a crash."""
+    namespace = {}
+    exec(compile("def double(a):\n    for i in range(a.shape[0]):\n        a[i] *= 2.0\n", "<no file>", "exec"),
+         namespace)
+    with pytest.raises(RuntimeError, match="no locator"):  # what plain njit(cache=True) does there
+        numba.njit(cache=True)(namespace["double"])
+    with pytest.warns(RuntimeWarning, match="NUMBA_CACHE_DIR"):
+        double = kernels._compiled()(namespace["double"])
+    a = np.arange(3.0)
+    double(a)
+    np.testing.assert_array_equal(a, [0.0, 2.0, 4.0])
