@@ -12,6 +12,10 @@ Sums may be reassociated (`reassoc`: vectorized dot products) and multiply-adds 
 fixed at compile time for this machine's instruction set.  No other fast-math flag: a diverging run
 must overflow to inf and NaN as IEEE arithmetic does, since that is how divergence is detected.
 Bits therefore match on one machine, not across machines with other vector units.
+
+An SGD row whose prediction turns infinite or NaN stops there: its loss is infinite from then on, so it is
+flagged diverged at the next evaluation whatever it would have computed, and a sweep past the edge of
+divergence does not spend the rest of training on NaN arithmetic.
 """
 from __future__ import annotations
 
@@ -98,6 +102,8 @@ def diag_sgd_steps(u, v, x, y, samples, etas):
             e = 0.0
             for j in range(d):
                 e += x[i, j] * (u[r, j] * v[r, j])
+            if not np.isfinite(e):  # diverged (its loss is infinite from here on): nothing more to compute
+                break
             e = (e - y[i]) * etas[r, k]
             for j in range(d):
                 step = x[i, j] * e
@@ -148,6 +154,8 @@ def relu_sgd_steps(params, shapes, weight_at, bias_at, x, y, samples, etas):
                         acts[act_at[l + 1] + o] = s if not s <= 0.0 else 0.0  # ReLU; a NaN stays NaN
                     else:
                         out = s
+            if not np.isfinite(out):  # diverged (its loss is infinite from here on): nothing more to compute
+                break
             delta[0] = (out - y[example]) * (2.0 * etas[r, k])
             for l in range(n_layers - 1, -1, -1):
                 fan_out, fan_in = shapes[l, 0], shapes[l, 1]

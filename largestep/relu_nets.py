@@ -286,11 +286,14 @@ def train(
     stops: np.ndarray,
     on_stop: Callable[[int], None],
     progress=None,
+    stopped: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Batch-size-1 SGD on the loss (h(x_i) - y_i)^2, R runs at once, updating `layers` in place.
 
     step_sizes: (R, T) step of each update of each row; seeds[j] drives row j's sampling stream.
-    on_stop(k) is called after k updates for each k in `stops` (sorted, within [0, T]).
+    on_stop(k) is called after k updates for each k in `stops` (sorted, within [0, T]).  stopped: an (R,)
+    mask the caller may set as it evaluates (rows it has flagged diverged); those rows are not trained further
+    (a row's loss passes the divergence threshold, float32's range, long before its float64 parameters overflow).
     Returns wall seconds {"train": ..., "metrics": ...} (see `sweep.march`).
     """
     rows, iterations = step_sizes.shape
@@ -316,7 +319,7 @@ def train(
                 a[...] = flat[:, start:start + a[0].size].reshape(a.shape)
                 start += a[0].size
 
-        advance_live(params, step)
+        advance_live(params, step, stopped)
 
     return march(stops, iterations, rows, advance, on_stop, progress)
 

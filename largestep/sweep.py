@@ -59,17 +59,19 @@ def march(stops: np.ndarray, iterations: int, rows: int, advance: Callable[[int,
     return seconds
 
 
-def advance_live(params: list[np.ndarray], step: Callable[[list[np.ndarray], np.ndarray | slice], None]) -> None:
-    """step(params of the live rows, rows) for the rows (leading axis) whose parameters are all finite.
+def advance_live(params: list[np.ndarray], step: Callable[[list[np.ndarray], np.ndarray | slice], None],
+                 stopped: np.ndarray | None = None) -> None:
+    """step(params of the live rows, rows) for the rows (leading axis) whose parameters are all finite and that
+    are not `stopped` (an (R,) mask: rows the caller has already flagged diverged).
 
     A row holding an inf or NaN has diverged for good (its loss is non-finite from then on, which is how the
-    trainers flag it), so it is left out of the arithmetic rather than carried along: past the edge of
-    divergence most rows of a sweep die early, and they then cost nothing.  rows is slice(None) when every
-    row is live (params passed as they are, updated in place), else the live rows' indices (params are
-    copies of those rows, written back afterwards).  A trainer whose rows do not depend on each other's
-    arithmetic keeps the survivors' trajectories bit for bit.
+    trainers flag it), and a flagged row's metrics are NaN from its divergence on, so either is left out of the
+    arithmetic rather than carried along: past the edge of divergence most rows of a sweep die early, and they
+    then cost nothing.  rows is slice(None) when every row is live (params passed as they are, updated in
+    place), else the live rows' indices (params are copies of those rows, written back afterwards).  A trainer
+    whose rows do not depend on each other's arithmetic keeps the survivors' trajectories bit for bit.
     """
-    finite = np.ones(len(params[0]), bool)
+    finite = np.ones(len(params[0]), bool) if stopped is None else ~np.asarray(stopped, bool)
     for p in params:
         finite &= np.isfinite(p.reshape(len(p), -1)).all(1)
     if finite.all():

@@ -193,3 +193,20 @@ def test_kernels_compile_without_a_writable_cache():
     a = np.arange(3.0)
     double(a)
     np.testing.assert_array_equal(a, [0.0, 2.0, 4.0])
+
+
+def test_an_sgd_row_that_overflows_stops_and_is_still_flagged(data):
+    """The SGD loop leaves a row once its prediction is not finite; its loss stays infinite (flagged diverged),
+    and the other rows end as they do alone."""
+    steps = np.stack([Schedule(0.05).values(300), Schedule(1e3).values(300)])
+    grid = evaluation_grid(300, 5, 5)
+    evaluate = lambda algorithm, u, v: {"train_loss": diag_nets.loss(data.x_train, data.y_train, u * v),  # noqa: E731
+                                        "u": u.copy()}
+    batch = diag_nets.train_runs(data.x_train, data.y_train, steps, ["sgd", "sgd"], [0, 0], grid, evaluate)
+    alone = diag_nets.train_runs(data.x_train, data.y_train, steps[:1], ["sgd"], [0], grid, evaluate)
+    assert batch.diverged.tolist() == [False, True]
+    np.testing.assert_array_equal(batch.curves["u"][0], alone.curves["u"][0])
+    u = np.full((1, data.x_train.shape[1]), 1e200)  # finite, but its prediction overflows
+    v = u.copy()
+    kernels.diag_sgd_steps(u, v, data.x_train, data.y_train, np.zeros((1, 5), np.int64), np.full((1, 5), 0.1))
+    assert (u == 1e200).all() and not np.isfinite(diag_nets.loss(data.x_train, data.y_train, u * v)).any()

@@ -87,8 +87,9 @@ def test_batched_runs_equal_runs_one_by_one():
 
 
 def test_a_row_that_diverges_does_not_disturb_the_others_bit_for_bit():
-    """A row whose parameters turn non-finite stops being trained (sweep.advance_live); the
-    survivors' trajectories equal the same runs trained alone, bit for bit, and the dead row stays dead."""
+    """A row whose prediction or parameters turn non-finite stops being trained (the compiled loop leaves it,
+    sweep.advance_live skips it); the survivors' trajectories equal the same runs trained alone, bit for bit, and
+    the dead row stays dead (its loss non-finite)."""
     seeds = [0, 1, 2]
     layers = _nets("multi_layer", seeds)
     rng = np.random.default_rng(2)
@@ -97,7 +98,7 @@ def test_a_row_that_diverges_does_not_disturb_the_others_bit_for_bit():
     singles = {r: [(w[[r]].copy(), None if b is None else b[[r]].copy()) for w, b in layers] for r in (0, 2)}
     finite_at = []
     relu_nets.train(layers, x, y, steps, seeds, np.array([1, 20, 300]),
-                    lambda k: finite_at.append(bool(np.isfinite(layers[0][0][1]).all())))
+                    lambda k: finite_at.append(bool(np.isfinite(relu_nets.mse(layers, x, y)[1]))))
     assert finite_at == [True, False, False]  # dead within 20 steps, still dead at the end
     for r, single in singles.items():
         relu_nets.train(single, x, y, steps[[r]], [seeds[r]], np.array([300]), lambda k: None)
@@ -278,3 +279,28 @@ def test_layers_in_any_memory_order_are_updated_in_place():
         assert not np.array_equal(w, w0)
         np.testing.assert_array_equal(wf, w)
         np.testing.assert_array_equal(bf, b)
+
+
+def test_stopped_rows_are_not_trained_and_the_others_are_unchanged():
+    """relu.run passes its diverged mask as `stopped`: a row flagged at a grid point keeps the parameters it had
+    there, and every other row ends bit for bit as it does with nothing stopped."""
+    seeds = [0, 1, 2]
+    layers = _nets("two_layer", seeds)
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((10, 3)), rng.standard_normal(10)
+    steps = np.full((3, 100), 0.02)
+    free = relu_nets.copy_layers(layers)
+    relu_nets.train(free, x, y, steps, seeds, np.array([40, 100]), lambda k: None)
+    stopped = np.zeros(3, bool)
+    at_40 = {}
+
+    def on_stop(k):
+        if k == 40:
+            stopped[1] = True
+            at_40.update({l: w[1].copy() for l, (w, _) in enumerate(layers)})
+
+    relu_nets.train(layers, x, y, steps, seeds, np.array([40, 100]), on_stop, stopped=stopped)
+    for l, ((w, _), (w_free, _)) in enumerate(zip(layers, free)):
+        np.testing.assert_array_equal(w[1], at_40[l])
+        assert not np.array_equal(w_free[1], at_40[l])
+        np.testing.assert_array_equal(w[[0, 2]], w_free[[0, 2]])

@@ -206,7 +206,7 @@ def _run(config: ReluConfig, n_seeds: int, progress) -> dict:
                 first_layer[k] = (layers[0][0].copy(), layers[-1][0][:, 0].copy())
 
         seconds = relu_nets.train(layers, data.x_train, data.y_train, steps[run_ids], seeds, stops, on_stop,
-                                  progress)
+                                  progress, stopped=diverged)  # a row flagged diverged is trained no further
         extras = {}
         if snapshot_its:
             extras["snapshots"] = list(snapshots)
