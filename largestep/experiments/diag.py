@@ -98,7 +98,7 @@ def run(config: DiagConfig, n_seeds: int = 5, progress=None) -> dict:
         }
         if config.sharpness_points:
             values["sharpness"] = np.full(len(u), np.nan)
-            finite = np.flatnonzero(np.isfinite(u).all(1) & np.isfinite(v).all(1))
+            finite = np.flatnonzero(np.isfinite(values["train_loss"]))  # a diverged row's sharpness means nothing
             if finite.size and column in sharp_at:
                 values["sharpness"][finite] = diag_net_sharpness(data.x_train, data.y_train, u[finite], v[finite])
         return values
