@@ -19,12 +19,39 @@ divergence does not spend the rest of training on NaN arithmetic.
 """
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
 from numba import njit
 
 _FAST = {"reassoc", "contract"}
+
+# Imported by numba's first call in a process, for features these loops do not use: scipy.linalg (np.dot and
+# np.convolve through BLAS) and cffi (typing cffi functions).  Where installed, they take 0.3-0.4 s of that call.
+_UNUSED_BY_THE_LOOPS = ("scipy", "scipy.linalg", "cffi")
+
+
+def _load_numba_registries() -> None:
+    """numba's first call in a process loads its typing and lowering registries for all of numpy.  Done here,
+    with the modules of `_UNUSED_BY_THE_LOOPS` that are not imported yet held back (an import of them fails
+    during the load, which numba takes as "not installed"), then released for the rest of the process.
+
+    What numba then lacks, in this process only: np.dot's BLAS path inside np.convolve/np.correlate (it falls
+    back to a loop) and typing cffi functions.  np.dot and np.linalg themselves import scipy when first
+    compiled, so they still work.  Where numba has already loaded its registries, this changes nothing.
+    """
+    from numba.core.registry import cpu_target
+
+    held = [name for name in _UNUSED_BY_THE_LOOPS if name not in sys.modules]
+    for name in held:
+        sys.modules[name] = None  # Python's documented way to make an import raise ImportError
+    try:
+        cpu_target.target_context.refresh()
+    finally:
+        for name in held:
+            if sys.modules.get(name, ...) is None:
+                del sys.modules[name]
 
 
 def _compiled(**options):
@@ -175,3 +202,6 @@ def relu_sgd_steps(params, shapes, weight_at, bias_at, x, y, samples, etas):
                 if l > 0:
                     for i in range(fan_in):
                         delta[i] = below[i]
+
+
+_load_numba_registries()

@@ -36,3 +36,31 @@ def test_toy_experiments_run_without_torch_and_draw_with_matplotlib(name):
     assert loaded["torch"] is False and loaded["matplotlib"] is False
     assert loaded["numba"] is (name != "stabilization_1d")  # the trainers' compiled loops
     assert _loaded(run + "exp.figures(results)")["matplotlib"]
+
+
+NUMBA_AFTER_THE_LOOPS = """
+import json, sys
+import numpy as np
+before = {m for m in ("scipy.linalg", "cffi") if m in sys.modules}
+from largestep import kernels
+u, v = np.ones((2, 3)), np.zeros((2, 3))
+kernels.diag_gd_steps(u, v, np.ones((4, 3)), np.full((3, 4), 0.25), np.ones(4), np.full((2, 5), 0.1))
+loaded = {m: m in sys.modules for m in ("scipy.linalg", "cffi", "pycparser")}
+import numba
+@numba.njit
+def uses_blas(a, b):
+    return np.dot(a, b), np.convolve(a, b)
+dot, conv = uses_blas(np.ones(3), np.ones(3))
+print(json.dumps({"before": sorted(before), "loaded": loaded, "dot": dot, "convolve": conv.tolist()}))
+"""
+
+
+def test_the_compiled_loops_load_neither_scipy_linalg_nor_cffi_and_numba_keeps_working():
+    """numba's first call would import scipy.linalg and cffi (0.3-0.4 s) where installed; the loops need neither.
+    Held back only while numba loads its registries: afterwards both import, and numba's np.dot still compiles."""
+    pytest.importorskip("scipy.linalg")  # installed with the dev extras (mnist1d): without it there is nothing to hold
+    out = subprocess.run([sys.executable, "-c", NUMBA_AFTER_THE_LOOPS], capture_output=True, text=True, check=True)
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["before"] == []
+    assert found["loaded"] == {"scipy.linalg": False, "cffi": False, "pycparser": False}
+    assert found["dot"] == 3.0 and found["convolve"] == [1.0, 2.0, 3.0, 2.0, 1.0]
