@@ -112,43 +112,50 @@ def animate(path, alphas, betas, values, trajectories: dict, landmarks: dict, it
     for hold_s seconds before the loop restarts.  Returns the paths written.
 
     The surface is drawn once.  A frame then touches only a few small pixel boxes: the trails grow by one
-    segment drawn on the canvas as the last frame left it, once the pixels under that frame's heads and
-    counter are put back; the new heads and counter are drawn over copies of what they cover.  Only the
-    boxes of pixels that changed are mapped to the palette (taken from the first frame, so colours do not
-    flicker and the GIF stays small) and pasted into a copy of the last frame.  Each frame is pixel for
-    pixel what redrawing the trails segment by segment and the heads and counter on top would give, at
-    a tenth of the cost (the counter's text is now most of a frame).
+    segment drawn on the canvas as the last frame left it, once the pixels under that frame's heads are put
+    back; the new heads are drawn over copies of what they cover.  The iteration counter is written by PIL
+    into the frame alone, never on the canvas (matplotlib's text layout was most of a frame's cost).  Only
+    the boxes of pixels that changed are mapped to the palette (taken from the first frame, so colours do
+    not flicker and the GIF stays small) and pasted into a copy of the last frame.  Each frame is pixel for
+    pixel what redrawing the trails segment by segment, the heads on top, then the counter would give.
     """
-    import matplotlib.lines
     import matplotlib.transforms
     from PIL import Image
 
     scene = animation_scene(alphas, betas, values, trajectories, landmarks, title=title, size=size, dpi=dpi)
     canvas, ax, lines, heads, counter = scene.canvas, scene.ax, scene.lines, scene.heads, scene.counter
     canvas.draw()
-    renderer = canvas.get_renderer()
     width, height = canvas.get_width_height()
+    to_pixels = ax.transData.transform  # the axes' limits are fixed: one transform for every frame
 
-    def pixel_boxes(artists, extent=None):  # [(x0, y0, x1, y1)]: pixels from the bottom left they can touch
+    def pixel_boxes(segments, pad):  # [(x0, y0, x1, y1)]: pixels from the bottom left a line can touch
         boxes = []
-        for artist in artists:
-            x0, y0, x1, y1 = (extent or artist.get_window_extent(renderer)).extents
-            reach = 3 + dpi / 72 * (artist.get_linewidth() if isinstance(artist, matplotlib.lines.Line2D) else 0)
-            x0, x1 = np.clip([np.floor(x0 - reach), np.ceil(x1 + reach)], 0, width).astype(int)
-            y0, y1 = np.clip([np.floor(y0 - reach), np.ceil(y1 + reach)], 0, height).astype(int)
+        for points in segments:
+            xy = to_pixels(points)
+            x0, x1 = np.clip([np.floor(xy[:, 0].min() - pad), np.ceil(xy[:, 0].max() + pad)], 0, width).astype(int)
+            y0, y1 = np.clip([np.floor(xy[:, 1].min() - pad), np.ceil(xy[:, 1].max() + pad)], 0, height).astype(int)
             if x1 > x0 and y1 > y0:  # else wholly off the canvas
                 boxes.append((x0, y0, x1, y1))
         return boxes
 
+    # What a line can touch beyond its points: its width, a marker's radius and its edge, antialiasing.
+    line_pad = 3 + dpi / 72 * max((line.get_linewidth() for line in lines), default=0)
+    head_pad = 3 + dpi / 72 * max((h.get_markersize() / 2 + h.get_markeredgewidth() + h.get_linewidth()
+                                    for h in heads), default=0)
     labels = [f"iteration {int(i):,}" for i in iterations]
-    counter.set_text(max(labels, key=len))  # right-aligned: the longest label reaches furthest left
-    widest = counter.get_window_extent(renderer)
-    counter_boxes = pixel_boxes([counter], widest.expanded(1.2, 1.0).translated(-0.1 * widest.width, 0))
+    counter_box = counter.box(labels)
     coords = [np.asarray(c, float) for c, _ in trajectories.values()]
     pixels = np.asarray(canvas.buffer_rgba())  # a view of the canvas
     images, raw = [], []  # raw RGB frames only for the MP4
-    covered, under, palette = [], [], None  # boxes the last frame's heads and counter cover, what was there
+    covered, under, palette = [], [], None  # boxes the last frame's heads cover, what was there
     ffmpeg = shutil.which("ffmpeg")
+
+    def quantized(x0, y0, x1, y1, label=None):  # a box of the canvas (rows from the top), the counter written in
+        piece = Image.fromarray(pixels[height - y1 : height - y0, x0:x1, :3])
+        if label is not None:
+            counter.draw(piece, label, offset=(x0, height - y1))
+        return piece.quantize(palette=palette, dither=Image.Dither.NONE)
+
     with matplotlib.rc_context({"path.simplify": False}):
         for k, label in enumerate(labels):
             for region in under:
@@ -158,26 +165,29 @@ def animate(path, alphas, betas, values, trajectories: dict, landmarks: dict, it
                 for line, c in zip(lines, coords):
                     line.set_data(c[k - 1 : k + 1, 0], c[k - 1 : k + 1, 1])
                     ax.draw_artist(line)
-                changed = changed + pixel_boxes(lines)
+                changed = changed + pixel_boxes([c[k - 1 : k + 1] for c in coords], line_pad)
             for head, c in zip(heads, coords):
                 head.set_data(c[k : k + 1, 0], c[k : k + 1, 1])
-            counter.set_text(label)
-            covered = pixel_boxes(heads) + counter_boxes
+            covered = pixel_boxes([c[k : k + 1] for c in coords], head_pad)
             under = [canvas.copy_from_bbox(matplotlib.transforms.Bbox.from_extents(*box)) for box in covered]
-            for artist in (*heads, counter):
-                ax.draw_artist(artist)
+            for head in heads:
+                ax.draw_artist(head)
             if k == 0:  # the palette from the first frame; every frame, this one too, mapped to it alike
                 first = Image.fromarray(pixels[..., :3])
+                counter.draw(first, label)
                 palette = first.quantize(colors=255, method=Image.Quantize.MEDIANCUT)
                 images.append(first.quantize(palette=palette, dither=Image.Dither.NONE))
             else:
                 frame = images[-1].copy()
-                for x0, y0, x1, y1 in changed + covered:
-                    piece = Image.fromarray(pixels[height - y1 : height - y0, x0:x1, :3])  # rows from the top
-                    frame.paste(piece.quantize(palette=palette, dither=Image.Dither.NONE), (x0, height - y1))
+                for x0, y0, x1, y1 in changed:
+                    frame.paste(quantized(x0, y0, x1, y1), (x0, height - y1))
+                x0, y0, x1, y1 = counter_box  # last: it holds all of the counter, over any box pasted before
+                frame.paste(quantized(x0, y0, x1, y1, label), (x0, height - y1))
                 images.append(frame)
             if ffmpeg:
-                raw.append(pixels[..., :3].copy())
+                whole = Image.fromarray(pixels[..., :3])
+                counter.draw(whole, label)
+                raw.append(np.asarray(whole))
     n_frames = len(labels)
     durations = [round(1000 / fps)] * (n_frames - 1) + [round(1000 * max(hold_s, 1 / fps))]
     path = Path(path)
@@ -193,7 +203,8 @@ def animate(path, alphas, betas, values, trajectories: dict, landmarks: dict, it
 def animation_scene(alphas, betas, values, trajectories: dict, landmarks: dict, *, title: str = "", size=(4.8, 3.8),
                     dpi: int = 100) -> SimpleNamespace:
     """The animation's figure before its first frame: the surface, landmarks, legend and title drawn; the
-    trails (lines), heads and counter as empty animated artists, one line and head per trajectory."""
+    trails (lines) and heads as empty animated artists, one line and head per trajectory; and the iteration
+    counter (`Counter`), written into frames rather than drawn on the canvas."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -209,10 +220,43 @@ def animation_scene(alphas, betas, values, trajectories: dict, landmarks: dict, 
     for label, (coords, color) in trajectories.items():
         lines.append(ax.plot([], [], "-", color=color, lw=1.4, label=label, animated=True)[0])
         heads.append(ax.plot([], [], "o", color=color, mec="black", ms=5, animated=True)[0])
-    counter = ax.text(0.98, 0.03, "", transform=ax.transAxes, ha="right", fontsize=8, animated=True)
     ax.legend(loc="upper left", fontsize=8, framealpha=0.8)
     fig.tight_layout()
+    corner = ax.transAxes.transform((0.98, 0.03))  # the counter's right end on its baseline, from the bottom left
+    width, height = canvas.get_width_height()
+    counter = Counter((corner[0], height - corner[1]), (width, height), fontsize=8, dpi=dpi)
     return SimpleNamespace(fig=fig, canvas=canvas, ax=ax, lines=lines, heads=heads, counter=counter)
+
+
+class Counter:
+    """The animation's iteration counter: text in matplotlib's default font, right-aligned on its baseline at
+    `anchor` (pixels from the top left), written by PIL into an image (a frame, or a box of one)."""
+
+    def __init__(self, anchor, size, fontsize: float, dpi: float):
+        from matplotlib import font_manager
+        from PIL import ImageFont
+
+        self.anchor, self.size = anchor, size  # size: the frame's (width, height) in pixels
+        path = font_manager.findfont(font_manager.FontProperties(size=fontsize))
+        self.font = ImageFont.truetype(path, max(1, round(fontsize * dpi / 72)))  # points to pixels
+
+    def draw(self, image, label: str, offset=(0, 0)) -> None:
+        """Write label into image, whose top left pixel is pixel `offset` of the frame."""
+        from PIL import ImageDraw
+
+        at = (self.anchor[0] - offset[0], self.anchor[1] - offset[1])
+        ImageDraw.Draw(image).text(at, label, fill=(0, 0, 0), font=self.font, anchor="rs")
+
+    def box(self, labels) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1): the pixels, counted from the bottom left as `animate` counts them, within which
+        every one of labels is written (2 pixels of margin for antialiasing)."""
+        extents = np.array([self.font.getbbox(label, anchor="rs") for label in set(labels)])
+        left, top, right, bottom = *extents[:, :2].min(0), *extents[:, 2:].max(0)
+        x, y = self.anchor
+        width, height = self.size
+        x0, x1 = max(0, int(np.floor(x + left)) - 2), min(width, int(np.ceil(x + right)) + 2)
+        y0, y1 = max(0, height - int(np.ceil(y + bottom)) - 2), min(height, height - int(np.floor(y + top)) + 2)
+        return x0, y0, x1, y1
 
 
 def _write_mp4(ffmpeg: str, path: Path, frames: list[np.ndarray], fps: int) -> Path:
