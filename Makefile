@@ -23,9 +23,11 @@ notebooks: $(VENV)/.installed  ## re-execute every notebook in place at full sca
 
 benchmark: $(VENV)/.installed  ## speed measurements (ratios and splits; minutes)
 	$(PY) benchmarks/bench_experiments.py
+	$(PY) benchmarks/bench_startup.py
 	$(PY) benchmarks/bench_diag.py
 	$(PY) benchmarks/bench_valley.py
 	$(PY) benchmarks/bench_relu.py
+	$(PY) benchmarks/bench_rank.py
 	$(PY) benchmarks/bench_deep.py
 
 clean-venv:
