@@ -111,23 +111,40 @@ def run_child(source: Path, name: str, seeds: int, clock: str) -> dict:
             "animation": r["animation"], "total": total}
 
 
+def available_in(source: Path) -> set[str]:
+    """The experiment names another source tree knows (an older tree lacks the newer experiments)."""
+    out = subprocess.run([sys.executable, "-c", "import json\nfrom largestep import experiments\n"
+                          "print(json.dumps([experiments.__file__, list(experiments.available())]))"],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(source)},
+                         cwd=tempfile.gettempdir())
+    found = json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else None
+    # Where DIR holds no package, Python finds the installed one (this tree): the comparison would be with itself.
+    if found is None or not Path(found[0]).resolve().is_relative_to(source.resolve()):
+        raise SystemExit(f"--compare {source}: no largestep package there (a source tree holds largestep/)")
+    return set(found[1])
+
+
 def load() -> str:
     return "load average {:.1f} {:.1f} {:.1f}".format(*os.getloadavg())
 
 
 def bench_experiments(names, seeds: int, clock: str, compare: Path | None, repeats: int) -> None:
+    compared_names = available_in(compare) if compare is not None else set()
     print(f"1. whole experiments, full scale, --seeds {seeds}, {clock.upper()} seconds, median of {repeats} "
           f"processes each ({load()}, {os.cpu_count()} cores)")
     header = f"{'experiment':18s}" + "".join(f"{p:>10s}" for p in PHASES) + f"{'paper':>8s}{'speed-up':>9s}"
     print(header)
     for name in names:
-        timed = run_children([ROOT] + ([compare] if compare is not None else []), name, seeds, clock, repeats)
+        other = [compare] if name in compared_names else []
+        timed = run_children([ROOT] + other, name, seeds, clock, repeats)
         new = timed[0]
         paper = PAPER_SECONDS.get(name)
         cells = "".join(f"{new[p]:10.2f}" for p in PHASES)
         vs = f"{paper:8.1f}{paper / new['total']:8.1f}x" if paper and seeds == 1 else ""
         print(f"{name:18s}{cells}{vs}", flush=True)
-        if compare is not None:
+        if compare is not None and not other:
+            print(f"{'  before':18s}  (not an experiment of {compare})", flush=True)
+        elif compare is not None:
             old = timed[1]
             print(f"{'  before':18s}" + "".join(f"{old[p]:10.2f}" for p in PHASES), flush=True)
             print(f"{'  before/after':18s}" + "".join(

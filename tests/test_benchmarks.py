@@ -37,3 +37,9 @@ def test_bench_rank_splits_a_grid_points_metrics_into_its_parts():
     assert set(parts) == {"evaluate", "factor", "gram", "eigvalsh"} and parts["evaluate"] > 0
     assert re.search(r"C=1 [0-9.]+, C=2 [0-9.]+", out.stdout)
     assert _run("benchmarks/bench_rank.py", "--states", "0").returncode == 2
+
+
+def test_bench_experiments_refuses_a_compare_dir_without_the_package(tmp_path):
+    # Python would find the installed package instead, and the "before" would be this tree timed against itself.
+    out = _run("benchmarks/bench_experiments.py", "--compare", str(tmp_path), "--only", "diag_gd", "--skip-steps")
+    assert out.returncode != 0 and "no largestep package there" in out.stderr and "diag_gd" not in out.stdout
