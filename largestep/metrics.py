@@ -259,13 +259,9 @@ def rank_from_jacobian(phi, tol: float = 1e-4) -> np.ndarray:
     phi = _live_first(_live_first(phi.reshape(-1, *phi.shape[-2:]), axis=2), axis=1)
     if tol < GRAM_TOL_MIN:  # the Gram's eigenvalues below ~1e-16 of the largest are rounding noise
         return rank_from_singular_values(np.linalg.svd(phi, compute_uv=False), tol).reshape(lead)
-    return rank_from_gram(smaller_gram(phi), tol).reshape(lead)
-
-
-def smaller_gram(phi: np.ndarray) -> np.ndarray:
-    """phi phi^T or phi^T phi (batched over leading axes), whichever is smaller: the same non-zero eigenvalues."""
     phi_t = np.swapaxes(phi, -1, -2)
-    return phi @ phi_t if phi.shape[-2] <= phi.shape[-1] else phi_t @ phi
+    gram = phi @ phi_t if phi.shape[-2] <= phi.shape[-1] else phi_t @ phi
+    return rank_from_gram(gram, tol).reshape(lead)
 
 
 # Smallest tol at which ranks come from the Gram matrix: at 1e-8, eigenvalues of the Gram at 1e-16 of the largest
