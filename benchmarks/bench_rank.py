@@ -63,6 +63,12 @@ def per_call_ms(function, arguments: list, repeats: int) -> float:
     return statistics.median(passes)
 
 
+def smaller_gram(phi: np.ndarray) -> np.ndarray:
+    """As `metrics.rank_from_jacobian` forms it: phi phi^T or phi^T phi, whichever is smaller."""
+    phi_t = np.swapaxes(phi, 1, 2)
+    return phi @ phi_t if phi.shape[1] <= phi.shape[2] else phi_t @ phi
+
+
 def stacked(states: list) -> list:
     return [(np.concatenate([s[l][0] for s in states]), None if states[0][l][1] is None
              else np.concatenate([s[l][1] for s in states])) for l in range(len(states[0]))]
@@ -91,12 +97,11 @@ def main() -> None:
 
             factors = [relu_nets.jacobian_factor(s, x_rank) for s in states]
             live = [metrics._live_first(metrics._live_first(f, axis=2), axis=1) for f in factors]
-            grams = [p @ np.swapaxes(p, 1, 2) if p.shape[1] <= p.shape[2] else np.swapaxes(p, 1, 2) @ p for p in live]
+            grams = [smaller_gram(p) for p in live]
             parts = {
                 "evaluate": per_call_ms(evaluate, states, args.repeats),
                 "factor": per_call_ms(lambda s: relu_nets.jacobian_factor(s, x_rank), states, args.repeats),
-                "gram": per_call_ms(lambda p: p @ np.swapaxes(p, 1, 2) if p.shape[1] <= p.shape[2]
-                                    else np.swapaxes(p, 1, 2) @ p, live, args.repeats),
+                "gram": per_call_ms(smaller_gram, live, args.repeats),
                 "eigvalsh": per_call_ms(np.linalg.eigvalsh, grams, args.repeats),
             }
             sizes = sorted({g.shape[-1] for g in grams})
