@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -154,6 +155,10 @@ def bench_experiments(names, seeds: int, clock: str, compare: Path | None, repea
             print(f"  loss_surface computation {computation:.2f} s, with figures and animation {new['total']:.2f} s "
                   f"(the paper's whole process {PAPER_SECONDS['loss_surface']} s; its computation alone was not timed; "
                   f"ours that day: {OURS_THEN_LOSS_SURFACE_COMPUTATION} s; benchmarks/bench_vs_paper.py)")
+            ffmpeg = shutil.which("ffmpeg")
+            print("  animation: " + (f"GIF and MP4 (ffmpeg {ffmpeg}, whose encoding " + (
+                "runs in its own process, not counted in CPU seconds)" if clock == "cpu" else "overlaps ours)")
+                if ffmpeg else "GIF only (no ffmpeg on PATH)"))
     print(f"  ({load()} at the end; paper: the paper's code, one seed, one BLAS thread, timed on another machine: "
           "the speed-up is paper / ours as measured, which assumes equal machines; benchmarks/bench_vs_paper.py "
           "estimates it without that assumption)")

@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -89,6 +90,10 @@ def main() -> None:
               f"{speed_up:8.2f}x{paper:8.1f}{paper / now['wall']:7.1f}x{paper / filed * speed_up:7.1f}x"
               f"{filed / then['wall']:7.2f}x", flush=True)
     print("  load average {:.1f} {:.1f} {:.1f} at the end".format(*os.getloadavg()))
+    if "loss_surface" in args.only:  # both trees write an MP4 beside the GIF where ffmpeg is on PATH
+        ffmpeg = shutil.which("ffmpeg")
+        print("  loss_surface's animation, in both trees: " + (f"GIF and MP4 (ffmpeg {ffmpeg})" if ffmpeg
+                                                                 else "GIF only (no ffmpeg on PATH)"))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ Euclidean coordinates: w_init sits at (0, 0) and w* at (||w* - w_init||, 0).
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from .results import atomic_write
+from .results import atomic_target, atomic_write
 from .sweep import diverged
 
 
@@ -118,6 +119,7 @@ def animate(path, alphas, betas, values, trajectories: dict, landmarks: dict, it
     the boxes of pixels that changed are mapped to the palette (taken from the first frame, so colours do
     not flicker and the GIF stays small) and pasted into a copy of the last frame.  Each frame is pixel for
     pixel what redrawing the trails segment by segment, the heads on top, then the counter would give.
+    The MP4's frames are the same frames in full colour, piped to ffmpeg as they are made (`_mp4_stream`).
     """
     import matplotlib.transforms
     from PIL import Image
@@ -146,9 +148,11 @@ def animate(path, alphas, betas, values, trajectories: dict, landmarks: dict, it
     counter_box = counter.box(labels)
     coords = [np.asarray(c, float) for c, _ in trajectories.values()]
     pixels = np.asarray(canvas.buffer_rgba())  # a view of the canvas
-    images, raw = [], []  # raw RGB frames only for the MP4
+    images = []
     covered, under, palette = [], [], None  # boxes the last frame's heads cover, what was there
+    path = Path(path)
     ffmpeg = shutil.which("ffmpeg")
+    n_hold = round(hold_s * fps)
 
     def quantized(x0, y0, x1, y1, label=None):  # a box of the canvas (rows from the top), the counter written in
         piece = Image.fromarray(pixels[height - y1 : height - y0, x0:x1, :3])
@@ -156,7 +160,10 @@ def animate(path, alphas, betas, values, trajectories: dict, landmarks: dict, it
             counter.draw(piece, label, offset=(x0, height - y1))
         return piece.quantize(palette=palette, dither=Image.Dither.NONE)
 
-    with matplotlib.rc_context({"path.simplify": False}):
+    with matplotlib.rc_context({"path.simplify": False}), contextlib.ExitStack() as stack:
+        write_mp4 = (stack.enter_context(_mp4_stream(ffmpeg, path.with_suffix(".mp4"), (width, height), fps))
+                     if ffmpeg else None)
+        rgba = np.empty_like(pixels)  # each MP4 frame, made here and written before the next
         for k, label in enumerate(labels):
             for region in under:
                 canvas.restore_region(region)
@@ -184,20 +191,20 @@ def animate(path, alphas, betas, values, trajectories: dict, landmarks: dict, it
                 x0, y0, x1, y1 = counter_box  # last: it holds all of the counter, over any box pasted before
                 frame.paste(quantized(x0, y0, x1, y1, label), (x0, height - y1))
                 images.append(frame)
-            if ffmpeg:
-                whole = Image.fromarray(pixels[..., :3])
-                counter.draw(whole, label)
-                raw.append(np.asarray(whole))
-    n_frames = len(labels)
-    durations = [round(1000 / fps)] * (n_frames - 1) + [round(1000 * max(hold_s, 1 / fps))]
-    path = Path(path)
-    atomic_write(path, lambda tmp: images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                                                  duration=durations, loop=0, optimize=False, disposal=1))
-    written = [path]
-    if ffmpeg:
-        hold = [raw[-1]] * round(hold_s * fps)
-        written.append(_write_mp4(ffmpeg, path.with_suffix(".mp4"), raw + hold, fps))
-    return written
+            if write_mp4:
+                np.copyto(rgba, pixels)  # all four channels: numpy copies three of four 30x slower
+                x0, y0, x1, y1 = counter_box
+                box = rgba[height - y1 : height - y0, x0:x1, :3]
+                piece = Image.fromarray(np.ascontiguousarray(box))
+                counter.draw(piece, label, offset=(x0, height - y1))  # as in the GIF's frames
+                box[...] = np.asarray(piece)
+                for _ in range(1 + n_hold * (k == len(labels) - 1)):  # the last frame, held
+                    write_mp4(rgba)
+        n_frames = len(labels)
+        durations = [round(1000 / fps)] * (n_frames - 1) + [round(1000 * max(hold_s, 1 / fps))]
+        atomic_write(path, lambda tmp: images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                                                      duration=durations, loop=0, optimize=False, disposal=1))
+    return [path, path.with_suffix(".mp4")] if ffmpeg else [path]
 
 
 def animation_scene(alphas, betas, values, trajectories: dict, landmarks: dict, *, title: str = "", size=(4.8, 3.8),
@@ -259,13 +266,34 @@ class Counter:
         return x0, y0, x1, y1
 
 
-def _write_mp4(ffmpeg: str, path: Path, frames: list[np.ndarray], fps: int) -> Path:
-    height, width = frames[0].shape[:2]
-    command = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
-               "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
-               "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-pix_fmt", "yuv420p", "-c:v", "libx264", str(path)]
-    data = b"".join(f.tobytes() for f in frames)
-    return atomic_write(path, lambda tmp: subprocess.run(command[:-1] + ["-f", "mp4", tmp], input=data, check=True))
+@contextlib.contextmanager
+def _mp4_stream(ffmpeg: str, path: Path, size: tuple[int, int], fps: int):
+    """Yield write(frame), frame an (height, width, 4) RGBA uint8 array, for an MP4 that ffmpeg encodes while
+    the frames are still being made: each goes down a pipe as it is written, so the encoding runs on another
+    core meanwhile and no frame is kept (held for one write, the loss surface's 402 frames were 220 MB).
+    The file appears at `path` when the block ends and ffmpeg has succeeded; when the block raises, or ffmpeg
+    fails (its message is on stderr), ffmpeg is stopped, nothing is left behind and the error is raised."""
+    width, height = size
+    with atomic_target(path) as tmp:
+        command = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgba",
+                   "-s", f"{width}x{height}", "-r", str(fps), "-i", "-",
+                   "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-f", "mp4", tmp]
+        process = subprocess.Popen(command, stdin=subprocess.PIPE)
+        ended = broken = False
+        try:
+            yield lambda frame: process.stdin.write(memoryview(np.ascontiguousarray(frame)).cast("B"))
+            process.stdin.close()
+            ended = True
+        except BrokenPipeError:  # ffmpeg stopped reading: it has exited, and its status says how
+            ended = broken = True
+        finally:
+            if not ended:
+                process.kill()
+            with contextlib.suppress(BrokenPipeError):
+                process.stdin.close()
+            status = process.wait()
+        if status or broken:
+            raise subprocess.CalledProcessError(status, command)
 
 
 def mp4_note() -> str:

@@ -35,11 +35,20 @@ def to_jsonable(obj):
 
 def atomic_write(path: str | os.PathLike, write) -> Path:
     """Call write(tmp_path) on a temporary file beside `path`, then rename it into place."""
+    with atomic_target(path) as tmp:
+        write(tmp)
+    return Path(path)
+
+
+@contextmanager
+def atomic_target(path: str | os.PathLike):
+    """Yield a temporary file's path beside `path`, renamed into place when the block ends; removed instead
+    when it raises (or is interrupted), so `path` is never seen half-written."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     try:
         os.close(fd)
-        write(tmp)
+        yield tmp
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; results are ordinary files
@@ -48,7 +57,6 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    return path
 
 
 @contextmanager

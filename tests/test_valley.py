@@ -1,5 +1,7 @@
 """The 2-D plane, the batched surface, the 1-D stabilization model, the animation, and the two experiments."""
 import json
+import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -9,6 +11,46 @@ from largestep.__main__ import main
 from largestep.data import sparse_regression
 from largestep.experiments.valley import sign_symmetric_distance
 from largestep.schedules import Schedule
+
+
+FAKE_FFMPEG = """#!{python}
+# Stands in for ffmpeg: records its arguments and pid, then copies the raw frames it is sent to the output file
+# (FAKE_FFMPEG_MODE=fail: reads one frame's worth, says why on stderr and exits 1, as ffmpeg does on an error).
+import os, sys
+args = sys.argv[1:]
+with open(os.environ["FAKE_FFMPEG_LOG"], "w") as log:
+    log.write(repr(args) + "\\n" + str(os.getpid()))
+width, height = map(int, args[args.index("-s") + 1].split("x"))
+if os.environ.get("FAKE_FFMPEG_MODE") == "fail":
+    sys.stdin.buffer.read(width * height * 4)
+    sys.exit("fake ffmpeg: cannot encode")
+with open(args[-1], "wb") as out:
+    out.write(sys.stdin.buffer.read())
+"""
+
+
+@pytest.fixture
+def fake_ffmpeg(tmp_path, monkeypatch):
+    """An `ffmpeg` first on PATH that copies what it is sent; returns the file where it logs (args, pid)."""
+    import sys
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "ffmpeg"
+    script.write_text(FAKE_FFMPEG.format(python=sys.executable))
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    log = tmp_path / "ffmpeg.log"
+    monkeypatch.setenv("FAKE_FFMPEG_LOG", str(log))
+    return log
+
+
+def _small_animation(out_dir, frames=9, **options):
+    a, b = np.linspace(-0.5, 2.3, 20), np.linspace(-0.3, 1.15, 15)
+    values = np.exp(-np.add.outer(b, a) ** 2) + 1e-3
+    t = np.linspace(0, 1, frames)
+    return landscape.animate(out_dir / "anim.gif", a, b, values, {"flow": (np.stack([t, t / 2], 1), "black")},
+                             {"w_init": (0, 0)}, np.arange(frames), fps=10, size=(3.2, 2.6), dpi=80, **options)
 
 
 @pytest.fixture
@@ -171,10 +213,11 @@ def test_reproduce_writes_results_figures_and_animation(tmp_path):
         assert gif.n_frames == len(surf["animation"]["iteration"])
 
 
-def test_animation_frames_equal_a_full_redraw_of_each_frame(tmp_path):
+def test_animation_frames_equal_a_full_redraw_of_each_frame(tmp_path, fake_ffmpeg):
     """animate() redraws only small pixel boxes per frame; each frame must equal the same scene drawn whole:
     the clean background, every trail segment so far, the heads, then the counter written over the frame.  The trajectories
-    cross each other, pass under the counter and leave the axes (boxes clipped at the canvas' edge)."""
+    cross each other, pass under the counter and leave the axes (boxes clipped at the canvas' edge).  The MP4's
+    frames, sent to ffmpeg as they are made, must be the same frames before the GIF's palette, the last one held."""
     from PIL import Image
 
     a, b = np.linspace(-0.5, 2.3, 20), np.linspace(-0.3, 1.15, 15)
@@ -183,8 +226,15 @@ def test_animation_frames_equal_a_full_redraw_of_each_frame(tmp_path):
     trajectories = {"flow": (np.stack([2.3 * t - 0.2, 0.2 + t], 1), "black"),
                     "sgd": (np.stack([2.2 - 3 * t, -0.25 + 0.3 * np.sin(9 * t)], 1), "#00b000")}
     iterations = (t * 1e5).astype(int)
-    [path] = landscape.animate(tmp_path / "anim.gif", a, b, values, trajectories, {"w_init": (0, 0)}, iterations,
-                               fps=10, size=(3.2, 2.6), dpi=80)
+    path, mp4 = landscape.animate(tmp_path / "anim.gif", a, b, values, trajectories, {"w_init": (0, 0)}, iterations,
+                                  fps=10, size=(3.2, 2.6), dpi=80, hold_s=0.5)
+    assert mp4 == tmp_path / "anim.mp4"
+    args = eval(fake_ffmpeg.read_text().splitlines()[0])
+    width, height = map(int, args[args.index("-s") + 1].split("x"))
+    assert args[args.index("-pix_fmt") + 1] == "rgba" and args[args.index("-r") + 1] == "10"
+    sent = np.frombuffer(mp4.read_bytes(), np.uint8).reshape(-1, height, width, 4)
+    assert len(sent) == len(iterations) + 5  # hold_s * fps more of the last frame
+    assert (sent[len(iterations):] == sent[len(iterations) - 1]).all() and (sent[..., 3] == 255).all()
 
     scene = landscape.animation_scene(a, b, values, trajectories, {"w_init": (0, 0)}, size=(3.2, 2.6), dpi=80)
     scene.canvas.draw()
@@ -202,8 +252,43 @@ def test_animation_frames_equal_a_full_redraw_of_each_frame(tmp_path):
                 scene.ax.draw_artist(head)
             frame = Image.fromarray(np.asarray(scene.canvas.buffer_rgba())[..., :3])
             scene.counter.draw(frame, f"iteration {iterations[k]:,}")
+            assert np.array_equal(sent[k, ..., :3], np.asarray(frame)), f"MP4 frame {k} differs"
             if palette is None:
                 palette = frame.quantize(colors=255, method=Image.Quantize.MEDIANCUT)
             expected = np.asarray(frame.quantize(palette=palette, dither=Image.Dither.NONE).convert("RGB"))
             gif.seek(k)
             assert np.array_equal(np.asarray(gif.convert("RGB")), expected), f"frame {k} differs"
+
+
+def test_a_failing_ffmpeg_is_reported_and_leaves_no_mp4(tmp_path, fake_ffmpeg, monkeypatch):
+    monkeypatch.setenv("FAKE_FFMPEG_MODE", "fail")
+    with pytest.raises(subprocess.CalledProcessError) as failure:
+        _small_animation(tmp_path)
+    assert failure.value.returncode == 1 and failure.value.cmd[0].endswith("ffmpeg")
+    assert not [p.name for p in tmp_path.iterdir() if p.suffix == ".mp4" or p.name.startswith(".")]
+
+
+def test_an_interrupted_animation_stops_ffmpeg_and_leaves_nothing(tmp_path, fake_ffmpeg, monkeypatch):
+    """Ctrl-C while frames are being made: ffmpeg is stopped (not left running), no file half-written."""
+    draw = landscape.Counter.draw
+    calls = []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 6:
+            raise KeyboardInterrupt
+        return draw(self, *args, **kwargs)
+
+    monkeypatch.setattr(landscape.Counter, "draw", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _small_animation(tmp_path)
+    pid = int(fake_ffmpeg.read_text().splitlines()[1])
+    with pytest.raises(ProcessLookupError):  # killed and reaped
+        os.kill(pid, 0)
+    assert not [p.name for p in tmp_path.iterdir() if p.suffix in (".mp4", ".gif") or p.name.startswith(".")]
+
+
+def test_without_ffmpeg_only_the_gif_is_written(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "nothing_here"))
+    assert _small_animation(tmp_path) == [tmp_path / "anim.gif"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["anim.gif"]
