@@ -2,7 +2,6 @@
 import dataclasses
 import json
 import math
-import subprocess
 from importlib.metadata import version
 from pathlib import Path
 
@@ -87,22 +86,18 @@ def test_bad_files_exit_2_with_one_line_and_write_nothing(content, message, tmp_
 def _stale(path: Path) -> str:
     """Why the committed PNGs beside a results file need not match what draw makes of it now ('' if they must).
 
-    PNG bytes depend on the results, the drawing code and matplotlib's version (its fonts come with it), so
-    the committed set is stale when it was made by another matplotlib or before a change to the package.
+    PNG bytes depend on the results file, the drawing code and matplotlib's version (its fonts come with it).
+    The committed set must be what this checkout draws from the committed results file, whatever commit
+    computed that file: a change to the drawing code comes with the images redrawn (`python -m largestep draw
+    images/NAME.json --out images`), and a change that leaves drawing alone leaves this test running.  Only
+    another matplotlib excuses a difference.
     """
     provenance = json.loads(path.read_text()).get("provenance")
     if not provenance:
         return "made before results files recorded their provenance"
     if provenance.get("matplotlib") != version("matplotlib"):
         return f"made with matplotlib {provenance.get('matplotlib')}, this is {version('matplotlib')}"
-    commit = (provenance.get("git_commit") or "").removesuffix("+dirty")
-    if not commit:
-        return "made before results files recorded their commit"
-    changed = subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", commit, "HEAD", "--", "largestep"],
-                             capture_output=True)
-    if changed.returncode == 1:
-        return f"made at {commit[:10]}; largestep/ has changed since (rerun `make reproduce`)"
-    return ""  # same code, or the commit is not in this clone (a shallow CI checkout): the test must pass
+    return ""
 
 
 @pytest.mark.parametrize("path", [pytest.param(p, id=p.stem, marks=pytest.mark.skipif(
@@ -112,7 +107,9 @@ def test_draw_reproduces_committed_pngs(path, tmp_path, capsys):
     drawn = sorted(tmp_path.glob("*.png"))
     assert drawn
     for png in drawn:
-        assert png.read_bytes() == (ROOT / "images" / png.name).read_bytes(), f"{png.name} differs from images/"
+        assert png.read_bytes() == (ROOT / "images" / png.name).read_bytes(), (
+            f"{png.name} differs from images/: after a change to the drawing code, redraw the committed set with "
+            f"`python -m largestep draw images/{path.name} --out images`")
 
 
 def test_relu_and_valley_labels_follow_overrides():
