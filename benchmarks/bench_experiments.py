@@ -133,7 +133,7 @@ def bench_experiments(names, seeds: int, clock: str, compare: Path | None, repea
     compared_names = available_in(compare) if compare is not None else set()
     print(f"1. whole experiments, full scale, --seeds {seeds}, {clock.upper()} seconds, median of {repeats} "
           f"processes each ({load()}, {os.cpu_count()} cores)")
-    header = f"{'experiment':18s}" + "".join(f"{p:>10s}" for p in PHASES) + f"{'paper':>8s}{'speed-up':>9s}"
+    header = f"{'experiment':18s}" + "".join(f"{p:>10s}" for p in PHASES) + f"{'paper':>8s}{'direct':>9s}"
     print(header)
     for name in names:
         other = [compare] if name in compared_names else []
@@ -159,9 +159,9 @@ def bench_experiments(names, seeds: int, clock: str, compare: Path | None, repea
             print("  animation: " + (f"GIF and MP4 (ffmpeg {ffmpeg}, whose encoding " + (
                 "runs in its own process, not counted in CPU seconds)" if clock == "cpu" else "overlaps ours)")
                 if ffmpeg else "GIF only (no ffmpeg on PATH)"))
-    print(f"  ({load()} at the end; paper: the paper's code, one seed, one BLAS thread, timed on another machine: "
-          "the speed-up is paper / ours as measured, which assumes equal machines; benchmarks/bench_vs_paper.py "
-          "estimates it without that assumption)")
+    print(f"  ({load()} at the end; paper: the paper's code, one seed, one BLAS thread, timed on another machine; "
+          "direct: paper / ours as measured here, which assumes the two machines equally fast: "
+          "benchmarks/bench_vs_paper.py estimates the speed-up without that assumption)")
 
 
 def median_cpu(fn, repeats: int = 5) -> float:

@@ -5,7 +5,8 @@ included, the JSON not written), and prints: runs (cells x seeds) trained, survi
 training, metrics, figures and the whole process, the CPU cost per trained run and per surviving run, and
 the ratio against the paper's code at its measured cost per run (whole-process seconds for one seed of
 diag_sgd's four runs, of relu_two_layer's four: bench_experiments.PAPER_SECONDS, i.e. about 25 s and 31 s
-per run), as if the paper's code trained the same survivors one at a time.  CPU time is what the work
+per run, measured on another machine: a direct ratio, which assumes the two machines equally fast), as if
+the paper's code trained the same survivors one at a time.  CPU time is what the work
 costs on a shared machine; wall time is what the other jobs leave of it.
 """
 from __future__ import annotations
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
         print(f"  CPU s per run trained {c['run'] / wall['tried']:.3f}, per surviving run {c['run'] / wall['survivors']:.3f}; "
               f"the paper's code at {PAPER_PER_RUN[name]:.1f} s per run for the {wall['survivors']} survivors alone: "
               f"{PAPER_PER_RUN[name] * wall['survivors'] / 60:.0f} min, {PAPER_PER_RUN[name] * wall['survivors'] / c['process']:.0f}x "
-              f"our whole process (CPU)")
+              f"our whole process (CPU; direct: the paper's seconds come from another machine)")
     return 0
 
 
