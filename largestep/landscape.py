@@ -154,11 +154,14 @@ def animate(path, alphas, betas, values, trajectories: dict, landmarks: dict, it
     ffmpeg = shutil.which("ffmpeg")
     n_hold = round(hold_s * fps)
 
-    def quantized(x0, y0, x1, y1, label=None):  # a box of the canvas (rows from the top), the counter written in
+    def boxed(x0, y0, x1, y1, label=None):  # a box of the canvas (rows from the top), the counter written in
         piece = Image.fromarray(pixels[height - y1 : height - y0, x0:x1, :3])
         if label is not None:
             counter.draw(piece, label, offset=(x0, height - y1))
-        return piece.quantize(palette=palette, dither=Image.Dither.NONE)
+        return piece
+
+    def quantized(x0, y0, x1, y1, label=None):
+        return boxed(x0, y0, x1, y1, label).quantize(palette=palette, dither=Image.Dither.NONE)
 
     with matplotlib.rc_context({"path.simplify": False}), contextlib.ExitStack() as stack:
         write_mp4 = (stack.enter_context(_mp4_stream(ffmpeg, path.with_suffix(".mp4"), (width, height), fps))
@@ -194,10 +197,7 @@ def animate(path, alphas, betas, values, trajectories: dict, landmarks: dict, it
             if write_mp4:
                 np.copyto(rgba, pixels)  # all four channels: numpy copies three of four 30x slower
                 x0, y0, x1, y1 = counter_box
-                box = rgba[height - y1 : height - y0, x0:x1, :3]
-                piece = Image.fromarray(np.ascontiguousarray(box))
-                counter.draw(piece, label, offset=(x0, height - y1))  # as in the GIF's frames
-                box[...] = np.asarray(piece)
+                rgba[height - y1 : height - y0, x0:x1, :3] = np.asarray(boxed(x0, y0, x1, y1, label))
                 for _ in range(1 + n_hold * (k == len(labels) - 1)):  # the last frame, held
                     write_mp4(rgba)
         n_frames = len(labels)
