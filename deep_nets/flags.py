@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from largestep.config import ConfigError
-from largestep.results import provenance
+from largestep.results import is_plain_name, provenance
 from largestep.schedules import DEEP_SCHEDULES, lr_schedule
 from largestep.streams import DEEP_OFFSETS
 
@@ -33,7 +33,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--download", action="store_true",
                    help="fetch the official CIFAR archive (MD5-checked) into data_dir if missing; never implicit")
     p.add_argument("--skip_checksum", action="store_true",
-                   help="accept CIFAR-format files whose MD5 differs from the official release (your own data)")
+                   help="accept CIFAR-format files whose MD5 differs from the official release (your own data). It "
+                        "skips only the comparison with the official MD5s: the files are still read by an unpickler "
+                        "that admits numpy arrays, lists, dicts, bytes and numbers alone, and their shapes and "
+                        "labels are still checked")
     p.add_argument("--lr_init", type=float, default=0.1, help="initial step size eta")
     p.add_argument("--lr_schedule", default="constant", choices=DEEP_SCHEDULES, help="step-size schedule (see largestep.schedules.lr_schedule)")
     p.add_argument("--warmup_exp", type=float, default=1.0,
@@ -95,8 +98,9 @@ def check_args(a) -> None:
     for name in ("eval_batch_size", "bn_refresh_examples"):
         if getattr(a, name) < 0:
             raise ConfigError(f"--{name} must be >= 0, got {getattr(a, name)}")
-    if "/" in a.exp_name or a.exp_name in ("", ".", ".."):
-        raise ConfigError(f"--exp_name must be a plain directory name, got {a.exp_name!r}")
+    if not is_plain_name(a.exp_name):
+        raise ConfigError(f"--exp_name must be a plain directory name (letters, digits, '_', '-', '.'; not starting "
+                          f"with '.'), got {a.exp_name!r}")
     if not a.out_dir.strip():
         raise ConfigError("--out_dir must name a directory, got an empty string (use --out_dir . for the current one)")
     if a.threads < 0:

@@ -187,9 +187,11 @@ def write_figures(directory: Path, results: dict, figures, extras) -> list[str]:
     """Every figure of `results` as PNG and PDF, and its extra files, into `directory`; the names written."""
     import matplotlib.pyplot as plt
 
+    from .results import inside
+
     names = []
     for stem, fig in figures(results).items():
-        names += [p.name for p in save_formats(fig, directory / stem)]
+        names += [p.name for p in save_formats(fig, inside(directory, stem))]
         plt.close(fig)
     if extras is not None:
         names += [Path(p).name for p in extras(results, directory)]

@@ -5,6 +5,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import signal
 import subprocess
@@ -31,6 +32,22 @@ def to_jsonable(obj):
     if isinstance(obj, (float, np.floating)):
         return float(obj) if math.isfinite(obj) else None
     return obj
+
+
+# A name that becomes a file name (an experiment's results and figures, a run directory): letters, digits, '_',
+# '-' and '.', not starting with '.', so that it can neither leave its directory nor hide in it.
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,119}")
+
+
+def is_plain_name(name) -> bool:
+    return isinstance(name, str) and PLAIN_NAME.fullmatch(name) is not None and ".." not in name
+
+
+def inside(directory, name: str) -> Path:
+    """directory/name, refused (ValueError) unless `name` is a plain name, so the path stays inside `directory`."""
+    if not is_plain_name(name):
+        raise ValueError(f"{name!r} is not a plain file name (letters, digits, '_', '-', '.'; not starting with '.')")
+    return Path(directory) / name
 
 
 def atomic_write(path: str | os.PathLike, write) -> Path:
@@ -69,7 +86,7 @@ def written_together(out_dir, name: str):
     whole at all times.  Targets that are directories are refused before anything is replaced.
     """
     out_dir = Path(out_dir)
-    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{name}.staging-"))
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{inside(out_dir, name).name}.staging-"))
     try:
         yield staging
         files = sorted(p.name for p in staging.iterdir())
@@ -190,6 +207,9 @@ def load_results(path) -> dict:
     if not isinstance(results, dict) or "experiment" not in results or not isinstance(results.get("runs"), list):
         raise NotResults(f"{path} is not a results file of `python -m largestep reproduce` "
                          "(no 'experiment' and 'runs')")
+    if not is_plain_name(results["experiment"]):  # it names the figures' files: it must not be a path
+        raise NotResults(f"{path}: field 'experiment' must be a plain name (letters, digits, '_', '-', '.'; not "
+                         f"starting with '.'), got {results['experiment']!r}")
     return restore_numbers(results)
 
 

@@ -594,3 +594,59 @@ def test_download_onto_a_full_disk_keeps_nothing_partial(small_fs, tmp_path):
         dn_data.download("cifar10", small_fs / "data", url=archive.as_uri(),
                          archive_md5=hashlib.md5(archive.read_bytes()).hexdigest())
     assert os.listdir(small_fs / "data") == []
+
+
+# ---------------------------------------------------------------- 9 security (round two)
+
+class Payload:
+    """A pickle that runs code when loaded: it creates a file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_crafted_cifar_batch_is_refused_without_running_its_payload(tmp_path, capsys):
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    write_cifar10(folder, n_per_batch=8)
+    marker = tmp_path / "payload-ran"
+    with open(folder / "data_batch_2", "wb") as f:
+        pickle.dump({b"data": Payload(marker), b"labels": [0] * 8}, f)
+    code, _, err = train_cli(["--dataset=cifar10", f"--data_dir={tmp_path / 'data'}", "--skip_checksum",
+                              "--model=mlp", "--device=cpu", f"--out_dir={tmp_path / 'runs'}"], capsys)
+    assert not marker.exists()  # the payload never ran
+    assert_refused_without_trace(code, err, "posix.system, which a CIFAR batch never holds", tmp_path / "runs")
+    assert str(folder / "data_batch_2") in err
+
+
+def test_official_layout_still_loads_through_the_restricted_unpickler(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    write_cifar10(folder, n_per_batch=8)
+    with open(folder / "data_batch_1", "wb") as f:  # protocol 2, as Python 2's cPickle wrote the official files
+        pickle.dump({b"batch_label": b"training batch 1 of 5", b"labels": list(range(8)),
+                     b"data": np.arange(8 * 3072, dtype=np.uint8).reshape(8, 3072),
+                     b"filenames": [b"x.png"] * 8}, f, protocol=2)
+    data = dn_data.load_cifar("cifar10", tmp_path, verify=False)
+    assert data.x_train.shape == (40, 3, 32, 32) and data.y_train[:8].tolist() == list(range(8))
+    assert data.x_train[0].flatten()[:5].tolist() == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("name", ["/../../../../elsewhere/x", "../x", "", ".", "..", ".hidden", "a/b", "x\0y"])
+def test_results_file_whose_experiment_is_a_path_is_refused_by_draw(name, tmp_path, capsys):
+    source = tmp_path / "in" / "r.json"
+    source.parent.mkdir()
+    source.write_text(json.dumps({"experiment": name, "runs": []}))
+    out = tmp_path / "out"
+    code = largestep_main(["draw", str(source), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and one_error_line(err) and "field 'experiment' must be a plain name" in err, err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == [Path("in"), Path("in/r.json")]
+
+
+@pytest.mark.parametrize("name", ["../x", "", ".", "..", ".hidden", "a/b"])
+def test_exp_name_that_is_not_a_plain_name_is_refused(name, tmp_path, capsys):
+    npz = write_npz(tmp_path / "d.npz")
+    code, _, err = train_cli(run_args(npz, tmp_path / "runs") + [f"--exp_name={name}"], capsys)
+    assert_refused_without_trace(code, err, "--exp_name must be a plain directory name", tmp_path / "runs")
