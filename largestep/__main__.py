@@ -9,8 +9,7 @@ from pathlib import Path
 
 from . import QUICK_ENV, experiments, quick_mode
 from .config import ConfigError, apply_overrides, has_field
-from .plotting import save_formats
-from .results import Terminated, save_json, sigterm_as_interrupt, written_together
+from .results import Terminated, sigterm_as_interrupt
 
 
 class UsageError(Exception):
@@ -159,9 +158,7 @@ def reproduce(args) -> int:
         results = experiments.run_experiment(exp, config, n_seeds=args.seeds, quick=args.quick,
                                              progress=not args.no_progress)
         try:  # the results file and its figures are replaced as one set, or not at all
-            with written_together(out, exp.name) as staging:
-                names = [save_json(results, staging / f"{exp.name}.json").name]
-                names += write_figures(staging, results, exp.figures, exp.extras)
+            written = experiments.save(results, out)
         except OSError as err:
             where = err.filename or args.out
             raise UsageError(f"cannot write {exp.name}'s results into --out {args.out} ({where}: "
@@ -169,7 +166,7 @@ def reproduce(args) -> int:
         print(experiments.summary(results))
         done[exp.name] = results
         print(claims_report(results, done, out))
-        print(f"  wrote {', '.join(str(out / n) for n in names)}")
+        print(f"  wrote {', '.join(map(str, written))}")
     return 0
 
 
@@ -181,21 +178,6 @@ def ready_directory(out: Path, what: str) -> None:
         raise UsageError(f"cannot create {what}: {err.strerror}") from None
     if not os.access(out, os.W_OK):
         raise UsageError(f"{what} is not writable")
-
-
-def write_figures(directory: Path, results: dict, figures, extras) -> list[str]:
-    """Every figure of `results` as PNG and PDF, and its extra files, into `directory`; the names written."""
-    import matplotlib.pyplot as plt
-
-    from .results import inside
-
-    names = []
-    for stem, fig in figures(results).items():
-        names += [p.name for p in save_formats(fig, inside(directory, stem))]
-        plt.close(fig)
-    if extras is not None:
-        names += [Path(p).name for p in extras(results, directory)]
-    return names
 
 
 def claims_report(results: dict, others: dict, directory: Path) -> str:
@@ -279,26 +261,24 @@ def draw(args) -> int:
     for name in args.files:
         path = Path(name)
         results = read_results(path)
-        figures = experiments.figures_for(results)
-        if figures is None:
+        if experiments.figures_for(results) is None:
             raise UsageError(f"{path} holds none of the curves this package's figures draw "
                              f"(runs record: {', '.join(sorted(experiments.recorded_curves(results))) or 'nothing'})")
-        plan.append((path, results, figures, experiments.extras_for(results)))
+        plan.append((path, results))
     if args.out is not None:
         check_flags(argparse.Namespace(seeds=1, out=args.out))
-    for path, results, figures, extras in plan:
+    for path, results in plan:
         out = Path(args.out) if args.out is not None else path.parent
         ready_directory(out, f"--out {args.out}" if args.out is not None else str(out))
         name = results["experiment"]
-        try:
-            with written_together(out, name) as staging:  # the figures replace earlier ones as one set
-                written = write_figures(staging, results, figures, extras)
+        try:  # the figures replace earlier ones as one set
+            written = experiments.save(results, out, with_json=False)
         except OSError as err:
             raise UsageError(f"cannot write {name}'s figures into {out} ({err.filename or out}: "
                              f"{err.strerror or err}); its previous files there are unchanged") from None
-        skipped = "" if extras is not None or "surface" not in results else \
+        skipped = "" if experiments.extras_for(results) is not None or "surface" not in results else \
             " (animation skipped: the file holds no animation trajectories)"
-        print(f"{path}: wrote {', '.join(str(out / n) for n in written)}{skipped}")
+        print(f"{path}: wrote {', '.join(map(str, written))}{skipped}")
     return 0
 
 

@@ -107,6 +107,36 @@ def extras_for(results: dict) -> Callable[..., list] | None:
     return _first_match(EXTRAS, results)
 
 
+def save(results: dict, out_dir, with_json: bool = True) -> list:
+    """Write `results` into out_dir as one set: NAME.json (unless with_json=False) and every figure (PNG, PDF)
+    and extra file its family draws, replacing earlier files of the same names together or not at all.
+
+    The one library entry for writing results (`reproduce`, `draw`, the deep sweep's --collect).  Returns the
+    paths written; OSError when out_dir cannot take them (its earlier files then stay as they were), ValueError
+    when nothing in this package draws the results.
+    """
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    from ..plotting import save_formats
+    from ..results import inside, save_json, written_together
+
+    figures, extras = figures_for(results), extras_for(results)
+    if figures is None:
+        raise ValueError(f"the results hold none of the curves this package's figures draw (runs record: "
+                         f"{', '.join(sorted(recorded_curves(results))) or 'nothing'})")
+    out_dir, name = Path(out_dir), results["experiment"]
+    with written_together(out_dir, name) as staging:
+        written = [save_json(results, inside(staging, f"{name}.json"))] if with_json else []
+        for stem, fig in figures(results).items():
+            written += save_formats(fig, inside(staging, stem))
+            plt.close(fig)
+        if extras is not None:
+            written += [Path(p) for p in extras(results, staging)]
+    return [out_dir / p.name for p in written]
+
+
 def memory_needed(config, n_seeds: int) -> int:
     """A lower bound on the bytes the largest training round allocates, from the fields experiments share.
 
