@@ -2,24 +2,30 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-SEEDS ?= 5
 
-.PHONY: reproduce test notebooks benchmark deep-demo clean-venv
+.PHONY: reproduce figures test test-fast notebooks benchmark deep-demo deep-figures clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-reproduce: $(VENV)/.installed  ## rebuild every figure and results file in images/, and README's table from them
-	$(PY) -m largestep reproduce --seeds $(SEEDS) --out images
+reproduce: $(VENV)/.installed  ## rerun every toy experiment into runs/reproduce (git-ignored), then compare with images/
+	$(PY) -m largestep reproduce --out runs/reproduce
+	$(PY) -m largestep compare runs/reproduce images
+
+figures: $(VENV)/.installed  ## rewrite the committed images/ and README's generated blocks, on purpose
+	$(PY) -m largestep reproduce --out images
 	$(PY) -m largestep table --write README.md
 
-test: $(VENV)/.installed  ## unit tests, quick reproduce of every experiment, notebooks in quick mode
+test: $(VENV)/.installed  ## the full suite, as CI runs it
 	$(PY) -m pytest -q
 
+test-fast: $(VENV)/.installed  ## the fast tier, for the edit loop (no process launches, no full-scale runs)
+	$(PY) -m pytest -q -m "not slow"
+
 notebooks: $(VENV)/.installed  ## re-execute every notebook in place at full scale
-	$(PY) -m largestep.notebooks *.ipynb deep_nets/plot_feature_sparsity.ipynb
+	$(PY) -m largestep.notebooks --save *.ipynb deep_nets/plot_feature_sparsity.ipynb
 
 benchmark: $(VENV)/.installed  ## speed measurements (ratios and splits; minutes)
 	$(PY) benchmarks/bench_experiments.py
@@ -30,9 +36,13 @@ benchmark: $(VENV)/.installed  ## speed measurements (ratios and splits; minutes
 	$(PY) benchmarks/bench_rank.py
 	$(PY) benchmarks/bench_deep.py
 
+deep-demo: $(VENV)/.installed  ## deep_nets: the MNIST-1D study through train.py into runs/reproduce, compared with images/
+	$(PY) -m largestep reproduce deep_mnist1d --out runs/reproduce
+	$(PY) -m largestep compare runs/reproduce images
+
+deep-figures: $(VENV)/.installed  ## rewrite images/deep_mnist1d.* and README's blocks, on purpose
+	$(PY) -m largestep reproduce deep_mnist1d --out images
+	$(PY) -m largestep table --write README.md
+
 clean-venv:
 	rm -rf $(VENV)
-
-deep-demo: $(VENV)/.installed  ## deep_nets: the mnist1d study through train.py (images/deep_mnist1d.*; runs under runs/deep_mnist1d)
-	$(PY) -m largestep reproduce deep_mnist1d --seeds 4 --out images
-	$(PY) -m largestep table --write README.md

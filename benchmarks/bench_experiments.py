@@ -51,8 +51,11 @@ exp = experiments.get(name)
 imported = clock()
 if sys.argv[3] == "cpu":
     import importlib
-    for module in ("sweep", "diag_nets", "relu_nets", "stabilization"):  # wherever a tree times its phases
-        module = importlib.import_module(f"largestep.{module}")
+    for module in ("sweep", "seeds", "diag_nets", "relu_nets", "stabilization"):  # wherever a tree times its phases
+        try:
+            module = importlib.import_module(f"largestep.{module}")
+        except ImportError:  # a tree without this module
+            continue
         if hasattr(module, "time"):
             module.time = types.SimpleNamespace(perf_counter=time.process_time)
 config = exp.config
@@ -262,9 +265,9 @@ def main(argv=None) -> int:
 
     bench_experiments(args.only or experiments.available(), args.seeds, args.clock, args.compare, args.repeats)
     if not args.skip_steps:
-        from largestep import metrics
+        from largestep.threads import limited_threads
 
-        with metrics.single_threaded():  # as the experiments run it (torch's eigen-solver included)
+        with limited_threads():  # as the experiments run it (torch's eigen-solver included)
             bench_steps()
     return 0
 

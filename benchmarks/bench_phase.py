@@ -27,8 +27,8 @@ CHILD = r"""
 import json, sys, tempfile, time, types
 start_wall = time.perf_counter()
 from pathlib import Path
-from largestep import experiments, sweep
-sweep.time = types.SimpleNamespace(perf_counter=time.process_time)  # the trainers' train/metrics split in CPU s
+from largestep import experiments, seeds
+seeds.time = types.SimpleNamespace(perf_counter=time.process_time)  # the trainers' train/metrics split in CPU s
 exp = experiments.get(sys.argv[1])
 cpu0, wall0 = time.process_time(), time.perf_counter()
 results = experiments.run_experiment(exp, n_seeds=int(sys.argv[2]), progress=False)

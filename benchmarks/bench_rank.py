@@ -22,9 +22,10 @@ import time
 
 import numpy as np
 
+from largestep.threads import limited_threads
 from largestep import experiments, metrics, relu_nets
 from largestep.experiments import relu
-from largestep.sweep import FLOAT32_OVERFLOW, diverged, evaluation_grid
+from largestep.seeds import FLOAT32_OVERFLOW, diverged, evaluation_grid
 
 NAMES = ("relu_1d", "relu_two_layer", "relu_multi_layer")
 
@@ -84,7 +85,7 @@ def main() -> None:
         parser.error("--states and --repeats must be at least 1")
     print(f"ms per grid point, all runs of the experiment at once, median of {args.repeats} passes over "
           f"{args.states} trained states (load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})")
-    with metrics.single_threaded():
+    with limited_threads():
         for name in args.only:
             config = experiments.get(name).config
             data = relu.make_data(config)

@@ -25,9 +25,10 @@ import time
 import numpy as np
 import torch
 
+from largestep.threads import limited_threads
 from largestep import experiments, metrics, relu_nets
 from largestep.experiments import relu
-from largestep.sweep import evaluation_grid
+from largestep.seeds import evaluation_grid
 
 NAMES = ("relu_1d", "relu_1d_overreg", "relu_two_layer", "relu_multi_layer")
 
@@ -134,7 +135,7 @@ def main(argv=None) -> int:
         base_total, ours_total = 0.0, 0.0
         for name in args.only:
             ours = bench(name, 1, 1)["wall"]
-            with metrics.single_threaded():  # as fair as possible: single-threaded like ours
+            with limited_threads():  # as fair as possible: single-threaded like ours
                 base = baseline(name)
             base_total, ours_total = base_total + base, ours_total + ours
             print(f"{name:18s} plain {base:7.1f} s   ours {ours:6.1f} s   speed-up {base / ours:6.1f}x")

@@ -5,7 +5,7 @@
 Another CPU rounds some sums differently; at the edge of divergence that decides which seeds survive.
 Here each configuration is run with its initialization exact and moved in the last bits (one unit in the
 last place up and down, and a factor 1 + 1e-15), standing in for other machines.  For each seed count it
-prints, per run, which claims hold (P/F, in the order of largestep.claims.CLAIMS), the divergence counts
+prints, per run, which claims hold (P/F, in the order of the experiment's claims), the divergence counts
 and the seconds; then, per claim, in how many of the perturbed variants it held.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from largestep.claims import evaluate
-from largestep.experiments import get, run_experiment
+from largestep.experiments import claims_for, get, run_experiment
 
 FIELDS = {"stabilization_1d": "theta0"}  # the initialization field; init_scale elsewhere
 
@@ -43,9 +43,9 @@ def main() -> None:
             start = time.perf_counter()
             results = run_experiment(exp, config, n_seeds=n_seeds, progress=False)
             seconds = time.perf_counter() - start
-            verdicts = evaluate(results)
+            verdicts = evaluate(results, claims_for(results))
             for v in verdicts:
-                held.setdefault(("robust: " if v.claim.robust else "ordering: ") + v.claim.text, []).append(v.holds)
+                held.setdefault(("robust: " if v.claim.robust else "ordering: ") + v.text, []).append(v.holds)
             diverged = " ".join(f"{r['seeds_diverged']}/{r['seeds_tried']}" for r in results["runs"])
             print(f"{n_seeds:3d} seeds, {tag:10s} {''.join('P' if v.holds else 'F' for v in verdicts)}  "
                   f"diverged {diverged}  {seconds:.0f} s", flush=True)

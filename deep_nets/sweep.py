@@ -209,9 +209,8 @@ def run_local(executor, jobs: list[TrainJob], gpus: int) -> list[str]:
 
 
 def collect(out_dir: Path, name: str) -> int:
-    from largestep.__main__ import main as largestep_main
+    from largestep import experiments
     from largestep.deep_runs import RunDirError, collect_runs
-    from largestep.results import save_json
 
     try:
         results = collect_runs(out_dir, name)
@@ -219,9 +218,14 @@ def collect(out_dir: Path, name: str) -> int:
         raise ConfigError(str(err)) from None
     if not results["runs"]:
         raise ConfigError(f"{out_dir}: no run has finished yet ({len(results['incomplete'])} incomplete)")
-    path = save_json(results, out_dir / f"{name}.json")
-    print(f"{path}: {len(results['runs'])} runs, {len(results['incomplete'])} incomplete left out")
-    return largestep_main(["draw", str(path)])
+    try:
+        written = experiments.save(results, out_dir)
+    except OSError as err:
+        raise ConfigError(f"cannot write {name}'s results into {out_dir} ({err.filename or out_dir}: "
+                          f"{err.strerror or err})") from None
+    print(f"{written[0]}: {len(results['runs'])} runs, {len(results['incomplete'])} incomplete left out; "
+          f"wrote {', '.join(map(str, written[1:]))}")
+    return 0
 
 
 def build_sweep_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""Command line: `python -m largestep reproduce [NAME ...] [--quick] [--seeds N] [--out DIR]`, `check`, `draw`."""
+"""Command line: `python -m largestep reproduce | check | compare | table | draw` (see --help of each)."""
 from __future__ import annotations
 
 import argparse
@@ -11,6 +11,10 @@ from . import QUICK_ENV, experiments, quick_mode
 from .config import ConfigError, apply_overrides, has_field
 from .results import Terminated, sigterm_as_interrupt
 
+EXIT_STATUS = ("Exit status: 0 done; 1 a robust claim failed (check, compare); 2 bad input (an argument, a missing, unreadable or "
+               "malformed results file: one line naming the file and the field) or an unwritable place, nothing "
+               "written; 130 / 143 interrupted by Ctrl-C / SIGTERM.")
+
 
 class UsageError(Exception):
     pass
@@ -20,31 +24,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m largestep",
         description="Reproduce the experiments of 'SGD with large step sizes learns sparse features' "
-                    "(ICML 2023): results as JSON plus figures.",
+                    "(ICML 2023): results as JSON plus figures, claims checked on them.",
+        epilog=EXIT_STATUS,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser(
         "reproduce",
         help="run experiments and write DIR/<name>.json and DIR/<name>.png/.pdf",
-        description="Run the named experiments (all by default), each batched over runs and seeds, and "
-                    "write DIR/<name>.json (config, per-run curves, final metrics, seeds tried and "
-                    "diverged) and its figures DIR/<name>.png and .pdf, replacing an experiment's earlier "
-                    "files as one set once all of them are written. Nothing is written when an argument is "
-                    "invalid or DIR is unwritable (exit status 2); Ctrl-C or SIGTERM leaves the interrupted "
-                    "experiment's earlier files as they were (exit status 130 / 143).",
+        description="Run the named experiments (all but deep_mnist1d by default), each batched over runs and "
+                    "seeds, and write DIR/<name>.json (config, per-run curves, final metrics, seeds tried and "
+                    "diverged, provenance) and its figures DIR/<name>.png and .pdf, replacing an experiment's "
+                    "earlier files as one set once all of them are written; then print its claims. Every "
+                    "argument and config is checked before anything runs. " + EXIT_STATUS,
     )
     rep.add_argument("names", nargs="*", metavar="NAME",
                      help="experiments to run (see --list); default: all but deep_mnist1d (minutes; name it to run it)")
     rep.add_argument("--list", action="store_true", help="print the known experiments and exit")
     rep.add_argument("--quick", action="store_true",
                      help=f"cut iterations (same figure shape) for a fast check; also set by {QUICK_ENV}=1")
-    rep.add_argument("--seeds", type=int, default=5,
-                     help="surviving training seeds per run (default 5); diverging seeds are replaced, up to 10x as many "
-                          "tried, and reported")
+    rep.add_argument("--seeds", type=int, default=None,
+                     help="surviving training seeds per run (default: each experiment's, 5 for most); diverging "
+                          "seeds are replaced, up to 10x as many tried, and reported")
     rep.add_argument("--out", default=None,
-                     help="output directory, created if missing (default: images for the full-scale defaults; "
-                          "runs/quick with --quick and runs/custom with --set, so that only the paper's settings "
-                          "rewrite the committed images/)")
+                     help="output directory, created if missing (default: runs/reproduce, or runs/quick with "
+                          "--quick and runs/custom with --set; the committed results in images/ are rewritten "
+                          "only when asked: --out images, as `make figures` does)")
     rep.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                      help="override a config field of every named experiment by dotted path, value as JSON "
                           "(repeatable), e.g. python -m largestep reproduce diag_gd --set iterations=20001 "
@@ -54,30 +58,40 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         help="print each claim of an experiment as PASS/FAIL with the numbers behind it",
         description="Check the claims of experiments on their results files: each claim is robust (must hold "
-                    "on any machine) or the paper's ordering (reported, not robust). Exit status 0 when every "
-                    "robust claim passes, 1 when one fails, 2 when a results file is missing or unreadable. "
-                    "e.g. python -m largestep check diag_sgd",
+                    "on any machine) or the paper's ordering (reported, not robust). A quick run's claims are "
+                    "shown as SKIP. " + EXIT_STATUS + " e.g. python -m largestep check diag_sgd",
     )
     chk.add_argument("targets", nargs="*", metavar="NAME|RESULTS.json",
                      help="experiments (read as DIR/NAME.json) or results files; default: every experiment in DIR")
     chk.add_argument("--dir", default="images", help="where NAME.json files are read (default: images)")
+    cmp_ = sub.add_parser(
+        "compare",
+        help="compare two directories of results: claims side by side, medians that moved",
+        description="Compare the results files of NEW with those of the same names in OLD (e.g. a fresh "
+                    "`reproduce` against the committed images/): every claim's PASS/FAIL side by side, the "
+                    "divergence counts, and the final medians of NEW that lie outside OLD's interquartile range "
+                    "of the same run and metric. " + EXIT_STATUS + " e.g. python -m largestep compare "
+                    "runs/reproduce images",
+    )
+    cmp_.add_argument("new", metavar="NEW", help="directory of the results to judge")
+    cmp_.add_argument("old", metavar="OLD", help="directory of the reference results (e.g. images)")
     tab = sub.add_parser(
         "table",
-        help="print README's table of figures from the results files",
-        description="Print the markdown table of figures (one row per results file in DIR: runs, medians of the "
-                    "headline metrics over surviving seeds, divergence, time) that README.md shows; with --write, "
-                    "replace the table between README's markers. e.g. python -m largestep table --write README.md",
+        help="print README's generated blocks (table of figures, findings) from the results files",
+        description="Print README's table of figures (one row per results file in DIR: runs, medians of the "
+                    "headline metrics over surviving seeds, divergence, time) and its findings (every claim with "
+                    "its verdict and numbers); with --write, replace the blocks between README's markers. "
+                    + EXIT_STATUS + " e.g. python -m largestep table --write README.md",
     )
     tab.add_argument("--dir", default="images", help="where the results files are read (default: images)")
-    tab.add_argument("--write", metavar="README.md", help="replace the table in this file instead of printing it")
+    tab.add_argument("--write", metavar="README.md", help="replace the blocks in this file instead of printing them")
     drw = sub.add_parser(
         "draw",
         help="redraw the figures of results files (no training)",
         description="Redraw the figures (PNG and PDF, and the loss-surface animation) of each results file from "
-                    "the file alone, as `reproduce` draws them: the panels follow what the file holds, so a "
-                    "renamed file or runs collected elsewhere draw too. Each file's figures replace earlier ones "
-                    "as one set. Exit status 2, nothing written, when a file is missing, unreadable or not a "
-                    "results file. e.g. python -m largestep draw images/diag_sgd.json --out /tmp/figures",
+                    "the file alone, as `reproduce` draws them, by the family the file records. Each file's "
+                    "figures replace earlier ones as one set. " + EXIT_STATUS +
+                    " e.g. python -m largestep draw images/diag_sgd.json --out /tmp/figures",
     )
     drw.add_argument("files", nargs="+", metavar="RESULTS.json", help="results files written by `reproduce`")
     drw.add_argument("--out", default=None, help="where the figures go, created if missing (default: beside each file)")
@@ -85,12 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def default_out(args) -> str:
-    """images/ holds the committed full-scale results: a shortened or edited run goes elsewhere unless told."""
+    """The committed images/ are rewritten only on purpose: every run goes under runs/ unless told."""
     if args.quick:
         return os.path.join("runs", "quick")
     if args.overrides:
         return os.path.join("runs", "custom")
-    return "images"
+    return os.path.join("runs", "reproduce")
 
 
 def no_name_for_overrides(overrides: list[str], known: list[str]) -> str:
@@ -102,20 +116,17 @@ def no_name_for_overrides(overrides: list[str], known: list[str]) -> str:
             f"(experiments with {', '.join(fields)}: {', '.join(having) or 'none'})")
 
 
-def check_flags(args) -> None:
-    if args.seeds < 1:
-        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
-    if args.out is None:
+def check_out(out: str | None) -> None:
+    if out is None:
         return
-    if not args.out.strip():
+    if not out.strip():
         raise UsageError("--out must name a directory, got an empty string (use --out . for the current one)")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {args.out} exists and is not a directory")
+    if Path(out).exists() and not Path(out).is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory")
 
 
-def prepare(args) -> list[tuple[experiments.Experiment, object]]:
-    """Check every argument and build every config before anything runs or is written."""
+def prepare(args) -> list[tuple[experiments.Experiment, object, int]]:
+    """Check every argument and plan every experiment (config, seeds) before anything runs or is written."""
     known = experiments.available()
     names = args.names or experiments.default_names()
     unknown = [n for n in names if n not in known]
@@ -123,18 +134,18 @@ def prepare(args) -> list[tuple[experiments.Experiment, object]]:
         raise UsageError(f"unknown experiment(s): {', '.join(unknown)} (known: {', '.join(known)})")
     if args.overrides and not args.names:
         raise UsageError(no_name_for_overrides(args.overrides, known))
-    check_flags(args)
+    if args.seeds is not None and args.seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    check_out(args.out)
     plan = []
     for name in dict.fromkeys(names):
         exp = experiments.get(name)
-        config = exp.config.quick() if args.quick else exp.config
         try:
-            config = apply_overrides(config, args.overrides)
-            config.validate()
-            experiments.check_memory(config, args.seeds)
+            config = apply_overrides(exp.config.quick() if args.quick else exp.config, args.overrides)
+            config, n_seeds = experiments.plan(exp, config, args.seeds, args.quick)
         except ConfigError as err:
             raise UsageError(f"{name}: {err}") from None
-        plan.append((exp, config))
+        plan.append((exp, config, n_seeds))
     return plan
 
 
@@ -144,30 +155,42 @@ def reproduce(args) -> int:
         if args.names or args.overrides:
             raise UsageError("--list prints every experiment and takes no NAME or --set; "
                              f"got {' '.join(args.names + ['--set ' + o for o in args.overrides])}")
-        check_flags(args)
-        for name in experiments.available():
-            print(f"{name:18s} {experiments.get(name).title}")
+        check_out(args.out)
+        if args.seeds is not None and args.seeds < 1:
+            raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+        names = experiments.available()
+        width = max(len(n) for n in names)
+        for name in names:
+            exp = experiments.get(name)
+            print(f"{name:{width}s}  {exp.title}{'  (run only when named)' if exp.on_request else ''}")
         return 0
     if args.out is None:
         args.out = default_out(args)
     plan = prepare(args)
     out = Path(args.out)
     ready_directory(out, f"--out {args.out}")
-    done = {}  # results of this command by experiment name: claims may compare with another experiment
-    for exp, config in plan:
-        results = experiments.run_experiment(exp, config, n_seeds=args.seeds, quick=args.quick,
-                                             progress=not args.no_progress)
+    done = {}  # results of this command by experiment name: claims may compare with another
+    for exp, config, n_seeds in plan:
+        results = experiments.run_experiment(exp, config, n_seeds=n_seeds, quick=args.quick,
+                                             progress=not args.no_progress, planned=True)
         try:  # the results file and its figures are replaced as one set, or not at all
             written = experiments.save(results, out)
         except OSError as err:
-            where = err.filename or args.out
-            raise UsageError(f"cannot write {exp.name}'s results into --out {args.out} ({where}: "
-                             f"{err.strerror or err}); its previous files there are unchanged") from None
+            raise UsageError(cannot_write(f"{exp.name}'s results", err, out)) from None
         print(experiments.summary(results))
         done[exp.name] = results
-        print(claims_report(results, done, out))
+        print(claims_report(results, done, out)[0])  # a claim that fails is a finding: judged by check / compare
         print(f"  wrote {', '.join(map(str, written))}")
     return 0
+
+
+def cannot_write(what: str, err: OSError, out: Path) -> str:
+    where = err.filename or out
+    reason = err.strerror or str(err)
+    fix = ("free some space" if getattr(err, "errno", None) == 28 else
+           "fix its permissions or choose another place" if isinstance(err, PermissionError) else
+           "fix the cause")
+    return f"cannot write {what} into {out} ({where}: {reason}): {fix}; its previous files there are unchanged"
 
 
 def ready_directory(out: Path, what: str) -> None:
@@ -180,106 +203,151 @@ def ready_directory(out: Path, what: str) -> None:
         raise UsageError(f"{what} is not writable")
 
 
-def claims_report(results: dict, others: dict, directory: Path) -> str:
-    """The experiment's claims; a claim that compares with another experiment reads its results from
-    `others` or, failing that, from directory/NAME.json when that was made at the same scale."""
+def claims_report(results: dict, others: dict, directory: Path) -> tuple[str, int]:
+    """The experiment's claims as text, and how many robust ones failed.  A claim that compares with another
+    experiment reads its results from `others` or, failing that, from directory/NAME.json when that was made
+    at the same scale; an unreadable one is named in the claim's line (not evaluated)."""
     from . import claims
-    from .results import load_results
 
     others = dict(others)
-    for claim in claims.CLAIMS.get(results["experiment"], []):
+    notes = {}
+    for claim in experiments.claims_for(results):
         path = directory / f"{claim.needs}.json"
         if claim.needs and claim.needs not in others and path.is_file():
-            reference = load_results(path)
+            try:
+                reference = experiments.load(path)
+            except (OSError, ValueError) as err:
+                notes[claim.needs] = f"{path} is unreadable: {err}"
+                continue
             if reference.get("quick") == results.get("quick"):
                 others[claim.needs] = reference
-    return claims.report(results, others, claims.scale_note(results))
+    verdicts = claims.evaluate(results, experiments.claims_for(results), others)
+    verdicts = [v if v.holds is not None or v.claim.needs not in notes else
+                claims.Verdict(v.claim, v.text, None, f"not evaluated: {notes[v.claim.needs]}") for v in verdicts]
+    quick = bool(results.get("quick"))
+    text = claims.report(results["experiment"], verdicts, quick, experiments.scale_note(results))
+    return text, claims.robust_failures(verdicts, quick)
+
+
+def read_results(path: Path, needed_by: str = "") -> dict:
+    """experiments.load with its failures as one-line usage errors naming the file (and who needed it)."""
+    from .results import NotResults
+
+    by = f" (needed by {needed_by}'s claims)" if needed_by else ""
+    try:
+        return experiments.load(path)
+    except FileNotFoundError:
+        raise UsageError(f"no results file {path}{by} (make it with `python -m largestep reproduce "
+                         f"{path.stem} --out {path.parent}`)") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}{by} is a directory, not a results file") from None
+    except OSError as err:
+        raise UsageError(f"cannot read {path}{by}: {err.strerror or err}") from None
+    except NotResults as err:
+        raise UsageError(f"{err}{by}") from None
+
+
+def _targets(names: list[str], directory: Path) -> list[Path]:
+    known = experiments.available()
+    paths = []
+    for target in names:
+        if target.endswith(".json"):
+            paths.append(Path(target))
+        elif target in known:
+            paths.append(directory / f"{target}.json")
+        else:
+            raise UsageError(f"unknown experiment {target!r} (known: {', '.join(known)}; or give a RESULTS.json)")
+    return paths
 
 
 def check(args) -> int:
     """`check [NAME | RESULTS.json ...]`: every claim, PASS/FAIL; exit 1 when a robust claim fails."""
-    from . import claims
-
     directory = Path(args.dir)
-    targets = args.targets or [n for n in experiments.available() if (directory / f"{n}.json").is_file()]
-    if not targets:
+    paths = _targets(args.targets, directory) if args.targets else \
+        [directory / f"{n}.json" for n in experiments.available() if (directory / f"{n}.json").is_file()]
+    if not paths:
         raise UsageError(f"no results files in {directory}/ (make them with `python -m largestep reproduce`)")
-    loaded = []
-    for target in targets:
-        path = Path(target) if target.endswith(".json") else directory / f"{target}.json"
-        if not target.endswith(".json") and target not in experiments.available():
-            raise UsageError(f"unknown experiment {target!r} (known: {', '.join(experiments.available())})")
-        loaded.append((path, read_results(path)))
+    loaded = {path: read_results(path) for path in paths}  # every file read and checked before anything prints
+    others = {r["experiment"]: r for r in loaded.values()}
+    for path, results in loaded.items():
+        for claim in experiments.claims_for(results):
+            sibling = path.parent / f"{claim.needs}.json"
+            if claim.needs and claim.needs not in others and sibling.is_file():
+                others[claim.needs] = read_results(sibling, needed_by=results["experiment"])
     failures = 0
-    for path, results in loaded:
-        print(claims_report(results, {r["experiment"]: r for _, r in loaded}, path.parent))
-        failures += claims.robust_failures(claims.evaluate(results, {r["experiment"]: r for _, r in loaded}))
+    for path, results in loaded.items():
+        text, failed = claims_report(results, others, path.parent)
+        print(text)
+        failures += failed
+    return 1 if failures else 0
+
+
+def compare(args) -> int:
+    """`compare NEW OLD`: claims side by side and the medians of NEW outside OLD's quartiles."""
+    from . import compare as comparing
+
+    new, old = Path(args.new), Path(args.old)
+    for directory in (new, old):
+        if not directory.is_dir():
+            raise UsageError(f"{directory} is not a directory of results files")
+    pairs = [(n, new / f"{n}.json", old / f"{n}.json") for n in experiments.available()
+             if (new / f"{n}.json").is_file()]
+    if not pairs:
+        raise UsageError(f"no results files in {new}/ (make them with `python -m largestep reproduce --out {new}`)")
+    missing = [name for name, _, o in pairs if not o.is_file()]
+    loaded = [(name, read_results(n), read_results(o) if o.is_file() else None) for name, n, o in pairs]
+    text, failures = comparing.report(loaded, new, old)
+    print(text)
+    if missing:
+        print(f"(no file in {old}/ to compare with for: {', '.join(missing)})")
     return 1 if failures else 0
 
 
 def table(args) -> int:
-    """`table [--dir DIR] [--write README.md]`: README's table of figures, from the results files alone."""
-    from . import readme_table
-    from .results import atomic_write
+    """`table [--dir DIR] [--write README.md]`: README's generated blocks, from the results files alone."""
+    from . import readme
+    from .results import NotResults, atomic_write
 
     if not Path(args.dir).is_dir():
         raise UsageError(f"--dir {args.dir} is not a directory")
-    text = readme_table.table(args.dir)
-    if not args.write:
-        print(text)
-        return 0
     try:
-        readme = Path(args.write).read_text()
-        updated = readme_table.replace_in(readme, text)
-    except (OSError, ValueError) as err:
-        raise UsageError(f"cannot update {args.write}: {err}") from None
-    atomic_write(args.write, lambda tmp: Path(tmp).write_text(updated))
-    print(f"wrote the table of figures into {args.write}")
-    return 0
-
-
-def read_results(path: Path) -> dict:
-    """load_results with its failures as one-line usage errors."""
-    from .results import NotResults, load_results
-
-    try:
-        return load_results(path)
-    except FileNotFoundError:
-        raise UsageError(f"no results file {path} (make it with `python -m largestep reproduce "
-                         f"{path.stem} --out {path.parent}`)") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path} is a directory, not a results file") from None
-    except OSError as err:
-        raise UsageError(f"cannot read {path}: {err.strerror or err}") from None
+        blocks = readme.blocks(args.dir)
     except NotResults as err:
         raise UsageError(str(err)) from None
+    if not args.write:
+        print("\n\n".join(blocks.values()))
+        return 0
+    try:
+        text = Path(args.write).read_text()
+        updated = readme.replace_blocks(text, blocks)
+        atomic_write(args.write, lambda tmp: Path(tmp).write_text(updated))
+    except ValueError as err:
+        raise UsageError(f"cannot update {args.write}: {err}") from None
+    except OSError as err:
+        raise UsageError(f"cannot update {args.write} ({err.filename or args.write}: {err.strerror or err}): "
+                         "fix its permissions, or write elsewhere") from None
+    print(f"wrote {', '.join(blocks)} into {args.write}")
+    return 0
 
 
 def draw(args) -> int:
     """`draw RESULTS.json ... [--out DIR]`: every file's figures (and extras) from the file alone."""
-    plan = []
-    for name in args.files:
-        path = Path(name)
-        results = read_results(path)
-        if experiments.figures_for(results) is None:
-            raise UsageError(f"{path} holds none of the curves this package's figures draw "
-                             f"(runs record: {', '.join(sorted(experiments.recorded_curves(results))) or 'nothing'})")
-        plan.append((path, results))
-    if args.out is not None:
-        check_flags(argparse.Namespace(seeds=1, out=args.out))
+    plan = [(Path(name), read_results(Path(name))) for name in args.files]
+    check_out(args.out)
     for path, results in plan:
         out = Path(args.out) if args.out is not None else path.parent
         ready_directory(out, f"--out {args.out}" if args.out is not None else str(out))
-        name = results["experiment"]
         try:  # the figures replace earlier ones as one set
             written = experiments.save(results, out, with_json=False)
         except OSError as err:
-            raise UsageError(f"cannot write {name}'s figures into {out} ({err.filename or out}: "
-                             f"{err.strerror or err}); its previous files there are unchanged") from None
-        skipped = "" if experiments.extras_for(results) is not None or "surface" not in results else \
+            raise UsageError(cannot_write(f"{results['experiment']}'s figures", err, out)) from None
+        skipped = "" if "surface" not in results or results.get("animation", {}).get("trajectories") else \
             " (animation skipped: the file holds no animation trajectories)"
         print(f"{path}: wrote {', '.join(map(str, written))}{skipped}")
     return 0
+
+
+COMMANDS = {"reproduce": reproduce, "check": check, "compare": compare, "table": table, "draw": draw}
 
 
 def main(argv=None) -> int:
@@ -287,14 +355,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         with sigterm_as_interrupt():
-            if args.command == "reproduce":
-                return reproduce(args)
-            if args.command == "check":
-                return check(args)
-            if args.command == "table":
-                return table(args)
-            if args.command == "draw":
-                return draw(args)
+            return COMMANDS[args.command](args)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -303,7 +364,6 @@ def main(argv=None) -> int:
         print(f"interrupted ({signal.Signals(signum).name}): experiments finished before are written in full; "
               "the interrupted one's files were left as they were", file=sys.stderr)
         return 128 + signum
-    return 0
 
 
 if __name__ == "__main__":

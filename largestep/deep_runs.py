@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .schedules import deep_schedule
-from .sweep import SeedRow, run_record
+from .seeds import SeedRow, run_record
 
 # what the curves hold; the rest of a metrics line is bookkeeping (time, images/s, the raw sparsities)
 METRICS = ("train_loss", "train_err", "test_loss", "test_err", "test_loss_ema", "test_err_ema",
@@ -121,9 +121,11 @@ def collect_runs(root, name: str | None = None) -> dict:
     for members in groups.values():
         members.sort(key=lambda r: r.args["seed"])
         first = members[0]
-        runs.append(run_record(run_label(first.args), run_spec(first.args, first.config["iterations"]),
+        runs.append(run_record(f"run{len(runs)}", run_label(first.args),
+                               run_spec(first.args, first.config["iterations"]),
                                [m.seed_row() for m in members], first.grid))
     common = {k: v for k, v in runs[0]["flags"].items()
               if k not in NOT_A_RUN and all(r["flags"].get(k) == v for r in runs)} if runs else {}
-    return {"experiment": name or root.name, "quick": False, "config": {"collected_from": str(root), **common},
+    return {"experiment": name or root.name, "family": "deep", "quick": False,
+            "config": {"collected_from": str(root), **common},
             "n_seeds": max((len(r["seeds"]) for r in runs), default=0), "runs": runs, "incomplete": incomplete}

@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .sweep import Batch, advance_live, diverged, march, sgd_indices
+from .seeds import Batch, advance_live, diverged, march, sgd_indices
 
 
 def loss(x: np.ndarray, y: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -43,7 +43,7 @@ def train(
     """Train R diagonal nets, updating u, v (R, d) in place; on_stop(k) after k updates for each k in stops.
 
     step_sizes: (R, T) step of each update of each row.  algorithm: "gd" or "sgd" (then seeds[j]
-    drives row j's sampling).  Returns wall seconds {"train", "metrics"} (see `sweep.march`).
+    drives row j's sampling).  Returns wall seconds {"train", "metrics"} (see `seeds.march`).
     """
     rows, iterations = step_sizes.shape
     d = x.shape[1]
@@ -64,7 +64,7 @@ def train(
     x_t_over_n = np.ascontiguousarray(x.T / len(x))
 
     def step(params, live, start, stop):
-        """Updates start..stop-1 of the live rows (`sweep.advance_live`)."""
+        """Updates start..stop-1 of the live rows (`seeds.advance_live`)."""
         uu, vv = params
         etas = np.ascontiguousarray(step_sizes[live, start:stop], dtype=np.float64)
         if samples is None:
@@ -93,7 +93,7 @@ def train_runs(
 
     GD and SGD rows are two programs, each batched over its rows.  evaluate(algorithm, u, v) ->
     metric -> (R, ...) values of that algorithm's rows, called at each grid iteration; it must return
-    "train_loss", whose divergence (`sweep.diverged`) marks a row diverged and its metrics NaN from there on.
+    "train_loss", whose divergence (`seeds.diverged`) marks a row diverged and its metrics NaN from there on.
     Returns a sweep.Batch with curves metric -> (R, G, ...).
     """
     algorithms = np.asarray(algorithms)

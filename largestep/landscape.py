@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from .results import atomic_target, atomic_write
-from .sweep import diverged
+from .seeds import diverged
 
 
 @dataclass(frozen=True)

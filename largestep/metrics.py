@@ -5,7 +5,6 @@ torch is imported by the functions that use it, not here: the numpy-only experim
 """
 from __future__ import annotations
 
-import contextlib
 import sys
 
 import numpy as np
@@ -18,24 +17,6 @@ def _is_tensor(a) -> bool:
 
 def _numpy(a) -> np.ndarray:
     return a.detach().cpu().numpy() if _is_tensor(a) else np.asarray(a)
-
-
-@contextlib.contextmanager
-def single_threaded():
-    """Small batched LAPACK calls run fastest on one thread, and far faster than on several when the
-    machine is busy (threads then spin waiting for each other).  For torch's threads, if torch is loaded
-    (numpy's OpenBLAS is held to one thread by `largestep/__init__.py`); code that loads torch inside the
-    block and computes with it enters the block itself (`sharpness`)."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def l0_norm(beta, threshold: float = 1e-50) -> np.ndarray:
@@ -109,11 +90,6 @@ class DiagNetJacobianRank:
             a = self.factor[:, cols].transpose(1, 0, 2) * scale[:, None, :]
             ranks[exact] = rank_from_singular_values(np.linalg.svd(a, compute_uv=False), tol)
         return ranks
-
-
-def diag_net_jacobian_rank(x_eval, u, v, tol: float = 1e-15) -> np.ndarray:
-    """One-off form of `DiagNetJacobianRank(x_eval, tol)(u, v)`."""
-    return DiagNetJacobianRank(x_eval, tol)(u, v)
 
 
 def _tensor(a, dtype=None) -> torch.Tensor:

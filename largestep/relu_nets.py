@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .streams import numpy_stream
-from .sweep import advance_live, march, sgd_indices
+from .seeds import advance_live, march, sgd_indices
 
 Layer = tuple  # (weight (R, out, in), bias (R, out) or None)
 
@@ -294,7 +294,7 @@ def train(
     on_stop(k) is called after k updates for each k in `stops` (sorted, within [0, T]).  stopped: an (R,)
     mask the caller may set as it evaluates (rows it has flagged diverged); those rows are not trained further
     (a row's loss passes the divergence threshold, float32's range, long before its float64 parameters overflow).
-    Returns wall seconds {"train": ..., "metrics": ...} (see `sweep.march`).
+    Returns wall seconds {"train": ..., "metrics": ...} (see `seeds.march`).
     """
     rows, iterations = step_sizes.shape
     samples = np.stack([sgd_indices(int(s), len(x), iterations) for s in seeds])  # (R, T)

@@ -1,6 +1,13 @@
-"""Results files: JSON with nulls for non-finite numbers, written atomically, and figures likewise."""
+"""Results files: JSON with nulls for non-finite numbers, checked against their schema whenever one is read,
+written atomically (figures likewise), with the provenance of what made them.
+
+On disk a results file is indented JSON with every list of numbers on one line, so that `git diff` of a
+regenerated file shows which numbers moved.
+"""
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import math
 import os
@@ -62,13 +69,19 @@ def atomic_target(path: str | os.PathLike):
     """Yield a temporary file's path beside `path`, renamed into place when the block ends; removed instead
     when it raises (or is interrupted), so `path` is never seen half-written."""
     path = Path(path)
+    if path.is_file() and not os.access(path, os.W_OK):  # replacing it would drop its read-only mode unasked
+        raise PermissionError(errno.EACCES, "the file is read-only (make it writable, or write elsewhere)", str(path))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     try:
         os.close(fd)
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; results are ordinary files
+        if path.is_file():  # a file replaced keeps its mode
+            mode = os.stat(path).st_mode & 0o7777
+        else:  # mkstemp makes 0600 files; results are ordinary files
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -86,7 +99,8 @@ def written_together(out_dir, name: str):
     whole at all times.  Targets that are directories are refused before anything is replaced.
     """
     out_dir = Path(out_dir)
-    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{inside(out_dir, name).name}.staging-"))
+    remove_stale_staging(out_dir)
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{inside(out_dir, name).name}.staging-{os.getpid()}-"))
     try:
         yield staging
         files = sorted(p.name for p in staging.iterdir())
@@ -98,6 +112,33 @@ def written_together(out_dir, name: str):
                 os.replace(staging / f, out_dir / f)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+STAGING = re.compile(r"\.(.+)\.staging-(\d+)-[^/]*")
+
+
+def remove_stale_staging(out_dir) -> list[Path]:
+    """Remove the staging directories in out_dir that a process killed mid-write (SIGKILL, a power cut) left
+    behind: those whose process is gone.  Returns what was removed."""
+    removed = []
+    try:
+        entries = list(Path(out_dir).iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = STAGING.fullmatch(entry.name)
+        if not match or not entry.is_dir():
+            continue
+        try:
+            os.kill(int(match[2]), 0)
+            continue  # its process still runs (another write in progress)
+        except ProcessLookupError:
+            pass
+        except PermissionError:  # a process of another user: alive
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
 
 
 class Terminated(KeyboardInterrupt):
@@ -138,10 +179,29 @@ def _signals_held():
             signal.raise_signal(signum)
 
 
+def readable_json(obj, level: int = 0) -> str:
+    """JSON text, one key per line and indented, with each list of plain values (numbers, strings, nulls) on
+    one line: a regenerated file's diff shows which numbers moved.  Numbers are written as json.dumps writes
+    them (shortest round-trip form), so reading the file gives back the same values."""
+    pad, inner = " " * level, " " * (level + 1)
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        items = [f"{inner}{json.dumps(str(k))}: {readable_json(v, level + 1)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(obj, list):
+        if all(not isinstance(v, (list, dict)) for v in obj):
+            return json.dumps(obj, allow_nan=False, separators=(", ", ": "))
+        return "[\n" + ",\n".join(inner + readable_json(v, level + 1) for v in obj) + "\n" + pad + "]"
+    return json.dumps(obj, allow_nan=False)
+
+
 def save_json(results: dict, path) -> Path:
+    text = readable_json(to_jsonable(results)) + "\n"
+
     def write(tmp):
         with open(tmp, "w") as f:
-            json.dump(to_jsonable(results), f, allow_nan=False, separators=(",", ":"))
+            f.write(text)
     return atomic_write(path, write)
 
 
@@ -153,7 +213,7 @@ def load_json(path) -> dict:
 # Where a results file holds measurements, a null is a non-finite number the writer could not put in JSON
 # (a diverged seed's metrics, a run without survivors); everywhere else (config, provenance, a claim that
 # could not be tested, a trajectory without a seed) null means "none" and stays None.
-RUN_MEASUREMENTS = ("curves", "curves_diverged", "final", "final_median", "final_per_seed", "extras")
+RUN_MEASUREMENTS = ("curves", "curves_diverged", "final_mean", "final_median", "final_per_seed", "extras")
 MEASUREMENTS = ("surface", "data", "snapshot_x", "teacher_neurons", "teacher_output_weights",
                 "stability_threshold", "bouncing_interval")
 ANIMATION_MEASUREMENTS = ("a", "b", "train_loss")
@@ -189,39 +249,158 @@ def restore_numbers(results: dict) -> dict:
 
 
 class NotResults(ValueError):
-    """A file that is not a results file of `reproduce`; the message names it and says why."""
+    """A file that is not a readable results file; the message names the file and the field and says why."""
 
 
-def load_results(path) -> dict:
+def load_results(path, families=None) -> dict:
     """A results file as `run` returned it: the same keys and numbers, NaN included (lists for arrays).
 
-    Raises FileNotFoundError / OSError when it cannot be read and NotResults when it is not JSON or not a
-    results file (no 'experiment' and 'runs').
+    Raises FileNotFoundError / OSError when it cannot be read and NotResults, naming the file and the field,
+    when it is not JSON or does not follow the results schema (`check_schema`; `families`: the family names
+    it may record, see `experiments.load`, which also checks each family's own fields).
     """
     try:
         results = load_json(path)
     except json.JSONDecodeError as err:
-        raise NotResults(f"{path} is not JSON ({err})") from None
+        raise NotResults(f"{path} is not JSON ({'empty' if not err.doc.strip() else err})") from None
     except UnicodeDecodeError:
         raise NotResults(f"{path} is not a text file") from None
-    if not isinstance(results, dict) or "experiment" not in results or not isinstance(results.get("runs"), list):
-        raise NotResults(f"{path} is not a results file of `python -m largestep reproduce` "
-                         "(no 'experiment' and 'runs')")
-    if not is_plain_name(results["experiment"]):  # it names the figures' files: it must not be a path
-        raise NotResults(f"{path}: field 'experiment' must be a plain name (letters, digits, '_', '-', '.'; not "
-                         f"starting with '.'), got {results['experiment']!r}")
+    except RecursionError:
+        raise NotResults(f"{path} nests too deeply to be a results file") from None
+    try:
+        check_schema(results, families)
+    except NotResults as err:
+        raise NotResults(f"{path}: {err}") from None
     return restore_numbers(results)
+
+
+NUMBER = (int, float)
+
+
+def _fail(field: str, want: str, got) -> NotResults:
+    shown = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
+    return NotResults(f"field '{field}' must be {want}, got {shown[:80]}")
+
+
+def _require(record: dict, field: str, kind, want: str, where: str = ""):
+    """record[field], checked to be of `kind`; NotResults naming the field otherwise."""
+    name = f"{where}.{field}" if where else field
+    if field not in record:
+        raise NotResults(f"field '{name}' is missing")
+    value = record[field]
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool) and bool not in (
+            kind if isinstance(kind, tuple) else (kind,))):
+        raise _fail(name, want, value)
+    return value
+
+
+def _numbers(values, field: str, depth: int) -> None:
+    """A list (depth 1) or list of lists (depth 2) of numbers and nulls."""
+    if not isinstance(values, list):
+        raise _fail(field, "a list" + (" of lists" if depth == 2 else "") + " of numbers", values)
+    for k, v in enumerate(values):
+        if depth == 2:
+            _numbers(v, f"{field}.{k}", 1)
+        elif v is not None and (not isinstance(v, NUMBER) or isinstance(v, bool)):
+            raise _fail(f"{field}.{k}", "a number or null", v)
+
+
+def check_schema(results, families=None) -> None:
+    """The envelope every results file has and the runs every reader reads; NotResults names the first
+    field that is missing or of the wrong type.  A family's own fields are its module's `check`."""
+    if not isinstance(results, dict):
+        raise NotResults("it is not a results file of `python -m largestep reproduce` (not a JSON object)")
+    if "experiment" not in results or "runs" not in results:
+        raise NotResults("it is not a results file of `python -m largestep reproduce` (no 'experiment' and 'runs')")
+    if not is_plain_name(results["experiment"]):  # it names the figures' files: it must not be a path
+        raise NotResults("field 'experiment' must be a plain name (letters, digits, '_', '-', '.'; not starting "
+                         f"with '.'), got {results['experiment']!r}")
+    family = _require(results, "family", str, "a string (made by an older version? rerun it)")
+    if families is not None and family not in families:
+        raise NotResults(f"field 'family' must be one of {', '.join(families)}, got {family!r}")
+    _require(results, "config", dict, "an object")
+    if not isinstance(results.get("quick", False), bool):
+        raise _fail("quick", "true or false", results["quick"])
+    n_seeds = _require(results, "n_seeds", int, "a whole number")
+    if n_seeds < 0:
+        raise _fail("n_seeds", "a whole number >= 0", n_seeds)
+    for name in ("seconds", "provenance"):
+        if name in results and not isinstance(results[name], dict):
+            raise _fail(name, "an object", results[name])
+    for name, value in results.get("seconds", {}).items():
+        if not isinstance(value, NUMBER):
+            raise _fail(f"seconds.{name}", "a number", value)
+    runs = _require(results, "runs", list, "a list of runs")
+    for k, run in enumerate(runs):
+        where = f"runs.{k}"
+        if not isinstance(run, dict):
+            raise _fail(where, "an object", run)
+        _require(run, "key", str, "a string", where)
+        _require(run, "label", str, "a string", where)
+        tried = _require(run, "seeds_tried", int, "a whole number", where)
+        lost = _require(run, "seeds_diverged", int, "a whole number", where)
+        if not 0 <= lost <= tried:
+            raise NotResults(f"field '{where}.seeds_diverged' must lie in [0, seeds_tried = {tried}], got {lost}")
+        _require(run, "diverged", bool, "true or false", where)
+        _require(run, "deterministic", bool, "true or false", where)
+        for name in ("seeds", "diverged_seeds"):
+            seeds = _require(run, name, list, "a list of seeds", where)
+            if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+                raise _fail(f"{where}.{name}", "a list of whole numbers", seeds)
+        per_seed = _require(run, "final_per_seed", list, "a list of per-seed records", where)
+        for j, entry in enumerate(per_seed):
+            at = f"{where}.final_per_seed.{j}"
+            if not isinstance(entry, dict):
+                raise _fail(at, "an object", entry)
+            _require(entry, "seed", int, "a whole number", at)
+            _require(entry, "diverged", bool, "true or false", at)
+            for name, value in entry.items():
+                if name not in ("seed", "diverged") and value is not None and (
+                        not isinstance(value, NUMBER) or isinstance(value, bool)):
+                    raise _fail(f"{at}.{name}", "a number or null", value)
+        finals = _require(run, "final_median", dict, "an object of numbers", where)
+        for name, value in finals.items():
+            if value is not None and not isinstance(value, NUMBER):
+                raise _fail(f"{where}.final_median.{name}", "a number or null", value)
+        curves = _require(run, "curves", dict, "an object of curves", where)
+        grid = _require(curves, "iteration", list, "a list of iterations", f"{where}.curves")
+        _numbers(grid, f"{where}.curves.iteration", 1)
+        for name, values in curves.items():
+            if name != "iteration":
+                _numbers(values, f"{where}.curves.{name}", 2)
+                if any(len(row) != len(grid) for row in values):
+                    raise NotResults(f"field '{where}.curves.{name}' must hold one value per iteration of "
+                                     f"'{where}.curves.iteration' ({len(grid)})")
+        for name, values in _require(run, "curves_diverged", dict, "an object of curves", where).items():
+            _numbers(values, f"{where}.curves_diverged.{name}", 2)
+        for name in ("decay_iterations",):
+            if name in run:
+                _numbers(run[name], f"{where}.{name}", 1)
 
 
 def save_figure(fig, path, **kwargs) -> Path:
     fmt = Path(path).suffix.lstrip(".")
     if fmt == "pdf":  # no creation date: the same results give the same file, so reruns leave git quiet
         kwargs.setdefault("metadata", {"CreationDate": None})
-    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, **kwargs))
+
+    def write(tmp):
+        import zlib
+
+        try:
+            fig.savefig(tmp, format=fmt, **kwargs)
+        except zlib.error as err:  # the PDF writer's compressor, when its stream could not be written
+            raise OSError(errno.EIO, f"the {fmt.upper()} could not be written ({err}); is the disk full?",
+                          str(path)) from None
+    return atomic_write(path, write)
+
+
+CODE = ("largestep", "deep_nets", "pyproject.toml")  # what computes results: a change here makes a run "+dirty"
 
 
 def provenance() -> dict:
-    """What made a results file: package, git commit (when run from a checkout), versions, platform, command.
+    """What made a results file: package, git commit (when run from a checkout; '+dirty' when the code that
+    computes results has uncommitted changes, with a hash of that diff, never for the run's own outputs),
+    versions, the processor and the BLAS in use, platform, command.
 
     Versions come from the installed distributions, so nothing heavy is imported for them.
     """
@@ -229,27 +408,55 @@ def provenance() -> dict:
 
     from . import __version__
 
-    info = {"largestep": __version__, "git_commit": _git_commit(), "python": platform.python_version()}
-    for package in ("numpy", "torch", "matplotlib", "mnist1d"):
+    info = {"largestep": __version__, **_git_state(), "python": platform.python_version()}
+    for package in ("numpy", "numba", "llvmlite", "torch", "matplotlib", "mnist1d"):
         try:
             info[package] = version(package)
         except PackageNotFoundError:
             pass
+    info["cpu"] = _cpu_model()
+    info["blas"] = _blas()
     info["platform"] = platform.platform()
     info["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else None
     return info
 
 
-def _git_commit() -> str | None:
-    """HEAD of the checkout holding this package, '+dirty' when it has uncommitted changes; None elsewhere."""
+def _git(root: Path, *args) -> str:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10,
+                          check=True).stdout
+
+
+def _git_state() -> dict:
+    """{"git_commit": HEAD + '+dirty' when the code has uncommitted changes, "code_diff_sha256": ...}; the
+    commit is None outside a checkout."""
     root = Path(__file__).resolve().parents[1]
     if not (root / ".git").exists():
-        return None
+        return {"git_commit": None}
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        head = _git(root, "rev-parse", "HEAD").strip()
+        diff = _git(root, "diff", "HEAD", "--", *CODE)
     except (OSError, subprocess.SubprocessError):
-        return None
-    return head + ("+dirty" if dirty else "")
+        return {"git_commit": None}
+    if not diff:
+        return {"git_commit": head}
+    return {"git_commit": head + "+dirty", "code_diff_sha256": hashlib.sha256(diff.encode()).hexdigest()[:16]}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _blas() -> list:
+    """The BLAS libraries loaded (numpy's OpenBLAS: version, kernel architecture, threads), by threadpoolctl."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    return [{k: v for k, v in lib.items() if k in ("internal_api", "version", "architecture", "num_threads")}
+            for lib in threadpool_info() if lib.get("user_api") == "blas"]

@@ -64,6 +64,8 @@ class Warmup:
             raise ConfigError(f"warmup fraction must lie in [0, 1], got {self.until}")
         if not math.isfinite(self.gain) or self.gain < 0:
             raise ConfigError(f"warmup gain must be a finite number >= 0, got {self.gain}")
+        if not (math.isfinite(self.power) and self.power > 0):
+            raise ConfigError(f"warmup power must be a finite number > 0, got {self.power}")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .metrics import single_threaded
+from .threads import limited_threads
 
 LANCZOS_STEPS = 20  # Krylov dimension (capped at the number of parameters, where Lanczos is exact)
 
@@ -103,7 +103,7 @@ def diag_net_sharpness(x, y, u, v, steps: int = LANCZOS_STEPS, seed: int = 0) ->
         residual = (p[:, :d] * p[:, d:]) @ x.T - y
         return 0.5 * (residual * residual).mean(1).sum()
 
-    with single_threaded():
+    with limited_threads():
         return top_eigenvalue(batched_hvp(total_loss, params), _start(*params.shape, seed), steps)
 
 
@@ -137,5 +137,5 @@ def relu_net_sharpness(layers: list, x, y, steps: int = LANCZOS_STEPS, seed: int
         residual = h[..., 0] - y
         return (residual * residual).mean(1).sum()
 
-    with single_threaded():
+    with limited_threads():
         return top_eigenvalue(batched_hvp(total_loss, params), _start(*params.shape, seed), steps)

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from .streams import numpy_stream
-from . import sweep
+from .seeds import diverged as has_diverged
 
 
 def stability_threshold(theta_star: float, x_max: float) -> float:
@@ -82,7 +82,7 @@ def run_sgd(step_sizes: np.ndarray, seeds, iterations: int, grid: np.ndarray, *,
             if k == iterations:
                 break
             theta = theta + etas * theta * xs_squared[:, k] * (target - theta * theta)
-            bad = sweep.diverged(theta)
+            bad = has_diverged(theta)
             if bad.any():
                 diverged_at[bad & (diverged_at < 0)] = k + 1
                 theta[bad] = np.nan  # stays NaN: a diverged row is stopped

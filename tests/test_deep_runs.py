@@ -40,7 +40,7 @@ def test_collect_runs_groups_seeds_and_counts_divergence(tmp_path):
     by_schedule = {r["flags"]["lr_schedule"]: r for r in results["runs"]}
     large, small = by_schedule["piecewise_01epochs"], by_schedule["constant"]
     assert large["seeds"] == [0, 1] and large["diverged_seeds"] == [2] and large["seeds_tried"] == 3
-    assert large["final"]["test_err"] == pytest.approx(np.mean([0.3, 0.1]))
+    assert large["final_mean"]["test_err"] == pytest.approx(np.mean([0.3, 0.1]))
     np.testing.assert_array_equal(large["curves"]["iteration"], [0, 4, 8, 10])
     assert large["decay_iterations"] == [1, 9]  # 10% and 90% of 10 iterations
     assert large["label"] == "piecewise_01epochs, η=0.6: ÷50 at 10%"  # the paper's linear branch: the step falls 50x

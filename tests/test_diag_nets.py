@@ -6,7 +6,7 @@ import torch
 from largestep import diag_nets, kernels
 from largestep.data import sparse_regression
 from largestep.schedules import Schedule
-from largestep.sweep import evaluation_grid
+from largestep.seeds import evaluation_grid
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import records
 from largestep.__main__ import main
+from largestep.config import to_dict
 from largestep.experiments import relu
 from largestep.results import load_results, save_json
 from largestep.schedules import Schedule
@@ -37,28 +39,31 @@ def _same(memory, loaded, where="results"):
 
 def test_loading_restores_what_run_returned_nan_included(tmp_path):
     cfg = dataclasses.replace(relu.RELU_TWO_LAYER.config, iterations=300, grid_early=5, grid_spaced=10,
-                              runs=(relu.ReluRun("", Schedule(0.05)), relu.ReluRun("", Schedule(30.0))))
-    results = {"experiment": "relu_two_layer", **relu.run(cfg, n_seeds=2)}
+                              runs=(relu.ReluRun("a", Schedule(0.05)), relu.ReluRun("b", Schedule(30.0))))
+    results = {"experiment": "relu_two_layer", "family": "relu", "config": {}, "n_seeds": 2,
+               **relu.run(cfg, n_seeds=2)}
     boom = results["runs"][1]
-    assert boom["diverged"] and math.isnan(boom["final"]["train_loss"])  # the case the loader must restore
+    assert boom["diverged"] and math.isnan(boom["final_median"]["train_loss"])  # the case the loader must restore
     save_json(results, tmp_path / "r.json")
-    assert json.loads((tmp_path / "r.json").read_text())["runs"][1]["final"]["train_loss"] is None
+    assert json.loads((tmp_path / "r.json").read_text())["runs"][1]["final_median"]["train_loss"] is None
     _same(results, load_results(tmp_path / "r.json"))
 
 
 def test_null_outside_measurements_stays_none(tmp_path):
-    record = {"experiment": "x", "runs": [{"label": "a", "final": {"loss": None}, "curves": {"loss": [[1.0, None]]}}],
-              "config": {"output_init_scale": None}, "draws": [{"claims": [{"holds": None}]}]}
+    record = records.results(records.run("a", [None, 2.0], "loss"), name="x", config={"output_init_scale": None},
+                             draws=[{"claims": [{"holds": None}]}])
     (tmp_path / "x.json").write_text(json.dumps(record))
     loaded = load_results(tmp_path / "x.json")
-    assert math.isnan(loaded["runs"][0]["final"]["loss"]) and math.isnan(loaded["runs"][0]["curves"]["loss"][0][1])
+    assert math.isnan(loaded["runs"][0]["final_per_seed"][0]["loss"])
+    assert math.isnan(loaded["runs"][0]["curves_diverged"]["loss"][0][1])
     assert loaded["config"]["output_init_scale"] is None and loaded["draws"][0]["claims"][0]["holds"] is None
 
 
-def test_panels_follow_contents_not_the_name(tmp_path, capsys):
-    """A renamed experiment draws as what it holds: the 1-D views for snapshots, neurons for a teacher."""
+def test_panels_follow_the_family_and_contents_not_the_name(tmp_path, capsys):
+    """A renamed experiment draws as its family draws what it holds: the 1-D views for snapshots."""
     cfg = dataclasses.replace(relu.RELU_1D.config, iterations=200, grid_early=5, grid_spaced=10)
-    results = {"experiment": "my_study", **relu.run(cfg, n_seeds=1)}
+    results = {"experiment": "my_study", "family": "relu", "config": to_dict(cfg), "n_seeds": 1,
+               **relu.run(cfg, n_seeds=1)}
     save_json(results, tmp_path / "renamed.json")
     assert main(["draw", str(tmp_path / "renamed.json"), "--out", str(tmp_path / "figs")]) == 0
     assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
@@ -69,7 +74,9 @@ def test_panels_follow_contents_not_the_name(tmp_path, capsys):
     (None, "no results file"),
     ("{not json", "is not JSON"),
     ('{"a": 1}', "is not a results file"),
-    ('{"experiment": "x", "runs": [{"curves": {"iteration": [0]}}]}', "holds none of the curves"),
+    ('{"experiment": "x", "runs": [{"curves": {"iteration": [0]}}]}', "field 'family' is missing"),
+    ('{"experiment": "x", "family": "relu", "config": {}, "n_seeds": 1, "runs": [{"curves": {"iteration": [0]}}]}',
+     "field 'runs.0.key' is missing"),
 ])
 def test_bad_files_exit_2_with_one_line_and_write_nothing(content, message, tmp_path, capsys):
     path = tmp_path / "in" / "r.json"

@@ -439,11 +439,11 @@ def old_set(first_set, tmp_path):
 
 
 def test_crash_between_json_and_figures_keeps_the_old_set(old_set, tmp_path, capsys, monkeypatch):
-    import largestep.__main__ as cli
+    import largestep.plotting
 
     def interrupted(fig, path, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(cli, "save_formats", interrupted)
+    monkeypatch.setattr(largestep.plotting, "save_formats", interrupted)
     assert largestep_main(QUICK + ["--out", str(tmp_path)]) == 128 + signal.SIGINT
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == old_set
 

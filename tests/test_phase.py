@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from largestep import claims
-from largestep.experiments import figures_for, get
-from largestep.experiments import phase
+from largestep.experiments import get, phase
 
 
 def test_boundary_interpolates_between_the_grid_steps_around_one_half():
@@ -44,14 +43,28 @@ def test_a_cell_of_the_batched_grid_equals_the_same_run_trained_alone(name):
     experiment = get(name)
     config = experiment.config.quick()
     results = experiment.run(config, n_seeds=2)
-    assert figures_for(results) is not None and "phase" in results
-    verdicts = claims.evaluate({**results, "experiment": name})  # the quick grid lacks cells the claims name
-    assert len(verdicts) == len(claims.CLAIMS[name])
+    assert "phase" in results
+    verdicts = claims.evaluate({**results, "experiment": name}, experiment.claims)  # the quick grid lacks cells
+    assert len(verdicts) == len(experiment.claims)
     assert any("the grid has no cell" in v.numbers and v.holds is False for v in verdicts)
     base = config.base_config()
     cell = len(config.fractions) * (len(config.lrs) - 1) + 1  # largest eta, middle f: some seeds diverge
-    alone = get(config.experiment).run(dataclasses.replace(base, runs=(base.runs[cell],)), n_seeds=2)["runs"][0]
+    alone = phase.BASES[config.experiment].run(dataclasses.replace(base, runs=(base.runs[cell],)), n_seeds=2)["runs"][0]
     batched = results["runs"][cell]
     assert (batched["lr"], batched["fraction"]) == (config.lrs[-1], config.fractions[1])
     np.testing.assert_equal(batched["final_per_seed"], alone["final_per_seed"])  # every seed and metric, exactly
     assert batched["seeds_tried"] == alone["seeds_tried"] > 0
+
+
+def test_a_huge_grid_is_refused_from_its_counts_before_any_cell_is_built():
+    import time
+
+    from largestep.config import ConfigError
+    from largestep.experiments import plan
+
+    config = dataclasses.replace(get("phase_diag").config, lrs=tuple(0.1 + 1e-4 * k for k in range(3000)),
+                                 fractions=tuple((k + 1) / 3001 for k in range(3000)))
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match="3000 x 3000 = 9,000,000 cells"):
+        plan(get("phase_diag"), config)
+    assert time.perf_counter() - start < 2

@@ -1,25 +1,30 @@
-"""README's table of figures is printed from the committed results files: it cannot disagree with them."""
+"""README's generated blocks are printed from the committed results files: they cannot disagree with them."""
 from pathlib import Path
 
-from largestep import readme_table
+import records
+from largestep import readme
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_readme_table_equals_the_one_printed_from_images():
-    readme = (ROOT / "README.md").read_text()
-    assert readme_table.block_in(readme) == readme_table.table(ROOT / "images"), \
-        "README's table differs from the results files: run `python -m largestep table --write README.md`"
+def test_readme_blocks_equal_the_ones_printed_from_images():
+    text = (ROOT / "README.md").read_text()
+    for name, block in readme.blocks(ROOT / "images").items():
+        assert readme.block_in(text, name) == block, \
+            f"README's {name} differ from the results files: run `python -m largestep table --write README.md`"
 
 
-def test_headline_takes_medians_per_run_and_counts_divergence():
-    record = {"experiment": "diag_gd", "runs": [
-        {"label": "GD", "deterministic": True, "seeds_tried": 1, "seeds_diverged": 0,
-         "final_median": {"test_loss": 0.1682, "l0_norm": 100.0}},
-        {"label": "SGD", "deterministic": False, "seeds_tried": 10, "seeds_diverged": 5,
-         "final_median": {"test_loss": 0.000644, "l0_norm": 46.0}},
-    ]}
-    assert readme_table.headline(record) == ("test loss 0.168 / 6.4e-4; ℓ0 of β 100 / 46; "
-                                             "seeds diverged per run: 5 of 10")
-    text = readme_table.replace_in(f"a\n{readme_table.BEGIN}\nold\n{readme_table.END}\nb", "new")
-    assert text == f"a\n{readme_table.BEGIN}\nnew\n{readme_table.END}\nb"
+def test_headline_takes_medians_per_run_and_counts_divergence_with_its_interval():
+    record = records.results(
+        records.run("gd_small", [0.1682], "test_loss", deterministic=True, l0_norm=[100.0]),
+        records.run("sgd", [0.000644, *[None] * 5, 0.000644, 0.000644, 0.000644, 0.000644], "test_loss",
+                    l0_norm=[46.0] * 10),
+        name="diag_gd")
+    assert readme.headline(record) == ("test loss 0.168 / 6.4e-4; ℓ0 of β 100 / 46; "
+                                       "diverged per run: 5 of 10 diverged (95% CI 24–76%)")
+
+
+def test_blocks_replace_only_between_their_markers():
+    begin, end = readme.MARKERS["table"]
+    text = readme.replace_blocks(f"a\n{begin}\nold\n{end}\nb", {"table": "new"})
+    assert text == f"a\n{begin}\nnew\n{end}\nb"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from largestep import relu_nets
-from largestep.config import apply_overrides
+from largestep.config import apply_overrides, to_dict
 from largestep.experiments import relu
 from largestep.results import load_results, save_json
 from largestep.config import ConfigError
@@ -88,7 +88,7 @@ def test_batched_runs_equal_runs_one_by_one():
 
 def test_a_row_that_diverges_does_not_disturb_the_others_bit_for_bit():
     """A row whose prediction or parameters turn non-finite stops being trained (the compiled loop leaves it,
-    sweep.advance_live skips it); the survivors' trajectories equal the same runs trained alone, bit for bit, and
+    seeds.advance_live skips it); the survivors' trajectories equal the same runs trained alone, bit for bit, and
     the dead row stays dead (its loss non-finite)."""
     seeds = [0, 1, 2]
     layers = _nets("multi_layer", seeds)
@@ -177,15 +177,15 @@ def test_relu_schedules_equal_the_papers_loop():
 def test_bad_configs_give_clear_errors(override, message):
     cfg = relu.RELU_MULTI_LAYER.config
     if override.startswith("iterations"):
-        cfg = dataclasses.replace(cfg, runs=(relu.ReluRun("two decays", Schedule(0.1, ((0.1, 2.0), (0.5, 2.0)))),))
+        cfg = dataclasses.replace(cfg, runs=(relu.ReluRun("two_decays", Schedule(0.1, ((0.1, 2.0), (0.5, 2.0)))),))
     with pytest.raises(ConfigError, match=message):
-        apply_overrides(cfg, [override])
+        apply_overrides(cfg, [override]).validate()
 
 
 def test_warmup_after_decay_is_rejected():
     cfg = relu.RELU_MULTI_LAYER.config
     with pytest.raises(ConfigError, match="warmup .* must end before the first decay"):
-        apply_overrides(cfg, ["runs.1.schedule.warmup.until=0.5"])
+        apply_overrides(cfg, ["runs.1.schedule.warmup.until=0.5"]).validate()
 
 
 def _tiny(experiment, **changes):
@@ -195,34 +195,35 @@ def _tiny(experiment, **changes):
 
 def test_divergence_is_reported_not_fatal(tmp_path):
     cfg = _tiny(relu.RELU_TWO_LAYER, runs=(relu.ReluRun("ok", Schedule(0.05)), relu.ReluRun("boom", Schedule(30.0))))
-    results = relu.run(cfg, n_seeds=2)
+    results = {"family": "relu", "config": to_dict(cfg), "n_seeds": 2, **relu.run(cfg, n_seeds=2)}
     ok, boom = results["runs"]
     assert ok["seeds_diverged"] == 0 and ok["seeds"] == [0, 1]
     assert boom["diverged"] and boom["seeds_tried"] == 20 and boom["seeds_diverged"] == 20
-    assert math.isnan(boom["final"]["train_loss"])
+    assert math.isnan(boom["final_median"]["train_loss"])
     results["experiment"] = "relu_two_layer"
     save_json(results, tmp_path / "r.json")
     loaded = load_results(tmp_path / "r.json")
-    assert math.isnan(loaded["runs"][1]["final"]["train_loss"])
+    assert math.isnan(loaded["runs"][1]["final_median"]["train_loss"])
     figs = relu.figures(loaded)  # a run without survivors still draws, its sharpness too
     assert set(figs) == {"relu_two_layer", "relu_two_layer_neurons", "relu_two_layer_sharpness"}
 
 
 @pytest.mark.parametrize("experiment", [relu.RELU_1D, relu.RELU_MULTI_LAYER])
 def test_tiny_run_results_and_figures_from_json(experiment, tmp_path):
-    results = relu.run(_tiny(experiment), n_seeds=1)
+    results = {"family": "relu", "config": to_dict(_tiny(experiment)), "n_seeds": 1,
+               **relu.run(_tiny(experiment), n_seeds=1)}
     results["experiment"] = experiment.name
     save_json(results, tmp_path / "r.json")
     loaded = load_results(tmp_path / "r.json")
     run = loaded["runs"][0]
     for metric, curves in results["runs"][0]["curves"].items():  # the file keeps every number exactly
         np.testing.assert_array_equal(np.asarray(run["curves"][metric], float), curves)
-    assert run["final"] == results["runs"][0]["final"]
+    assert run["final_median"] == results["runs"][0]["final_median"]
     assert len(run["curves"]["iteration"]) == len(run["curves"]["train_loss"][0])
-    for key in run["final"]:
-        assert math.isfinite(run["final"][key])
-    sparsities = [k for k in run["final"] if k.startswith("feature_sparsity")]
-    assert sparsities and all(0 <= run["final"][k] <= 1 for k in sparsities)
+    for key in run["final_median"]:
+        assert math.isfinite(run["final_median"][key])
+    sparsities = [k for k in run["final_median"] if k.startswith("feature_sparsity")]
+    assert sparsities and all(0 <= run["final_median"][k] <= 1 for k in sparsities)
     figs = relu.figures(loaded)
     assert experiment.name in figs
     if experiment is relu.RELU_1D:

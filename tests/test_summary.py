@@ -1,28 +1,15 @@
 """The printed summaries of a results dict (`experiments.summary`, `experiments.per_seed_table`) on hand-made records."""
-import math
-
+import records
 from largestep.experiments import per_seed_table, summary
 
 
 def _results(quick=False):
     """Three runs: A (stochastic, seed 1 of 4 diverged), B (deterministic), C (every seed diverged)."""
-    def seed(s, diverged=False, **final):
-        return {"seed": s, "diverged": diverged, **final}
-
-    return {
-        "experiment": "toy", "quick": quick, "n_seeds": 3, "seconds": {"train": 1.5, "total": 2.0},
-        "runs": [
-            {"label": "A", "deterministic": False, "diverged": False, "seeds_tried": 4, "seeds_diverged": 1,
-             "final": {"loss": 0.2, "rank": 4.0},
-             "final_per_seed": [seed(0, loss=0.1, rank=3.0), seed(1, True, loss=math.nan, rank=math.nan),
-                                seed(2, loss=0.3, rank=5.0), seed(3, loss=0.2, rank=4.0)]},
-            {"label": "B (GD)", "deterministic": True, "diverged": False, "seeds_tried": 1, "seeds_diverged": 0,
-             "final": {"loss": 0.5, "rank": 2.0}, "final_per_seed": [seed(0, loss=0.5, rank=2.0)]},
-            {"label": "C", "deterministic": False, "diverged": True, "seeds_tried": 2, "seeds_diverged": 2,
-             "final": {"loss": None, "rank": None},
-             "final_per_seed": [seed(0, True, loss=None, rank=None), seed(1, True, loss=None, rank=None)]},
-        ],
-    }
+    return records.results(
+        records.run("A", [0.1, None, 0.3, 0.2], "loss", rank=[3.0, None, 5.0, 4.0]),
+        records.run("B", [0.5], "loss", label="B (GD)", deterministic=True, rank=[2.0]),
+        records.run("C", [None, None], "loss", rank=[None, None]),
+        name="toy", quick=quick, n_seeds=3)
 
 
 def test_summary_gives_median_and_range_over_survivors_and_what_diverged():

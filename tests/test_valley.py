@@ -197,13 +197,13 @@ def test_reproduce_writes_results_figures_and_animation(tmp_path):
     assert [r["lr"] for r in stab["runs"]][:3] == [0.8, 1.02, 2.0]
     below, inside, divergent = stab["runs"][:3]
     assert divergent["diverged"] is True and not below["diverged"] and not inside["diverged"]
-    assert set(inside["final"]) >= {"loss_min_last_half", "loss_max_last_half"}
-    assert inside["final"]["loss_min_last_half"] > 1e-4 and below["final"]["loss_max_last_half"] < 1e-20
+    assert set(inside["final_median"]) >= {"loss_min_last_half", "loss_max_last_half"}
+    assert inside["final_median"]["loss_min_last_half"] > 1e-4 and below["final_median"]["loss_max_last_half"] < 1e-20
 
     surf = json.loads((tmp_path / "loss_surface.json").read_text())
     assert [r["algorithm"] for r in surf["runs"]] == ["gd", "gd", "sgd"]
     for run in surf["runs"]:
-        assert set(run["final"]) >= {"train_loss", "test_loss", "distance_to_w_star"}
+        assert set(run["final_median"]) >= {"train_loss", "test_loss", "distance_to_w_star"}
     n = surf["config"]["grid_points"]
     assert len(surf["surface"]["a"]) == len(surf["surface"]["b"]) == n
     assert np.array(surf["surface"]["train_loss"]).shape == (n, n)

@@ -1,110 +1,164 @@
-"""The registry of the paper's experiments, in the order `reproduce` runs them.
+"""The registry of the paper's experiments, and the one path every run takes: plan, run, envelope, save.
 
-An `Experiment` ties a default (full-scale) config to `run(config, n_seeds, progress) -> results` and
-`figures(results) -> {file stem: matplotlib Figure}`.  Figures read the results dict alone, so they can
-be redrawn from a results file.  An experiment may also write extra files (an animation) from its
-results with `extras(results, out_dir) -> [paths]`.
+Each experiment family lives in one module of this package with its configs, `run`, figures and claims:
+`valley` (stabilization_1d, loss_surface), `diag` (diag_sgd, diag_gd), `relu` (the four ReLU experiments),
+`draws` (the ReLU claims over data draws), `phase` (the (eta, f) maps) and `deep` (deep_mnist1d through
+deep_nets/train.py).  A family module defines module-level `Experiment`s and `figures(results)` (and may
+define `extras(results, out_dir)` for files other than figures, `check(results)` for the results' own
+fields, `summary(results)` for the one-line summary, and `content_claims(results)` for results of its family
+that no registered experiment made).  Families are imported on first use, so that listing the experiments
+loads neither numba, nor torch, nor matplotlib.
+
+A results file records its experiment and family; `draw`, `check`, `table` and `compare` read it through
+`load` (one schema check where a file enters) and dispatch on the family it records.
 """
 from __future__ import annotations
 
 import importlib
 import importlib.util
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
-# name -> module defining it (as a module-level Experiment called NAME); imported on first use.
-_MODULES = {
-    "stabilization_1d": "largestep.experiments.valley",
-    "loss_surface": "largestep.experiments.valley",
-    "diag_sgd": "largestep.experiments.diag",
-    "diag_gd": "largestep.experiments.diag",
-    "relu_1d": "largestep.experiments.relu",
-    "relu_1d_overreg": "largestep.experiments.relu",
-    "relu_two_layer": "largestep.experiments.relu",
-    "relu_multi_layer": "largestep.experiments.relu",
-    "relu_two_layer_draws": "largestep.experiments.data_draws",
-    "relu_multi_layer_draws": "largestep.experiments.data_draws",
-    "phase_diag": "largestep.experiments.phase",
-    "phase_relu": "largestep.experiments.phase",
-    "deep_mnist1d": "largestep.experiments.deep",
+# experiment -> family module, in the order `reproduce` runs them
+FAMILY = {
+    "stabilization_1d": "valley",
+    "loss_surface": "valley",
+    "diag_sgd": "diag",
+    "diag_gd": "diag",
+    "relu_1d": "relu",
+    "relu_1d_overreg": "relu",
+    "relu_two_layer": "relu",
+    "relu_multi_layer": "relu",
+    "relu_two_layer_draws": "draws",
+    "relu_multi_layer_draws": "draws",
+    "phase_diag": "phase",
+    "phase_relu": "phase",
+    "deep_mnist1d": "deep",
 }
+FAMILIES = tuple(dict.fromkeys(FAMILY.values()))
 
 
 @dataclass(frozen=True)
 class Experiment:
     name: str
     title: str
-    config: Any  # the full-scale config; config.quick() is the CI-sized one
-    run: Callable[..., dict]
-    figures: Callable[[dict], dict]
-    extras: Callable[[dict, Any], list] | None = None
+    config: Any  # the full-scale config (a frozen dataclass); config.quick() is the CI-sized one
+    run: Callable[..., dict]  # run(config, n_seeds, progress) -> the family's results (runs, seconds, ...)
+    claims: tuple = ()  # largestep.claims.Claim: what the results must show, runs named by their key
+    notebook: str = ""  # where it is narrated
+    headline: tuple[str, ...] = ()  # the final metrics README's table shows
+    seeds: int = 5  # surviving training seeds per run asked for by default
+    on_request: bool = False  # run only when named (minutes of train.py processes)
+
+    @property
+    def family(self) -> str:
+        return FAMILY[self.name]
+
+    @property
+    def figures(self) -> Callable[[dict], dict]:
+        """Its family's figures(results) -> {file stem: matplotlib Figure}, drawn from the results alone."""
+        return family_module(self.family).figures
 
 
 def available() -> list[str]:
-    """Names of the experiments whose module is present, in registry order."""
-    names = []
-    for name, module in _MODULES.items():
-        if importlib.util.find_spec(module) is not None:
-            names.append(name)
-    return names
-
-
-# Run only when named (`reproduce deep_mnist1d`, `make deep-demo`): minutes of train.py processes.
-ON_REQUEST = ("deep_mnist1d",)
+    """Names of the experiments whose family module is present, in registry order."""
+    return [name for name, family in FAMILY.items()
+            if importlib.util.find_spec(f"{__name__}.{family}") is not None]
 
 
 def default_names() -> list[str]:
-    """What `reproduce` runs when no experiment is named: every available one but those ON_REQUEST."""
-    return [name for name in available() if name not in ON_REQUEST]
+    """What `reproduce` runs when no experiment is named: every available one but those run on request."""
+    return [name for name in available() if not get(name).on_request]
+
+
+def family_module(family: str):
+    if family not in FAMILIES:
+        raise KeyError(family)
+    return importlib.import_module(f"{__name__}.{family}")
 
 
 def get(name: str) -> Experiment:
-    if name not in _MODULES:
+    if name not in FAMILY:
         raise KeyError(name)
-    return getattr(importlib.import_module(_MODULES[name]), name.upper())
+    return getattr(family_module(FAMILY[name]), name.upper())
 
 
-def recorded_curves(results: dict) -> set:
-    """The metrics whose curves any run of `results` records."""
-    return {m for run in results.get("runs", []) for m in run.get("curves", {})}
+# ---------------------------------------------------------------- plan and run
 
 
-# Figure families, first match wins: what a results dict must hold -> the function that draws it.  The
-# choice reads the contents, never the experiment's name, so a renamed file or runs collected from
-# elsewhere (deep_runs.collect_runs) draw as the experiment they resemble.
-FIGURE_FAMILIES = (
-    (lambda r: "phase" in r, "largestep.experiments.phase_figures", "figures"),
-    (lambda r: "draws" in r, "largestep.experiments.data_draws", "figures"),
-    (lambda r: "surface" in r, "largestep.experiments.valley_figures", "loss_surface_figures"),
-    (lambda r: "stability_threshold" in r, "largestep.experiments.valley_figures", "stabilization_figures"),
-    (lambda r: "l0_norm" in recorded_curves(r), "largestep.experiments.diag", "figures"),
-    (lambda r: {"jacobian_rank", "train_loss"} <= recorded_curves(r), "largestep.experiments.relu_figures",
-     "figures"),
-    (lambda r: "test_err" in recorded_curves(r), "largestep.experiments.deep", "figures"),
-)
-# Extra files: what a results dict must hold -> the function that writes them from it.
-EXTRAS = (
-    (lambda r: bool(r.get("animation", {}).get("trajectories")), "largestep.experiments.valley_figures",
-     "loss_surface_extras"),
-)
+def plan(experiment: Experiment, config=None, n_seeds: int | None = None, quick: bool = False):
+    """The config to run (the experiment's own, its quick() version, or `config`) and the seeds, checked once
+    before anything runs: every field (`config.validate`), every run label that matplotlib will draw, and the
+    memory the largest training round needs.  ConfigError says what is wrong."""
+    from ..config import ConfigError
+    from ..plotting import check_label
+
+    if config is None:
+        config = experiment.config.quick() if quick else experiment.config
+    n_seeds = experiment.seeds if n_seeds is None else n_seeds
+    if n_seeds < 1:
+        raise ConfigError(f"the number of seeds must be >= 1, got {n_seeds}")
+    config.validate()
+    for label in getattr(config, "labels", lambda: [])():
+        check_label(label)
+    (need, fields), total = config.memory(n_seeds), os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if need > total:
+        raise ConfigError(f"with {n_seeds} seed(s) per run it would need at least {need / 2**30:,.1f} GiB of "
+                          f"memory, more than this machine's {total / 2**30:.1f} GiB: lower {fields} or --seeds")
+    return config, n_seeds
 
 
-def _first_match(table, results: dict):
-    for holds, module, function in table:
-        if holds(results):
-            return getattr(importlib.import_module(module), function)
-    return None
+def run_experiment(experiment: Experiment, config=None, n_seeds: int | None = None, quick: bool = False,
+                   progress: bool = True, planned: bool = False) -> dict:
+    """Check (`plan`; skipped when planned=True, as `reproduce` plans every experiment first), run with a
+    progress bar and at most LARGESTEP_THREADS BLAS threads, and return the complete results dict: the family's
+    results inside the one envelope every results file has (experiment, family, quick, config, n_seeds,
+    seconds, provenance).  The entry point shared by `reproduce` and the notebooks."""
+    import time
+
+    from ..config import to_dict
+    from ..progress import ExperimentProgress
+    from ..results import provenance
+    from ..threads import limited_threads
+
+    if not planned:
+        config, n_seeds = plan(experiment, config, n_seeds, quick)
+    start = time.perf_counter()
+    bar = ExperimentProgress(experiment.name, enabled=progress)
+    try:
+        with limited_threads():
+            results = experiment.run(config, n_seeds=n_seeds, progress=bar)
+    finally:
+        bar.close()
+    results = {"experiment": experiment.name, "family": experiment.family, "quick": bool(quick),
+               "config": to_dict(config), "n_seeds": n_seeds, **results, "provenance": provenance()}
+    results["seconds"] = {**results.get("seconds", {}), "total": time.perf_counter() - start}
+    return results
 
 
-def figures_for(results: dict) -> Callable[[dict], dict] | None:
-    """The figure function that draws `results` (by what it holds), or None when none does."""
-    return _first_match(FIGURE_FAMILIES, results)
+# ---------------------------------------------------------------- reading, drawing and writing results
 
 
-def extras_for(results: dict) -> Callable[..., list] | None:
-    """The function writing `results`' extra files (the loss-surface animation), or None."""
-    return _first_match(EXTRAS, results)
+def load(path) -> dict:
+    """A results file, schema-checked (`results.load_results`, then its family's own fields); NotResults
+    names the file and the field when it is not a readable results file."""
+    from ..results import NotResults, load_results
+
+    results = load_results(path, FAMILIES)
+    check = getattr(family_module(results["family"]), "check", None)
+    if check is not None:
+        try:
+            check(results)
+        except NotResults as err:
+            raise NotResults(f"{path}: {err}") from None
+    return results
+
+
+def figures_for(results: dict) -> Callable[[dict], dict]:
+    """The function that draws `results`: its family's `figures`."""
+    return family_module(results["family"]).figures
 
 
 def save(results: dict, out_dir, with_json: bool = True) -> list:
@@ -112,115 +166,79 @@ def save(results: dict, out_dir, with_json: bool = True) -> list:
     and extra file its family draws, replacing earlier files of the same names together or not at all.
 
     The one library entry for writing results (`reproduce`, `draw`, the deep sweep's --collect).  Returns the
-    paths written; OSError when out_dir cannot take them (its earlier files then stay as they were), ValueError
-    when nothing in this package draws the results.
+    paths written; OSError when out_dir cannot take them (its earlier files then stay as they were).
     """
-    from pathlib import Path
-
     import matplotlib.pyplot as plt
 
     from ..plotting import save_formats
     from ..results import inside, save_json, written_together
 
-    figures, extras = figures_for(results), extras_for(results)
-    if figures is None:
-        raise ValueError(f"the results hold none of the curves this package's figures draw (runs record: "
-                         f"{', '.join(sorted(recorded_curves(results))) or 'nothing'})")
+    module = family_module(results["family"])
     out_dir, name = Path(out_dir), results["experiment"]
     with written_together(out_dir, name) as staging:
         written = [save_json(results, inside(staging, f"{name}.json"))] if with_json else []
-        for stem, fig in figures(results).items():
+        for stem, fig in module.figures(results).items():
             written += save_formats(fig, inside(staging, stem))
             plt.close(fig)
-        if extras is not None:
-            written += [Path(p) for p in extras(results, staging)]
+        if hasattr(module, "extras"):
+            written += [Path(p) for p in module.extras(results, staging)]
     return [out_dir / p.name for p in written]
 
 
-def memory_needed(config, n_seeds: int) -> int:
-    """A lower bound on the bytes the largest training round allocates, from the fields experiments share.
-
-    Each trained row (a run and seed) holds its step sizes and SGD sample stream, 8 bytes per iteration
-    each, and a few float64 curves on the evaluation grid; loss_surface adds its grid of losses
-    (grid_points^2 points, each an n-vector of residuals).
-    """
-    runs = len(config.runs) + len(getattr(config, "animation_runs", ()))
-    grid = getattr(config, "grid_early", 0) + getattr(config, "grid_spaced", 0)
-    per_row = 8 * (2 * config.iterations + 4 * grid)
-    surface = 8 * getattr(config, "grid_points", 0) ** 2 * getattr(config, "n", 0)
-    return runs * n_seeds * per_row + surface
+# ---------------------------------------------------------------- claims and summaries
 
 
-def check_memory(config, n_seeds: int) -> None:
-    """ConfigError when the config (with n_seeds seeds) could not fit in this machine's memory."""
-    from ..config import ConfigError
-
-    if hasattr(config, "trained_config"):  # a study (data draws, phase maps) trains a base experiment's config
-        config, n_seeds = config.trained_config(n_seeds)
-    if not hasattr(config, "iterations"):  # deep_mnist1d: each train.py process holds one run
-        return
-    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    need = memory_needed(config, n_seeds)
-    if need > total:
-        raise ConfigError(f"iterations={config.iterations:,} with {n_seeds} seed(s) per run would need at least "
-                          f"{need / 2**30:,.1f} GiB of memory, more than this machine's {total / 2**30:.1f} GiB: "
-                          "lower iterations, the grid sizes or --seeds")
+def claims_for(results: dict) -> list:
+    """The claims a results file is checked against: its experiment's, or what its family states for results
+    no registered experiment made (runs you collected yourself)."""
+    if results["experiment"] in FAMILY and FAMILY[results["experiment"]] == results["family"]:
+        return list(get(results["experiment"]).claims)
+    content_claims = getattr(family_module(results["family"]), "content_claims", None)
+    return content_claims(results) if content_claims else []
 
 
-def run_experiment(experiment: Experiment, config=None, n_seeds: int = 5, quick: bool = False,
-                   progress: bool = True) -> dict:
-    """Validate, run with a progress bar, and return the complete results dict (as written to JSON).
+def print_claims(results: dict, *others: dict) -> None:
+    """Print the claims of `results` as `check` does; pass the results of experiments it compares with
+    (relu_1d for relu_1d_overreg) as further arguments."""
+    from ..claims import evaluate, report
 
-    The one entry point shared by `reproduce` and the notebooks.  config defaults to the experiment's
-    full-scale config (its quick() version when quick=True).
-    """
-    import time
+    verdicts = evaluate(results, claims_for(results), {o["experiment"]: o for o in others})
+    print(report(results["experiment"], verdicts, bool(results.get("quick")), scale_note(results)))
 
+
+def scale_note(results: dict) -> str:
+    """Why claims may fail for reasons other than the science: a quick run or an edited config."""
     from ..config import to_dict
-    from ..results import provenance
-    from ..sweep import BatchProgress
 
-    if config is None:
-        config = experiment.config.quick() if quick else experiment.config
-    config.validate()
-    check_memory(config, n_seeds)
-    start = time.perf_counter()
-    bar = BatchProgress(experiment.name, enabled=progress)
-    try:
-        results = experiment.run(config, n_seeds=n_seeds, progress=bar)
-    finally:
-        bar.close()
-    results = {"experiment": experiment.name, "quick": bool(quick), **results, "config": to_dict(config),
-               "provenance": provenance()}
-    results.setdefault("seconds", {})["total"] = time.perf_counter() - start
-    return results
+    if results.get("quick"):
+        return "quick run: the claims are stated for the full-scale settings"
+    if results["experiment"] not in FAMILY:
+        return ""
+    return "" if results.get("config") == to_dict(get(results["experiment"]).config) else \
+        "config differs from the paper's settings"
 
 
 def summary(results: dict) -> str:
-    """One line per run: each final metric's median [min, max] over surviving seeds, and what diverged
-    (medians, as the figures and claims: a mean follows the worst seed of a quantity spread over decades)."""
+    """One line per run: each final metric's median [min, max] over surviving seeds, and what diverged."""
     import numpy as np
 
-    from ..sweep import divergence_note
+    from ..seeds import divergence_note
+    from ..stats import survivor_values
 
     seconds = ", ".join(f"{k} {v:.1f}s" for k, v in results.get("seconds", {}).items())
-    lines = [f"{results['experiment']}{' (quick)' if results.get('quick') else ''}: {seconds}; median [min, max] "
-             "over surviving seeds"]
-    if "phase" in results:  # a map of many cells: where each metric is lowest, and the divergence boundary
-        from .phase import headline
-        tried = sum(run["seeds_tried"] for run in results["runs"])
-        diverged = sum(run["seeds_diverged"] for run in results["runs"])
-        return "\n".join(lines + [f"  {len(results['runs'])} cells, {tried} seeds tried, {diverged} diverged; "
-                                   f"{headline(results)}"])
+    head = (f"{results['experiment']}{' (quick)' if results.get('quick') else ''}: {seconds}; median [min, max] "
+            "over surviving seeds")
+    own = getattr(family_module(results["family"]), "summary", None)
+    if own is not None:
+        return f"{head}\n  {own(results)}"
+    lines = [head]
     for run in results["runs"]:
-        alive = [s for s in run["final_per_seed"] if not s["diverged"]]
         parts = []
-        for key in run["final"]:
-            values = [s[key] for s in alive if s.get(key) is not None]
-            if not values:
-                continue
-            spread = f" [{min(values):.3g}, {max(values):.3g}]" if len(values) > 1 else ""
-            parts.append(f"{key}={np.median(values):.4g}{spread}")
+        for metric in run["final_median"]:
+            values = survivor_values(run, metric)
+            if values.size:
+                spread = f" [{values.min():.3g}, {values.max():.3g}]" if values.size > 1 else ""
+                parts.append(f"{metric}={float(np.median(values)):.4g}{spread}")
         lines.append(f"  {run['label']}: {', '.join(parts) or 'no surviving seed'}  "
                      f"({divergence_note(run, results.get('n_seeds'))})")
     return "\n".join(lines)

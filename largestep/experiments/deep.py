@@ -11,7 +11,7 @@ Two families of decayed runs:
   (at 50% the paper's run already decays by 10, so the control adds the 10% and 30% runs).
 Every run is one train.py process in its own run directory (kept under runs_dir: rerunning reuses the
 complete ones and resumes the others, and deletes nothing); seeds follow the shared survivor policy
-(`sweep.train_until_survivors`), and the records are read back by `deep_runs.read_run`.
+(`seeds.train_until_survivors`), and the records are read back by `deep_runs.read_run`.
 """
 from __future__ import annotations
 
@@ -25,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import ConfigError
+from ..claims import Claim, medians_fall, seeds_below
+from ..config import ConfigError, check_keys
 from ..deep_runs import METRICS, read_run, run_label, run_spec
 from ..schedules import DEEP_SCHEDULES, deep_schedule
-from ..sweep import Batch, run_record, train_until_survivors
+from ..seeds import Batch, run_record, train_until_survivors
 from . import Experiment
 
 TRAIN_PY = Path(__file__).resolve().parents[2] / "deep_nets" / "train.py"
@@ -36,11 +37,12 @@ TRAIN_PY = Path(__file__).resolve().parents[2] / "deep_nets" / "train.py"
 
 @dataclass(frozen=True)
 class DeepRunSpec:
-    label: str  # "" = derived from the schedule (name, step, first decay), so that edits (--set) show
+    key: str  # the run's name in claims ("small", "early", ...), whatever its schedule
     lr_schedule: str
     lr_init: float
     warmup_exp: float = 1.0
     warmup_factor: float = 1.0
+    label: str = ""  # "" = derived from the schedule (name, step, first decay), so that edits (--set) show
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,7 @@ class DeepStudyConfig:
     jobs: int = 2  # train.py processes at a time, one thread each
 
     def validate(self) -> None:
-        if not self.runs:
-            raise ConfigError("runs must not be empty")
+        check_keys(self.runs)
         for run in self.runs:
             if run.lr_schedule not in DEEP_SCHEDULES:
                 raise ConfigError(f"unknown lr_schedule {run.lr_schedule!r} (known: {', '.join(DEEP_SCHEDULES)})")
@@ -75,6 +76,13 @@ class DeepStudyConfig:
             raise ConfigError("runs_dir must name a directory")
         if not TRAIN_PY.is_file():
             raise ConfigError(f"{TRAIN_PY.name} not found beside the package: run from a checkout of the repository")
+
+    def labels(self) -> list[str]:
+        return [run.label for run in self.runs if run.label]
+
+    def memory(self, n_seeds: int) -> tuple[int, str]:
+        """Each train.py process holds one run and checks its own sizes; nothing is held here."""
+        return 0, "nothing"
 
     def quick(self) -> "DeepStudyConfig":
         """Two epochs of each run, sparsity on fewer examples, for CI (same figure)."""
@@ -113,7 +121,6 @@ def _train_one(config: DeepStudyConfig, run: DeepRunSpec, seed: int):
 
 
 def run(config: DeepStudyConfig, n_seeds: int = 5, progress=None) -> dict:
-    config.validate()
     start = time.perf_counter()
     subprocess.run([sys.executable, str(TRAIN_PY), "--help"], check=True, capture_output=True)  # fail fast
     grid_holder, processes = {}, {"trained": 0, "reused": 0}
@@ -141,11 +148,11 @@ def run(config: DeepStudyConfig, n_seeds: int = 5, progress=None) -> dict:
     iterations = int(grid_holder["grid"][-1])
     runs = []
     for spec, run_rows in zip(config.runs, rows):
-        args = {k: v for k, v in dataclasses.asdict(spec).items() if k != "label"}
-        runs.append(run_record(spec.label or run_label(args), run_spec(args, iterations), run_rows,
+        args = {k: v for k, v in dataclasses.asdict(spec).items() if k not in ("label", "key")}
+        runs.append(run_record(spec.key, spec.label or run_label(args), run_spec(args, iterations), run_rows,
                                grid_holder["grid"]))
     # a rerun reuses finished run directories: its time says so ("runs_reused")
-    return {"n_seeds": n_seeds, "runs": runs, "seconds": {"train": time.perf_counter() - start},
+    return {"runs": runs, "seconds": {"train": time.perf_counter() - start},
             "runs_trained": processes["trained"], "runs_reused": processes["reused"]}
 
 
@@ -165,15 +172,37 @@ TITLE = ("5-layer ReLU MLP on MNIST-1D: small constant step vs large step kept f
 SMALL_LR = 0.05  # fits the training set (0 training errors by epoch 30): see docs/deep_nets.md
 LARGE_LR = 0.6  # the largest constant step of a sweep that trained 50 epochs stably (docs/deep_nets.md)
 
+LARGE = ["early", "middle", "late", "control_early", "control_middle"]
+
 DEEP_MNIST1D = Experiment(
     name="deep_mnist1d",
     title="deep_nets/train.py at CPU scale: MLP on MNIST-1D, the paper's decays and an equal-decay control",
     config=DeepStudyConfig(runs=(
-        DeepRunSpec("", "constant", SMALL_LR),
-        *(DeepRunSpec("", f"piecewise_0{f}epochs", LARGE_LR) for f in (1, 3, 5)),
+        DeepRunSpec("small", "constant", SMALL_LR),
+        *(DeepRunSpec(key, f"piecewise_0{f}epochs", LARGE_LR) for key, f in (("early", 1), ("middle", 3), ("late", 5))),
         # the control at 50% would be the paper's 50% run again: its decay already is ÷10
-        *(DeepRunSpec("", f"step_0{f}epochs", LARGE_LR) for f in (1, 3)),
+        *(DeepRunSpec(key, f"step_0{f}epochs", LARGE_LR) for key, f in (("control_early", 1), ("control_middle", 3))),
     )),
     run=run,
-    figures=figures,
+    claims=(
+        Claim("every large-step run ends with a lower test error than the small constant step, in every seed", True,
+              seeds_below("test_err", LARGE, "small")),
+        *(Claim(f"every large-step run ends with sparser block-{b} features than the small step, in every seed", True,
+                seeds_below(f"feature_sparsity_block{b}", LARGE, "small")) for b in (2, 3, 4, 5)),
+        Claim("control (equal ÷10 decays): a {control_middle.at} large-step phase ends with sparser block-4 features "
+              "than a {control_early.at} one, in every seed", True,
+              seeds_below("feature_sparsity_block4", "control_middle", "control_early")),
+        Claim("control: block-4 sparsity falls with the length of the large-step phase, {control_early.at} > "
+              "{control_middle.at} > {late.at} (median)", False,
+              medians_fall("feature_sparsity_block4", ["control_early", "control_middle", "late"])),
+        Claim("the paper's schedules: test error falls with the decay point, {early.at} > {middle.at} > {late.at} "
+              "(median)", False, medians_fall("test_err", ["early", "middle", "late"])),
+        Claim("control: test error falls with the length of the large-step phase, {control_early.at} > "
+              "{control_middle.at} > {late.at} (median)", False,
+              medians_fall("test_err", ["control_early", "control_middle", "late"])),
+    ),
+    notebook="deep_nets/plot_feature_sparsity.ipynb",
+    headline=("test_err", "feature_sparsity_block4"),
+    seeds=4,
+    on_request=True,
 )

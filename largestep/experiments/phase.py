@@ -7,7 +7,9 @@ every cell.  All cells and seeds train as one batched program of the base experi
 survivor policy per cell (seeds drawn until `n_seeds` survive, at most 10x tried), and metrics recorded at
 initialization and at the end only.  The maps (`phase_figures`) show medians over surviving seeds, the
 fraction of seeds tried that diverged, and the eta at which that fraction reaches 1/2 in each column
-(`boundary`), computed from the stored counts.
+(`boundary`), computed from the stored counts.  `python -m largestep reproduce phase_diag phase_relu` (about
+15 s and 6 s here); narrated in phase_diagrams.ipynb.  Sections: config, run, the maps in numbers, figures,
+claims, the two experiments.
 """
 from __future__ import annotations
 
@@ -17,11 +19,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import ConfigError
+from ..claims import Claim, paired_below, spread
+from ..config import ConfigError, to_dict
+from ..plotting import figure_style, legend_below, titled
+from ..results import NotResults
 from ..schedules import Schedule
-from . import Experiment, get
+from ..stats import survivor_median as median
+from ..stats import survivor_values as final_values
+from . import Experiment, diag, relu
 
-BASES = ("diag_sgd", "relu_two_layer")
 # what each base's maps show, in order: (metric, title, log colour scale)
 MAPS = {
     "diag_sgd": (("test_loss", "test loss", True), ("l0_norm", r"$\ell_0$ of $\beta$ (lower is sparser)", False),
@@ -50,7 +56,20 @@ class PhaseConfig:
             raise ConfigError(f"fractions must lie in (0, 1), got {list(self.fractions)}")
         if not all(math.isfinite(v) and v > 0 for v in (*self.lrs, self.final_lr)):
             raise ConfigError(f"lrs and final_lr must be finite numbers > 0, got {list(self.lrs)}, {self.final_lr}")
-        self.base_config().validate()
+        cells = len(self.lrs) * len(self.fractions)
+        if cells > MAX_CELLS:  # counted before any cell's config is built
+            raise ConfigError(f"the grid has {len(self.lrs)} x {len(self.fractions)} = {cells:,} cells, more than "
+                              f"{MAX_CELLS:,}: a map that large takes days here; coarsen lrs or fractions")
+        self._base(self.cells()[:1]).validate()
+
+    def labels(self) -> list[str]:
+        return [_label(lr, f) for lr, f in self.cells()]
+
+    def memory(self, n_seeds: int) -> tuple[int, str]:
+        """The base experiment's first round with one run per cell, from the cost of one run and of two."""
+        one, two = (self._base(self.cells()[:1] * k).memory(n_seeds)[0] for k in (1, 2))
+        cells = len(self.lrs) * len(self.fractions)
+        return one + (cells - 1) * (two - one), "lrs, fractions, the base's iterations"
 
     def quick(self) -> "PhaseConfig":
         """Fewer iterations (the base's quick config) on the grid's corners and middle, for CI."""
@@ -63,41 +82,63 @@ class PhaseConfig:
         return [(lr, f) for lr in self.lrs for f in self.fractions]
 
     def base_config(self):
-        base = get(self.experiment).config
+        """The base experiment's config with one run per cell."""
+        return self._base(self.cells())
+
+    def _base(self, cells):
+        base = BASES[self.experiment].config
         base = base.quick() if self.quick_mode else base
         timing = "after" if self.experiment == "diag_sgd" else "before"  # as the base experiment divides
-        schedules = [Schedule(lr, ((f, lr / self.final_lr),), decay_timing=timing) for lr, f in self.cells()]
+        schedules = [Schedule(lr, ((f, lr / self.final_lr),), decay_timing=timing) for lr, f in cells]
         if self.experiment == "diag_sgd":
-            from .diag import DiagRun
-            runs = tuple(DiagRun(_label(lr, f), "sgd", s) for (lr, f), s in zip(self.cells(), schedules))
+            runs = tuple(diag.DiagRun(_key(lr, f), "sgd", s, _label(lr, f)) for (lr, f), s in zip(cells, schedules))
             extra = {}
         else:
-            from .relu import ReluRun
-            runs = tuple(ReluRun(_label(lr, f), s) for (lr, f), s in zip(self.cells(), schedules))
+            runs = tuple(relu.ReluRun(_key(lr, f), s, _label(lr, f)) for (lr, f), s in zip(cells, schedules))
             extra = {"neuron_movement": False}
         return dataclasses.replace(base, runs=runs, grid_early=0, grid_spaced=2, sharpness_points=0, **extra)
 
-    def trained_config(self, n_seeds: int):
-        """What one round trains (for the memory check): the base config with every cell, n_seeds each."""
-        return self.base_config(), n_seeds
+
+BASES = {"diag_sgd": diag.DIAG_SGD, "relu_two_layer": relu.RELU_TWO_LAYER}
+MAX_CELLS = 10_000
 
 
 def _label(lr: float, fraction: float) -> str:
     return f"η={lr:g}, f={fraction:g}"
 
 
+def _key(lr: float, fraction: float) -> str:
+    return f"eta{lr:g}_f{fraction:g}".replace(".", "p").replace("-", "m").replace("+", "")
+
+
 def run(config: PhaseConfig, n_seeds: int = 5, progress=None) -> dict:
     """Every cell of the grid, batched: the base experiment's run on the base config with one run per cell."""
-    config.validate()
-    base = get(config.experiment)
-    results = base.run(config.base_config(), n_seeds=n_seeds, progress=progress)
+    base_config = config.base_config()
+    results = BASES[config.experiment].run(base_config, n_seeds=n_seeds, progress=progress)
     for record, (lr, fraction) in zip(results["runs"], config.cells()):
         record["lr"], record["fraction"] = lr, fraction
     results.pop("data", None)  # the base figures' scatter of the training set: not drawn here
-    results["base_config"] = results.pop("config")  # "config" is the phase config (run_experiment sets it)
+    results["base_config"] = to_dict(base_config)
     results["phase"] = {"base": config.experiment, "lrs": list(config.lrs), "fractions": list(config.fractions),
                         "final_lr": config.final_lr, "maps": [list(m) for m in MAPS[config.experiment]]}
     return results
+
+
+def check(results: dict) -> None:
+    """The map's own fields, for `experiments.load`: the grid, and every cell on it."""
+    phase = results.get("phase")
+    if not isinstance(phase, dict):
+        raise NotResults("field 'phase' is missing or not an object")
+    for name in ("lrs", "fractions"):
+        values = phase.get(name)
+        if not isinstance(values, list) or not values or not all(isinstance(v, (int, float)) for v in values):
+            raise NotResults(f"field 'phase.{name}' must be a non-empty list of numbers")
+    if not isinstance(phase.get("maps"), list) or not isinstance(phase.get("final_lr"), (int, float)):
+        raise NotResults("field 'phase.maps' must be a list and 'phase.final_lr' a number")
+    for k, run in enumerate(results["runs"]):
+        if run.get("lr") not in phase["lrs"] or run.get("fraction") not in phase["fractions"]:
+            raise NotResults(f"field 'runs.{k}': its lr and fraction must be values of phase.lrs and "
+                             "phase.fractions")
 
 
 # ---- the maps, from a results dict alone
@@ -119,10 +160,7 @@ def divergence_fraction(results: dict) -> np.ndarray:
 
 def median_map(results: dict, metric: str) -> np.ndarray:
     """Median final `metric` over each cell's surviving seeds (NaN where none survived)."""
-    def median(run):
-        values = [s[metric] for s in run["final_per_seed"] if not s["diverged"] and s.get(metric) is not None]
-        return float(np.median(values)) if values else np.nan
-    return cell_grid(results, median)
+    return cell_grid(results, lambda run: median(run, metric))
 
 
 def boundary(lrs, fraction_diverged) -> float:
@@ -151,12 +189,19 @@ def boundaries(results: dict) -> np.ndarray:
     return np.array([boundary(results["phase"]["lrs"], fraction[:, j]) for j in range(fraction.shape[1])])
 
 
-def grid_description(results: dict) -> str:
+def runs_description(results: dict) -> str:
     """'η 0.05..0.32 (12) × f 0.05..0.9 (8), then η=0.05': the grid in one line."""
     phase = results["phase"]
     lrs, fractions = phase["lrs"], phase["fractions"]
     return (f"η {lrs[0]:g}..{lrs[-1]:g} ({len(lrs)}) × f {fractions[0]:g}..{fractions[-1]:g} ({len(fractions)}), "
             f"then η={phase['final_lr']:g}")
+
+
+def summary(results: dict) -> str:
+    """The map in one line: cells, seeds tried and diverged, where each metric is lowest, the boundary."""
+    tried = sum(run["seeds_tried"] for run in results["runs"])
+    diverged = sum(run["seeds_diverged"] for run in results["runs"])
+    return f"{len(results['runs'])} cells, {tried} seeds tried, {diverged} diverged; {headline(results)}"
 
 
 def headline(results: dict) -> str:
@@ -176,13 +221,187 @@ def headline(results: dict) -> str:
     return "; ".join(parts)
 
 
+# ---------------------------------------------------------------- figures
+
+NAMES = {"diag_sgd": "Diagonal nets (diag_sgd data)", "relu_two_layer": "Two-layer ReLU teacher-student (relu_two_layer data)"}
+
+
+def _number(value: float, log: bool) -> str:
+    if not np.isfinite(value):
+        return ""
+    if log:
+        return f"{value:.0e}".replace("e-0", "e-")
+    return f"{value:.0f}" if abs(value) >= 10 or float(value).is_integer() else f"{value:.2f}"
+
+
+def _panel(fig, ax, values, lrs, fractions, edge, title, log=False, vmin=None, vmax=None, cmap="viridis"):
+    from matplotlib.colors import LogNorm, Normalize
+
+    finite = values[np.isfinite(values)]
+    if log and finite.size and (finite > 0).all():
+        norm = LogNorm(vmin=finite.min(), vmax=finite.max())
+    else:
+        norm = Normalize(vmin=finite.min() if vmin is None and finite.size else vmin,
+                         vmax=finite.max() if vmax is None and finite.size else vmax)
+    ax.set_facecolor("0.8")  # cells without a surviving seed
+    mesh = ax.pcolormesh(np.ma.masked_invalid(values), cmap=cmap, norm=norm)
+    fig.colorbar(mesh, ax=ax, shrink=0.9)
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            text = _number(values[i, j], log)
+            if text:
+                shade = mesh.cmap(norm(values[i, j]))
+                dark = 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2] < 0.5
+                ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=5.5,
+                        color="white" if dark else "black")
+    # the boundary, in cell coordinates: eta -> row index by linear interpolation between grid rows
+    rows = np.interp(edge, lrs, np.arange(len(lrs))) + 0.5
+    columns = np.arange(len(fractions)) + 0.5
+    drawn = np.isfinite(edge)
+    ax.plot(columns[drawn], rows[drawn], color="red", lw=2, marker="o", ms=3, label="50% of seeds diverge")
+    ax.set_xticks(columns, [f"{f:g}" for f in fractions])
+    ax.set_yticks(np.arange(len(lrs)) + 0.5, [f"{lr:g}" for lr in lrs])
+    ax.set_xlabel("end of the large-step phase f")
+    ax.set_ylabel("initial step size η")
+    ax.set_title(title)
+    ax.grid(False)
+
+
+def figures(results: dict) -> dict:
+    """{experiment: figure}: one heat map per metric of the base, the divergence fraction, the boundary on each."""
+    import matplotlib.pyplot as plt
+
+    phase = results["phase"]
+    lrs, fractions = phase["lrs"], phase["fractions"]
+    edge = boundaries(results)
+    maps = phase["maps"]
+    with figure_style():
+        fig, axes = plt.subplots(2, 2, figsize=(13, 10.5), layout="constrained")
+        for ax, (metric, title, log) in zip(axes.flat, maps):
+            _panel(fig, ax, median_map(results, metric), lrs, fractions, edge, f"{title}, median over survivors",
+                   log=log)
+        _panel(fig, axes.flat[len(maps)], divergence_fraction(results), lrs, fractions, edge,
+               "fraction of the seeds tried that diverged", vmin=0, vmax=1, cmap="magma")
+        legend_below(fig, *axes.flat[0].get_legend_handles_labels())
+        n = results.get("n_seeds")
+        fig.suptitle(titled(results, f"{NAMES.get(phase['base'], phase['base'])}: step η until the fraction f of "
+                                     f"training, then η={phase['final_lr']:g}\n{n} surviving seeds asked for per "
+                                     "cell (at most 10x tried); statistics are conditioned on survival; grey: "
+                                     "no seed survived"), fontsize=11)
+    return {results["experiment"]: fig}
+
+
+# ---------------------------------------------------------------- claims
+
+def _cell(results: dict, lr: float, fraction: float) -> dict | None:
+    return next((r for r in results["runs"] if r["lr"] == lr and r["fraction"] == fraction), None)
+
+
+def _cells(check):
+    """check(results, run_a, run_b) for the cells a, b named by (eta, f); fails, saying so, when the grid lacks one."""
+    def wrapped(a, b):
+        def on(results, others):
+            ra, rb = _cell(results, *a), _cell(results, *b)
+            if ra is None or rb is None:
+                return False, f"the grid has no cell η={(a if ra is None else b)[0]:g}, f={(a if ra is None else b)[1]:g}"
+            return check(ra, rb)
+        return on
+    return wrapped
+
+
+def every_seed_at_least(metric: str, lr_max: float, low: str):
+    """Every surviving seed of every cell with eta <= lr_max ends with metric >= the config's field `low`."""
+    def check(results, others):
+        if low not in results.get("base_config", {}):
+            return False, f"the results record no base config {low!r} (made by an older version: rerun)"
+        bound = results["base_config"][low]
+        cells = [r for r in results["runs"] if r["lr"] <= lr_max]
+        values = np.concatenate([final_values(r, metric) for r in cells])
+        below = [r["label"] for r in cells if (final_values(r, metric) < bound).any()]
+        return (bool(values.size) and not below,
+                f"{len(cells)} cells, {values.size} surviving seeds, lowest {values.min():.4g} (d = {bound}); "
+                f"cells with a seed below: {below or 'none'}")
+    return check
+
+
+def cell_seeds_below(metric: str, a: tuple, b: tuple, fmt: str = ".3g"):
+    """Every surviving seed of cell a ends below every surviving seed of cell b."""
+    @_cells
+    def check(ra, rb):
+        va, vb = final_values(ra, metric), final_values(rb, metric)
+        holds = bool(va.size and vb.size and va.max() < vb.min())
+        return holds, f"{spread(ra, metric, fmt)} vs {spread(rb, metric, fmt)}"
+    return check(a, b)
+
+
+def cell_median_below(metric: str, a: tuple, b: tuple, fmt: str = ".3g"):
+    """Cell a's median is below cell b's (paired counts over the seeds that survived in both)."""
+    @_cells
+    def check(ra, rb):
+        k, n = paired_below(ra, rb, metric)
+        return (bool(median(ra, metric) < median(rb, metric)),
+                f"{spread(ra, metric, fmt)} vs {spread(rb, metric, fmt)}; paired seeds lower: {k}/{n}")
+    return check(a, b)
+
+
+def lowest_cell_past_boundary(metric: str):
+    """The cell with the lowest median lies at or above its column's 50%-divergence step size."""
+    def check(results, others):
+        values = median_map(results, metric)
+        i, j = np.unravel_index(np.nanargmin(values), values.shape)
+        lr, edge = results["phase"]["lrs"][i], boundaries(results)[j]
+        fraction = divergence_fraction(results)[i, j]
+        return (bool(np.isfinite(edge) and lr >= edge),
+                f"lowest median {values[i, j]:.3g} at η={lr:g}, f={results['phase']['fractions'][j]:g}, where "
+                f"{fraction:.0%} of the seeds tried diverged; that column's 50% boundary: η={edge:.3g}")
+    return check
+
+
+def boundary_spread(at_least: float | None = None, at_most: float | None = None):
+    """The boundary's step size at the smallest f minus at the largest f: >= at_least and/or <= at_most."""
+    def check(results, others):
+        edge = boundaries(results)
+        drop = edge[0] - edge[-1]
+        holds = bool(np.isfinite(drop) and (at_least is None or drop >= at_least) and (at_most is None or abs(drop) <= at_most))
+        return holds, "50%-divergence η per f: " + " / ".join(f"{e:.3g}" for e in edge)
+    return check
+
+
+CLAIMS_DIAG = [
+    Claim("no sparsity away from the edge: every surviving seed of every cell with η <= 0.26 keeps all d "
+          "coordinates (ℓ0 = d)", True, every_seed_at_least("l0_norm", 0.26, "d")),
+    Claim("along η = 0.28 a longer large-step phase is sparser: every surviving seed at f = 0.9 ends with a lower "
+          "ℓ0 than every surviving seed at f = 0.05", True, cell_seeds_below("l0_norm", (0.28, 0.9), (0.28, 0.05))),
+    Claim("the longer the large-step phase, the smaller the step that diverges: the 50%-divergence η at f = 0.05 "
+          "exceeds that at f = 0.9 by at least 0.01", True, boundary_spread(at_least=0.01)),
+    Claim("the sparsest cell (median ℓ0) lies at or past its column's 50%-divergence boundary", True,
+          lowest_cell_past_boundary("l0_norm")),
+    Claim("along η = 0.27 the test loss falls with the length of the large-step phase (median, f = 0.9 vs 0.05)",
+          False, cell_median_below("test_loss", (0.27, 0.9), (0.27, 0.05))),
+    Claim("along η = 0.28, where the sparsity gain is, the test loss also falls with f (median, f = 0.9 vs 0.05)",
+          False, cell_median_below("test_loss", (0.28, 0.9), (0.28, 0.05))),
+]
+
+CLAIMS_RELU = [
+    Claim("divergence is decided early: the 50%-divergence η is the same (within 0.01) for every f", True,
+          boundary_spread(at_most=0.01)),
+    Claim("larger steps give sparser features: every surviving seed at η = 0.46 ends sparser than every surviving "
+          "seed at η = 0.1 (f = 0.5)", True, cell_seeds_below("feature_sparsity", (0.46, 0.5), (0.1, 0.5))),
+    Claim("the sparsest cell (median feature sparsity) lies at or past the 50%-divergence boundary", True,
+          lowest_cell_past_boundary("feature_sparsity")),
+    Claim("below the boundary (η = 0.38) a longer large-step phase gives sparser features (median, f = 0.9 vs "
+          "0.02)", False, cell_median_below("feature_sparsity", (0.38, 0.9), (0.38, 0.02))),
+    Claim("below the boundary (η = 0.38) a longer large-step phase gives a lower test loss (median, f = 0.9 vs "
+          "0.02)", False, cell_median_below("test_loss", (0.38, 0.9), (0.38, 0.02))),
+    Claim("past the boundary (η = 0.46) a longer large-step phase gives sparser features (median, f = 0.9 vs 0.02)",
+          False, cell_median_below("feature_sparsity", (0.46, 0.9), (0.46, 0.02))),
+]
+
+
+# ---------------------------------------------------------------- the two maps
+
 def _config(experiment, lrs, fractions, final_lr):
     return PhaseConfig(experiment=experiment, lrs=tuple(lrs), fractions=tuple(fractions), final_lr=final_lr)
-
-
-def _figures(results):
-    from .phase_figures import figures
-    return figures(results)
 
 
 FRACTIONS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 0.9)
@@ -194,7 +413,8 @@ PHASE_DIAG = Experiment(
     config=_config("diag_sgd", (0.1, 0.15, 0.2, 0.24, 0.26, 0.27, 0.275, 0.28, 0.285, 0.29, 0.3, 0.32),
                    FRACTIONS, 0.1),
     run=run,
-    figures=_figures,
+    claims=tuple(CLAIMS_DIAG),
+    notebook="phase_diagrams.ipynb",
 )
 
 PHASE_RELU = Experiment(
@@ -204,5 +424,6 @@ PHASE_RELU = Experiment(
     config=_config("relu_two_layer", (0.1, 0.2, 0.3, 0.34, 0.36, 0.38, 0.39, 0.4, 0.41, 0.42, 0.44, 0.46, 0.5, 0.6),
                    (0.02, *FRACTIONS), 0.1),
     run=run,
-    figures=_figures,
+    claims=tuple(CLAIMS_RELU),
+    notebook="phase_diagrams.ipynb",
 )

@@ -1,9 +1,16 @@
 """ReLU nets: `relu_1d`, `relu_1d_overreg` (1-D regression), `relu_two_layer`, `relu_multi_layer` (teacher-student).
 
+The paper's claim: a longer large-step phase gives fewer distinct active neurons, a lower Jacobian rank, sparser
+features and (teacher-student) a lower test loss; in 1-D a simpler interpolant, and with a stronger warmup
+(`relu_1d_overreg`) over-regularization.  `python -m largestep reproduce relu_1d relu_1d_overreg relu_two_layer
+relu_multi_layer` (a few seconds each here, 5 seeds); narrated in fc_nets_1d_regression.ipynb,
+fc_nets_two_layer.ipynb and fc_nets_multi_layer.ipynb.
+
 One config class covers the four: the data (the 12 points of the 1-D regression, or a teacher on the unit
 sphere), the student (hidden widths, biases, initialization) and the runs (step-size schedules).  All
 runs and seeds of an experiment train as one batched program (`relu_nets.train`); metrics are recorded
-on the evaluation grid for every row that has not diverged.
+on the evaluation grid for every row that has not diverged.  Sections: config, run, figures, the experiments
+and their claims.
 """
 from __future__ import annotations
 
@@ -12,21 +19,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import metrics, relu_nets, sweep
-from ..config import ConfigError, to_dict
+from .. import metrics, relu_nets, seeds
+from ..claims import Claim, median_at_most, median_below, median_below_other, medians_below, medians_fall
+from ..config import ConfigError, check_keys, to_dict
 from ..data import Regression, relu_1d_points, teacher_student
+from ..plotting import (as_array, figure_style, legend_below, panels, plot_metric, recorded_curves, run_colors,
+                        run_label, sharpness_figure, survival_note, titled)
 from ..schedules import Schedule, Warmup
+from ..seeds import Batch, evaluation_grid, run_record, train_until_survivors
 from ..sharpness import relu_net_sharpness, sharpness_columns
 from ..streams import numpy_stream
-from ..sweep import Batch, evaluation_grid, run_record, train_until_survivors
 from . import Experiment
-from .relu_figures import figures
+
+# A seed "underfits" (stalls) when its final train loss stays above this (the 1-D labels' variance is ~1.4).
+UNDERFIT_LOSS = 0.01
 
 
 @dataclass(frozen=True)
 class ReluRun:
-    label: str  # "" = derived from the schedule, so that edits (--set) show in legends
+    key: str  # the run's name in claims ("small", "early", ...), whatever its schedule
     schedule: Schedule
+    label: str = ""  # "" = derived from the schedule, so that edits (--set) show in legends
 
     def name(self) -> str:
         return self.label or self.schedule.describe()
@@ -97,8 +110,7 @@ class ReluConfig:
             raise ConfigError(f"snapshot fractions must lie in [0, 1], got {list(self.snapshot_fractions)}")
         if self.neuron_movement and (self.d != 2 or len(self.widths) != 1):
             raise ConfigError("neuron_movement draws first-layer weights in the plane: needs d = 2 and one hidden layer")
-        if not self.runs:
-            raise ConfigError("runs must not be empty")
+        check_keys(self.runs)
         for run in self.runs:
             try:
                 run.schedule.validate()
@@ -109,6 +121,21 @@ class ReluConfig:
                     raise ConfigError(f"the warmup (until {warmup.until}) must end before the first decay")
             except ConfigError as err:
                 raise ConfigError(f"run {run.name()!r}: {err}") from None
+
+    def labels(self) -> list[str]:
+        return [run.name() for run in self.runs]
+
+    def memory(self, n_seeds: int) -> tuple[int, str]:
+        """A lower bound on the bytes of the first training round, and the fields that set it: per row (run x
+        seed) its step sizes and sample stream, curves, parameters, hidden features on the train and test sets,
+        and its per-example gradients on the Jacobian's points."""
+        rows, params = len(self.runs) * n_seeds, self.n_parameters()
+        points = self.rank_points or params
+        grid = self.grid_early + self.grid_spaced
+        per_row = 8 * (2 * self.iterations + 8 * grid + params * (2 + points)
+                       + (self.n + self.n_test) * sum(self.widths))
+        return 8 * (self.n + self.n_test) * self.d + rows * per_row, \
+            "widths, d, n, n_test, rank_points, iterations, grid sizes, runs"
 
     def n_parameters(self) -> int:
         sizes = [self.d, *self.widths, 1]
@@ -163,15 +190,7 @@ def feature_names(config: ReluConfig) -> list[str]:
 
 
 def run(config: ReluConfig, n_seeds: int = 5, progress=None) -> dict:
-    """Train every run of `config` (batched over runs and seeds) and return the results dict."""
-    config.validate()
-    # The metrics are many small LAPACK/torch calls (<= 300x300): one thread is fastest, and on a shared,
-    # busy machine multi-threaded ones (spinning OpenMP barriers) were 10-400x slower.
-    with metrics.single_threaded():
-        return _run(config, n_seeds, progress)
-
-
-def _run(config: ReluConfig, n_seeds: int, progress) -> dict:
+    """Train every run of `config` (batched over runs and seeds); the results' runs, seconds and data."""
     data = make_data(config)
     x_rank = rank_points(config, data)
     grid = evaluation_grid(config.iterations, config.grid_early, config.grid_spaced)
@@ -217,12 +236,11 @@ def _run(config: ReluConfig, n_seeds: int, progress) -> dict:
         return Batch(curves=curves, diverged=diverged, extras=extras, seconds=seconds)
 
     rows, seconds = train_until_survivors(train_batch, [True] * len(config.runs), n_seeds)
-    runs = [run_record(spec.name(), {
+    runs = [run_record(spec.key, spec.name(), {
         "schedule": to_dict(spec.schedule),
         "decay_iterations": spec.schedule.decay_iterations(config.iterations),
     }, run_rows, grid) for spec, run_rows in zip(config.runs, rows)]
-    results = {"config": to_dict(config), "n_seeds": n_seeds, "runs": runs, "seconds": seconds,
-               "n_parameters": config.n_parameters(),
+    results = {"runs": runs, "seconds": seconds, "n_parameters": config.n_parameters(),
                "data": {"x_train": data.x_train, "y_train": data.y_train}}
     if snapshot_its:
         results["snapshot_iterations"] = snapshot_its
@@ -241,7 +259,7 @@ def evaluate(config: ReluConfig, data: Regression, x_rank: np.ndarray, layers: l
     with np.errstate(over="ignore", invalid="ignore"):  # a diverged row's features: flagged below
         train_features = relu_nets.hidden_features(layers, data.x_train)
     train_loss = relu_nets.mse(layers, data.x_train, data.y_train, train_features)
-    diverged |= sweep.diverged(train_loss, sweep.FLOAT32_OVERFLOW)
+    diverged |= seeds.diverged(train_loss, seeds.FLOAT32_OVERFLOW)
     alive = np.flatnonzero(~diverged)
     rows = len(train_loss)
     values = {"train_loss": np.where(diverged, np.nan, train_loss)}
@@ -276,34 +294,232 @@ def _plot_inputs(data: Regression) -> np.ndarray:
     return np.linspace(lo - pad, hi + pad, 241)[:, None]
 
 
-# ---- the four experiments, with the paper's hyperparameters
+# ---------------------------------------------------------------- figures
 
-def _warmup_1d(fraction: float, factor: float, gain_per_unit: float) -> ReluRun:
+# What each of the paper's experiments shows, in words; the numbers come from the config.
+TAGLINES = {
+    "relu_1d": "short vs long large-step phase",
+    "relu_1d_overreg": "stronger warmup (over-regularization)",
+    "relu_two_layer": "large steps, decayed at different points",
+    "relu_multi_layer": "warmup, large steps, one decay",
+}
+_LAYERS = {2: "Two", 3: "Three", 4: "Four", 5: "Five"}
+
+
+def title(results: dict) -> str:
+    """'Two-layer ReLU net (width 100), 1-D regression on 12 points: <tagline>' from the results' config."""
+    cfg = results["config"]
+    widths = list(cfg["widths"])
+    layers = _LAYERS.get(len(widths) + 1, str(len(widths) + 1))
+    net = f"{layers}-layer ReLU net (width{'s' if len(widths) > 1 else ''} {', '.join(map(str, widths))})"
+    if cfg["task"] == "1d":
+        task = f"1-D regression on {cfg['n']} points"
+    else:
+        teacher = ", ".join(map(str, cfg["teacher_widths"]))
+        task = f"teacher-student, d={cfg['d']}, n={cfg['n']}, teacher widths {teacher}"
+    tagline = TAGLINES.get(results.get("experiment"))
+    return f"{net}, {task}" + (f": {tagline}" if tagline else "")
+
+
+def _legend_and_title(fig, axes, results, text, note=None):
+    """Legend below the panels and title above."""
+    legend_below(fig, *axes[0].get_legend_handles_labels())
+    note = survival_note(results) if note is None else note
+    fig.suptitle(titled(results, text) + ("\n" + note if note else ""), fontsize=11)
+
+
+def _seed_lines(ax, results, metric, log=False, title=None):
+    """Every surviving seed as a thin line (stalled seeds stay visible), the median bold."""
+    plot_metric(ax, results, metric, log=log, title=title)
+    for run, color in zip(results["runs"], run_colors(len(results["runs"]))):
+        values = np.atleast_2d(as_array(run["curves"].get(metric, [])))
+        for row in values if values.size else []:
+            ax.plot(run["curves"]["iteration"], row, color=color, lw=0.6, alpha=0.6)
+
+
+def _figures_1d(results: dict) -> dict:
+    import matplotlib.pyplot as plt
+
+    name = results["experiment"]
+    x_data = np.asarray(results["data"]["x_train"], float)[:, 0]
+    y_data = np.asarray(results["data"]["y_train"], float)
+    x_plot = np.asarray(results["snapshot_x"], float)
+    colors = run_colors(len(results["runs"]))
+    with figure_style():
+        fig, axes = plt.subplots(1, 4, figsize=(14.4, 3.7), layout="constrained")
+        _seed_lines(axes[0], results, "train_loss", log=True, title="train loss (each seed thin)")
+        ax = axes[1]
+        for run, color in zip(results["runs"], colors):
+            for s, snaps in enumerate(run.get("extras", {}).get("snapshots", [])):
+                ax.plot(x_plot, np.asarray(snaps, float)[-1], color=color, lw=1.4 if s == 0 else 0.6,
+                        alpha=1.0 if s == 0 else 0.4)
+        ax.scatter(x_data, y_data, color="k", zorder=5, s=14, label="data")
+        ax.set_ylim(y_data.min() - 2, y_data.max() + 2)
+        ax.set_title("final predictor (first seed bold)")
+        ax.set_xlabel("x")
+        plot_metric(axes[2], results, "jacobian_rank", title="Jacobian rank")
+        plot_metric(axes[3], results, "feature_sparsity", title="feature sparsity (lower is sparser)")
+        _legend_and_title(fig, axes, results, title(results))
+        figs = {name: fig}
+
+        iters = results["snapshot_iterations"]
+        snap, sax = plt.subplots(1, len(iters), figsize=(2.9 * len(iters), 3.4), layout="constrained")
+        sax = np.atleast_1d(sax)
+        for i, (ax, it) in enumerate(zip(sax, iters)):
+            for run, color in zip(results["runs"], colors):
+                for s, snaps in enumerate(run.get("extras", {}).get("snapshots", [])):
+                    ax.plot(x_plot, np.asarray(snaps, float)[i], color=color, lw=1.4 if s == 0 else 0.6,
+                            alpha=1.0 if s == 0 else 0.35, label=run_label(run) if s == 0 else None)
+            ax.scatter(x_data, y_data, color="k", zorder=5, s=10)
+            ax.set_title(f"iteration {it}")
+            ax.set_xlabel("x")
+            if it > 0:  # the initial predictors are far larger than the data: let that panel scale itself
+                ax.set_ylim(y_data.min() - 2, y_data.max() + 2)
+        _legend_and_title(snap, sax, results, title(results) + "\npredictors during training (first seed bold)",
+                          note="every surviving seed drawn; diverged seeds are not shown")
+        figs[f"{name}_snapshots"] = snap
+    return figs
+
+
+def _metric_panels(results: dict):
+    """Losses, Jacobian rank, feature sparsity of every recorded layer and the effective rank if recorded."""
+    recorded = recorded_curves(results)
+    layers = sorted((m for m in recorded if m.startswith("feature_sparsity_layer")),
+                    key=lambda m: int(m.removeprefix("feature_sparsity_layer")))
+    specs = [
+        {"metric": "train_loss", "log": True, "title": "train loss"},
+        {"metric": "test_loss", "log": True, "title": "test loss"},
+        {"metric": "jacobian_rank", "title": "Jacobian rank"},
+        *({"metric": m, "title": f"feature sparsity, layer {m.removeprefix('feature_sparsity_layer')} "
+                                 "(lower is sparser)"} for m in layers),
+        *([{"metric": "feature_sparsity", "title": "feature sparsity (lower is sparser)"}]
+          if "feature_sparsity" in recorded else []),
+        *([{"metric": "effective_rank", "title": "effective rank, last hidden layer"}]
+          if "effective_rank" in recorded else []),
+    ]
+    specs = [s for s in specs if s["metric"] in recorded]
+    return panels(results, specs, ncols=3 if len(specs) > 4 else None, suptitle=title(results))
+
+
+def _neurons(results: dict):
+    """First-layer weights in the plane, init -> end of training, one seed per run, teacher in black."""
+    import matplotlib.pyplot as plt
+
+    teacher = np.asarray(results["teacher_neurons"], float)
+    runs = results["runs"]
+    with figure_style():
+        fig, axes = plt.subplots(1, len(runs), figsize=(3.3 * len(runs), 4.2), squeeze=False,
+                                 layout="compressed")  # equal-aspect panels
+        # the same seed in every panel where possible: same initialization, same sampling stream
+        common = set.intersection(*(set(r["seeds"]) for r in runs)) if runs else set()
+        for ax, run, color in zip(axes[0], runs, run_colors(len(runs))):
+            extras = run.get("extras", {})
+            if not extras.get("first_layer_init"):
+                ax.set_title(f"{run['label']}\n(no surviving seed)", fontsize=9)
+                continue
+            seed = min(common) if common else run["seeds"][0]
+            k = run["seeds"].index(seed)
+            w0 = np.asarray(extras["first_layer_init"][k], float)
+            w1 = np.asarray(extras["first_layer_final"][k], float)
+            a = np.asarray(extras["output_weights_final"][k], float)
+            for t in teacher:
+                ax.plot([0, 1.6 * t[0]], [0, 1.6 * t[1]], color="k", lw=2, alpha=0.8)
+            ax.scatter(w0[:, 0], w0[:, 1], s=10, color="0.6", label="init")
+            ax.scatter(w1[:, 0], w1[:, 1], s=12 + 30 * np.abs(a) / max(np.abs(a).max(), 1e-12), color=color,
+                       label="final (size ~ |output weight|)")
+            # one collection of arrows per panel (an annotation each costs as much to draw as the rest)
+            ax.quiver(w0[:, 0], w0[:, 1], w1[:, 0] - w0[:, 0], w1[:, 1] - w0[:, 1], angles="xy",
+                      scale_units="xy", scale=1, color=color, alpha=0.6, width=0.004, headwidth=4,
+                      headlength=5, headaxislength=4.5, minlength=0)
+            lim = 1.1 * max(np.abs(np.concatenate([w0, w1])).max(), 1.6)
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+            ax.set_aspect("equal")
+            ax.set_title(f"{run['label']}\nseed {seed}", fontsize=9)
+        axes[0, 0].plot([], [], color="k", lw=2, label="teacher neurons")
+        axes[0, 0].legend(loc="lower left", fontsize=7)
+        fig.suptitle(titled(results, f"{title(results)}\nfirst-layer weights, init -> end of training "
+                                     "(one seed; teacher directions in black)"), fontsize=11)
+    return fig
+
+
+def figures(results: dict) -> dict:
+    """{file stem: figure}: the 1-D views when the results hold predictor snapshots, else the metric
+    panels, plus the first-layer picture when they hold the teacher's neurons."""
+    name = results["experiment"]
+    if "snapshot_x" in results:
+        return _figures_1d(results)
+    figs = {name: _metric_panels(results)}
+    if "teacher_neurons" in results:
+        figs[f"{name}_neurons"] = _neurons(results)
+    if "sharpness" in recorded_curves(results):
+        figs[f"{name}_sharpness"] = sharpness_figure(results)
+    return figs
+
+
+# ---------------------------------------------------------------- the four experiments and their claims
+
+
+def _relu_1d_claims(overreg: bool) -> tuple:
+    claims = [Claim(f"the {{long.at}} run ends with lower median {m} than the {{short.at}} run", True,
+                    median_below(m, "long", "short")) for m in ("jacobian_rank", "feature_sparsity")]
+    claims += [Claim(f"the {{{key}.at}} run fits the data (median train loss < {UNDERFIT_LOSS:g})", True,
+                     median_at_most("train_loss", key, UNDERFIT_LOSS)) for key in ("short", "long")]
+    if overreg:
+        claims.append(Claim("the overreg {long.at} run ends sparser (median) than relu_1d's", False,
+                            median_below_other("feature_sparsity", "long", "relu_1d", "long"), needs="relu_1d"))
+    return tuple(claims)
+
+
+def _teacher_student_claims(sparsity: list[str], rank_robust: bool) -> tuple:
+    large = ["early", "middle", "late"]
+    claims = []
+    for m in sparsity:
+        claims.append(Claim(f"every large-step run ends with lower median {m} than the small step", True,
+                            medians_below(m, large, "small")))
+        claims.append(Claim(f"the {{late.at}} run is sparser ({m}, median) than the {{early.at}} run", False,
+                            median_below(m, "late", "early")))
+    claims += [
+        Claim("every large-step run ends with lower median test loss than the small step", False,
+              medians_below("test_loss", large, "small")),
+        Claim("the Jacobian rank (median) is lower at {late.at} than for the small step", rank_robust,
+              median_below("jacobian_rank", "late", "small", ".0f")),
+        Claim("median test loss falls monotonically with the decay point ({early.at} > {middle.at} > {late.at})",
+              False, medians_fall("test_loss", large)),
+    ]
+    return tuple(claims)
+
+
+def _warmup_1d(key: str, fraction: float, factor: float, gain_per_unit: float) -> ReluRun:
     gain = gain_per_unit * fraction
-    return ReluRun("", Schedule(2e-4, ((fraction, factor),), Warmup("linear", until=fraction, gain=gain),
-                                "before"))
+    return ReluRun(key, Schedule(2e-4, ((fraction, factor),), Warmup("linear", until=fraction, gain=gain),
+                                 "before"))
 
 
 def _config_1d(gain_per_unit: float) -> ReluConfig:
     return ReluConfig(
         task="1d", widths=(100,), biases=True, init="1d", d=1, n=12,
         iterations=int(10 ** 4.5) + 1,
-        runs=(_warmup_1d(0.02, 2.5, gain_per_unit), _warmup_1d(0.5, 3.0, gain_per_unit)),
+        runs=(_warmup_1d("short", 0.02, 2.5, gain_per_unit), _warmup_1d("long", 0.5, 3.0, gain_per_unit)),
         corr_threshold=0.999, rank_points=300,
         snapshot_fractions=(0.0, 0.01, 0.02, 0.1, 0.5, 1.0),
     )
 
 
-def _run_multi(fraction: float, factor: float) -> ReluRun:
-    return ReluRun("", Schedule(0.04, ((fraction, factor),), Warmup("power", until=fraction, gain=5, power=0.5),
-                                "before"))
+def _run_multi(key: str, fraction: float, factor: float) -> ReluRun:
+    return ReluRun(key, Schedule(0.04, ((fraction, factor),), Warmup("power", until=fraction, gain=5, power=0.5),
+                                 "before"))
 
 
 RELU_1D = Experiment(name="relu_1d", title="Two-layer ReLU net, 1-D regression: short vs long large-step phase",
-                     config=_config_1d(400.0), run=run, figures=figures)
+                     config=_config_1d(400.0), run=run, claims=_relu_1d_claims(overreg=False),
+                     notebook="fc_nets_1d_regression.ipynb",
+                     headline=("jacobian_rank", "feature_sparsity", "train_loss"))
 RELU_1D_OVERREG = Experiment(name="relu_1d_overreg",
                              title="Two-layer ReLU net, 1-D regression, stronger warmup (over-regularization)",
-                             config=_config_1d(500.0), run=run, figures=figures)
+                             config=_config_1d(500.0), run=run, claims=_relu_1d_claims(overreg=True),
+                             notebook="fc_nets_1d_regression.ipynb",
+                             headline=("jacobian_rank", "feature_sparsity", "train_loss"))
 
 RELU_TWO_LAYER = Experiment(
     name="relu_two_layer",
@@ -313,16 +529,18 @@ RELU_TWO_LAYER = Experiment(
         output_init_scale=0.0, d=2, n=15, teacher_widths=(3,), teacher_biases=False, data_seed=0,
         iterations=int(10 ** 4.15) + 1,
         runs=(
-            ReluRun("", Schedule(0.13)),
-            ReluRun("", Schedule(0.455, ((0.1, 2.0),), decay_timing="before")),
-            ReluRun("", Schedule(0.455, ((0.3, 4.0),), decay_timing="before")),
-            ReluRun("", Schedule(0.455, ((0.5, 5.0),), decay_timing="before")),
+            ReluRun("small", Schedule(0.13)),
+            ReluRun("early", Schedule(0.455, ((0.1, 2.0),), decay_timing="before")),
+            ReluRun("middle", Schedule(0.455, ((0.3, 4.0),), decay_timing="before")),
+            ReluRun("late", Schedule(0.455, ((0.5, 5.0),), decay_timing="before")),
         ),
         neuron_movement=True,
         sharpness_points=40,
     ),
     run=run,
-    figures=figures,
+    claims=_teacher_student_claims(["feature_sparsity"], rank_robust=True),  # ranks apart: 10 [8, 11] vs 23 [20, 33]
+    notebook="fc_nets_two_layer.ipynb",
+    headline=("test_loss", "feature_sparsity", "jacobian_rank"),
 )
 
 RELU_MULTI_LAYER = Experiment(
@@ -333,12 +551,15 @@ RELU_MULTI_LAYER = Experiment(
         d=5, n=50, teacher_widths=(2, 2), teacher_biases=True, data_seed=5,
         iterations=10 ** 4 + 1,
         runs=(
-            ReluRun("", Schedule(0.011)),
-            _run_multi(0.1, 3.5),
-            _run_multi(0.3, 2.5),
-            _run_multi(0.5, 5.0),
+            ReluRun("small", Schedule(0.011)),
+            _run_multi("early", 0.1, 3.5),
+            _run_multi("middle", 0.3, 2.5),
+            _run_multi("late", 0.5, 5.0),
         ),
     ),
     run=run,
-    figures=figures,
+    # the multi-layer ranks overlap (105 [96, 144] vs 142 [129, 147]): reported, not robust
+    claims=_teacher_student_claims(["feature_sparsity_layer1", "feature_sparsity_layer2"], rank_robust=False),
+    notebook="fc_nets_multi_layer.ipynb",
+    headline=("test_loss", "feature_sparsity_layer1", "feature_sparsity_layer2"),
 )

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from largestep.results import save_json
-from largestep.sweep import (FLOAT32_OVERFLOW, Batch, divergence_note, diverged, evaluation_grid, march, run_record,
+from largestep.seeds import (FLOAT32_OVERFLOW, Batch, divergence_note, diverged, evaluation_grid, march, run_record,
                              train_until_survivors)
 
 
@@ -66,9 +66,9 @@ def test_run_record_statistics_are_over_survivors_only(tmp_path):
     log = []
     rows, _ = train_until_survivors(_fake_trainer(lambda r, s: s == 1, log), [True], n_seeds=2)
     grid = np.array([0, 5, 10])
-    rec = run_record("run", {"schedule": {"lr": 0.1}}, rows[0], grid)
+    rec = run_record("run", "run", {"schedule": {"lr": 0.1}}, rows[0], grid)
     assert rec["seeds"] == [0, 2] and rec["seeds_tried"] == 3 and rec["diverged_seeds"] == [1]
-    assert rec["final"]["loss"] == np.mean([0.000, 0.002])
+    assert rec["final_mean"]["loss"] == np.mean([0.000, 0.002])
     assert rec["curves"]["loss"].shape == (2, 3)
     assert rec["diverged"] is False
     path = save_json({"runs": [rec]}, tmp_path / "r.json")
@@ -78,33 +78,33 @@ def test_run_record_statistics_are_over_survivors_only(tmp_path):
     assert divergence_note(rec, 3) == "1 of 3 diverged; only 2 of the 3 seeds asked for survived"
 
 
-def test_progress_is_one_full_bar_per_training_batch():
+def test_progress_is_one_bar_per_experiment_that_ends_full_without_overshooting(recwarn):
     from largestep.experiments import get
-    from largestep.sweep import BatchProgress
+    from largestep.progress import ExperimentProgress
 
-    ends = []
+    updates = []
 
-    class Recording(BatchProgress):
-        def close(self):
-            if self.bar is not None:
-                ends.append((self.bar.n, self.bar.total, self.done, self.iterations))
-            super().close()
+    class Recording(ExperimentProgress):
+        def advance(self, iterations):
+            super().advance(iterations)
+            updates.append((self.bar.n, self.bar.total))
 
     exp = get("diag_gd")  # a GD program and an SGD program per round, SGD seeds redrawn in further rounds
     bar = Recording("diag_gd")
     exp.run(exp.config.quick(), n_seeds=2, progress=bar)
+    assert bar.rounds >= 2  # rounds add to one bar's total
+    assert all(n <= total for n, total in updates)  # never past its total: no clamping warning, no negative ETA
+    assert updates[-1][0] == pytest.approx(updates[-1][1])
     bar.close()
-    assert len(ends) >= 2
-    for n, total, done, iterations in ends:  # each bar ends exactly full: its total never grew
-        assert done == iterations and n == pytest.approx(total)
+    assert not [w for w in recwarn if "clamping" in str(w.message)]
 
 
 def test_progress_bar_shows_the_count_it_reached(capsys):
-    """What the user sees: each bar's last drawing counts all its iterations (the count is set before the redraw)."""
+    """What the user sees: the bar's last drawing counts all its iterations (the count is set before the redraw)."""
     from largestep.experiments import get
-    from largestep.sweep import BatchProgress
+    from largestep.progress import ExperimentProgress
 
-    class EveryRedraw(BatchProgress):  # tqdm skips redraws within 0.1 s: here each update redraws, as a slow run's
+    class EveryRedraw(ExperimentProgress):  # tqdm skips redraws within 0.1 s: here each redraws, as a slow run's
         def start_batch(self, *args, **kwargs):
             super().start_batch(*args, **kwargs)
             self.bar.mininterval, self.bar.miniters, self.bar.dynamic_miniters = 0, 0, False
@@ -114,9 +114,16 @@ def test_progress_bar_shows_the_count_it_reached(capsys):
     bar = EveryRedraw("diag_gd")
     exp.run(config, n_seeds=1, progress=bar)
     bar.close()
-    last = {}  # the last drawing of each batch's bar
-    for line in capsys.readouterr().err.replace("\n", "\r").split("\r"):
-        if " batch " in line:
-            last[line.split(":")[0]] = line
-    assert len(last) >= 2
-    assert all(f"{config.iterations:,}/{config.iterations:,} it" in line for line in last.values()), last
+    lines = [line for line in capsys.readouterr().err.replace("\n", "\r").split("\r") if line.startswith("diag_gd")]
+    assert lines and f"{config.iterations:,}/{config.iterations:,} it" in lines[-1], lines[-3:]
+
+
+def test_no_bar_when_turned_off_by_the_environment(monkeypatch, capsys):
+    from largestep.progress import PROGRESS_ENV, ExperimentProgress
+
+    monkeypatch.setenv(PROGRESS_ENV, "0")
+    bar = ExperimentProgress("x")
+    bar.start_batch(2, 10, 3)
+    bar.advance(10)
+    bar.close()
+    assert capsys.readouterr().err == ""

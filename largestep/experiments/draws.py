@@ -5,7 +5,9 @@ net, 5 for the multi-layer one) and one training seed.  This study reruns an exp
 several data draws (the paper's first, then further seeds drawn the same way), with many training seeds
 each, and evaluates the experiment's claims on every draw.  Only the final metrics matter here, so the
 runs record metrics at initialization and at the end alone (the training is unchanged by that: the same
-steps, split at fewer points).
+steps, split at fewer points).  `python -m largestep reproduce relu_two_layer_draws relu_multi_layer_draws`
+(seconds here, 10 surviving seeds per run and draw); narrated in fc_nets_two_layer.ipynb and
+fc_nets_multi_layer.ipynb.
 """
 from __future__ import annotations
 
@@ -15,67 +17,77 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import claims
-from ..plotting import figure_style, panel_layout, run_colors, titled
-from ..config import ConfigError
-from . import Experiment, get
-from . import relu
+from ..claims import Claim
+from ..config import ConfigError, to_dict
+from ..plotting import figure_style, legend_below, run_colors, titled
+from ..results import NotResults
+from . import Experiment, relu
 
 
 @dataclass(frozen=True)
 class DataDrawsConfig:
     experiment: str  # the teacher-student experiment whose schedules and claims are studied
     data_seeds: tuple[int, ...]  # the first is the paper's draw
-    seeds_per_run: int = 10  # surviving training seeds asked for per run and draw (the claims need many)
     quick_mode: bool = False  # the base experiment's quick() config (fewer iterations)
 
     def validate(self) -> None:
-        if self.experiment not in ("relu_two_layer", "relu_multi_layer"):
-            raise ConfigError(f"experiment must be 'relu_two_layer' or 'relu_multi_layer', got {self.experiment!r}")
+        if self.experiment not in BASES:
+            raise ConfigError(f"experiment must be one of {', '.join(BASES)}, got {self.experiment!r}")
         if not self.data_seeds or any(s < 0 for s in self.data_seeds):
             raise ConfigError(f"data_seeds must list seeds >= 0, got {list(self.data_seeds)}")
         if len(set(self.data_seeds)) != len(self.data_seeds):
             raise ConfigError(f"data_seeds must not repeat, got {list(self.data_seeds)}")
-        if self.seeds_per_run < 1:
-            raise ConfigError(f"seeds_per_run must be >= 1, got {self.seeds_per_run}")
-        self.base_config(self.data_seeds[0]).validate()
+        for data_seed in self.data_seeds:  # every draw, before any trains
+            try:
+                self.base_config(data_seed).validate()
+            except ConfigError as err:
+                raise ConfigError(f"data seed {data_seed}: {err}") from None
 
     def quick(self) -> "DataDrawsConfig":
-        return dataclasses.replace(self, quick_mode=True, seeds_per_run=min(self.seeds_per_run, 3))
+        return dataclasses.replace(self, quick_mode=True)
 
-    def trained_config(self, n_seeds: int):
-        """What one round trains (for the memory check): the first draw's config, seeds_per_run seeds."""
-        return self.base_config(self.data_seeds[0]), self.seeds_per_run
+    def labels(self) -> list[str]:
+        return self.base_config(self.data_seeds[0]).labels()
+
+    def memory(self, n_seeds: int) -> tuple[int, str]:
+        """One draw trains at a time: the base experiment's round."""
+        return self.base_config(self.data_seeds[0]).memory(n_seeds)
 
     def base_config(self, data_seed: int):
-        base = get(self.experiment).config
+        base = BASES[self.experiment].config
         base = base.quick() if self.quick_mode else base
         return dataclasses.replace(base, data_seed=data_seed, grid_early=0, grid_spaced=2)
 
 
-def run(config: DataDrawsConfig, n_seeds: int = 5, progress=None) -> dict:
-    """Every schedule of the base experiment on every data draw; `n_seeds` is not used (seeds_per_run is)."""
-    config.validate()
+BASES = {"relu_two_layer": relu.RELU_TWO_LAYER, "relu_multi_layer": relu.RELU_MULTI_LAYER}
+
+
+def run(config: DataDrawsConfig, n_seeds: int = 10, progress=None) -> dict:
+    """Every schedule of the base experiment on every data draw, n_seeds surviving seeds per run and draw."""
     runs, draws, seconds = [], [], {}
+    base = BASES[config.experiment]
     for data_seed in config.data_seeds:
-        results = relu.run(config.base_config(data_seed), n_seeds=config.seeds_per_run, progress=progress)
-        results["experiment"] = config.experiment
+        results = relu.run(config.base_config(data_seed), n_seeds=n_seeds, progress=progress)
+        results["config"] = to_dict(config.base_config(data_seed))
         for key, value in results["seconds"].items():
             seconds[key] = seconds.get(key, 0.0) + value
         for record in results["runs"]:
             record.pop("extras", None)  # first-layer weights etc.: the base experiment's figures show them
             runs.append({**record, "data_seed": data_seed, "schedule_label": record["label"],
                          "label": f"data {data_seed}: {record['label']}"})
-        draws.append(_draw_record(data_seed, data_seed == config.data_seeds[0], results))
-    return {"n_seeds": config.seeds_per_run, "runs": runs, "draws": draws, "seconds": seconds}
+        draws.append(_draw_record(data_seed, data_seed == config.data_seeds[0], results, base))
+    return {"runs": runs, "draws": draws, "seconds": seconds}
 
 
-def _draw_record(data_seed: int, paper: bool, results: dict) -> dict:
+FITS = f"every large-step run fits the training data (median train loss < {relu.UNDERFIT_LOSS:g})"
+
+
+def _draw_record(data_seed: int, paper: bool, results: dict, base: Experiment) -> dict:
     """The claims on one draw: holds (True/False), or None where a run they compare has no surviving seed."""
     testable = all(not run["diverged"] for run in results["runs"])
-    outcomes = [(v.claim.text, v.holds if testable else None, v.numbers) for v in claims.evaluate(results)]
-    train = [run["final_median"]["train_loss"] for run in results["runs"][1:]]
-    outcomes.append((f"every large-step run fits the training data (median train loss < {claims.UNDERFIT_LOSS:g})",
-                     bool(max(train) < claims.UNDERFIT_LOSS) if testable else None,
+    outcomes = [(v.text, v.holds if testable else None, v.numbers) for v in claims.evaluate(results, base.claims)]
+    train = [run["final_median"]["train_loss"] for run in results["runs"] if run["key"] != "small"]
+    outcomes.append((FITS, bool(max(train) < relu.UNDERFIT_LOSS) if testable else None,
                      "median train loss " + ", ".join(f"{v:.2g}" for v in train)))
     return {"data_seed": data_seed, "paper": paper, "testable": testable,
             "survivors": [run["seeds_tried"] - run["seeds_diverged"] for run in results["runs"]],
@@ -89,6 +101,15 @@ def claim_counts(results: dict) -> list[tuple[str, int, int]]:
     testable = sum(d["testable"] for d in draws)
     return [(first["claim"], sum(bool(d["claims"][k]["holds"]) for d in draws), testable)
             for k, first in enumerate(draws[0]["claims"])]
+
+
+def headline(results: dict) -> str:
+    """README's table row: on how many draws each claim holds."""
+    untestable = sum(not d["testable"] for d in results["draws"])
+    parts = [f"{holds} of {testable} draws: {claim}" for claim, holds, testable in claim_counts(results)]
+    if untestable:
+        parts.append(f"{untestable} of {len(results['draws'])} draws untestable (a run had no surviving seed)")
+    return "; ".join(parts)
 
 
 def claims_table(results: dict) -> str:
@@ -119,10 +140,10 @@ def figures(results: dict) -> dict:
     seeds = results["config"]["data_seeds"]
     schedules = list(dict.fromkeys(r["schedule_label"] for r in runs))
     colors = dict(zip(schedules, run_colors(len(schedules))))
-    metrics = ["test_loss"] + [m for m in runs[0]["final"] if m.startswith("feature_sparsity")]
+    metrics = ["test_loss"] + [m for m in runs[0]["final_median"] if m.startswith("feature_sparsity")]
     width = 0.8 / len(schedules)
     with figure_style():
-        fig, axes = plt.subplots(1, len(metrics) + 1, figsize=(4.2 * (len(metrics) + 1), 3.9), layout=panel_layout())
+        fig, axes = plt.subplots(1, len(metrics) + 1, figsize=(4.2 * (len(metrics) + 1), 3.9), layout="constrained")
         for ax, metric in zip(axes, metrics):
             for run in runs:
                 j = schedules.index(run["schedule_label"])
@@ -150,7 +171,7 @@ def figures(results: dict) -> dict:
             ax.set_xlabel("data seed")
         for label, color in colors.items():
             axes[0].plot([], [], color=color, lw=2, label=label)
-        fig.legend(loc="lower center", ncol=min(len(schedules), 4), frameon=False)
+        legend_below(fig, *axes[0].get_legend_handles_labels(), most=4)
         fig.suptitle(titled(results, f"{results['config']['experiment']}: every schedule on {len(seeds)} data draws "
                                      f"(data seed {seeds[0]} is the paper's)")
                      + f"\ndots: surviving seeds, bars: medians ({results['n_seeds']} survivors asked per run); "
@@ -158,12 +179,46 @@ def figures(results: dict) -> dict:
     return {name: fig}
 
 
+def _holds_on_every_draw(k: int):
+    """The k-th claim of the draws' records holds on every draw where it can be tested (and one can)."""
+    def check(results, others):
+        draws = results["draws"]
+        outcomes = [d["claims"][k]["holds"] for d in draws]
+        testable = [h for h in outcomes if h is not None]
+        cells = ", ".join(f"data {d['data_seed']}: {'untestable' if h is None else 'holds' if h else 'FAILS'}"
+                          for d, h in zip(draws, outcomes))
+        return bool(testable) and all(testable), f"{sum(testable)} of {len(testable)} testable draws ({cells})"
+    return check
+
+
+def draws_claims(base: Experiment) -> tuple:
+    """The base experiment's claims, each over every draw where it can be tested (robust where the base
+    claim is), and whether the large-step runs fit the data (reported: a draw can stall)."""
+    texts = [claim.text for claim in base.claims] + [FITS]
+    robust = [claim.robust for claim in base.claims] + [False]
+    return tuple(Claim(f"on every testable draw: {text}", r, _holds_on_every_draw(k))
+                 for k, (text, r) in enumerate(zip(texts, robust)))
+
+
+def check(results: dict) -> None:
+    """The study's own fields, for `experiments.load`."""
+    draws = results.get("draws")
+    if not isinstance(draws, list) or not draws or not all(
+            isinstance(d, dict) and isinstance(d.get("claims"), list) and "data_seed" in d and "testable" in d
+            for d in draws):
+        raise NotResults("field 'draws' must be a non-empty list of draw records (data_seed, testable, claims)")
+    if any(len(d["claims"]) != len(draws[0]["claims"]) for d in draws):
+        raise NotResults("field 'draws': every draw must record the same claims")
+
+
 RELU_TWO_LAYER_DRAWS = Experiment(
     name="relu_two_layer_draws",
     title="relu_two_layer's schedules and claims on 5 data draws (the paper's and 4 more)",
     config=DataDrawsConfig("relu_two_layer", data_seeds=(0, 1, 2, 3, 4)),
     run=run,
-    figures=figures,
+    claims=draws_claims(relu.RELU_TWO_LAYER),
+    notebook="fc_nets_two_layer.ipynb",
+    seeds=10,
 )
 
 RELU_MULTI_LAYER_DRAWS = Experiment(
@@ -171,5 +226,7 @@ RELU_MULTI_LAYER_DRAWS = Experiment(
     title="relu_multi_layer's schedules and claims on 5 data draws (the paper's and 4 more)",
     config=DataDrawsConfig("relu_multi_layer", data_seeds=(5, 6, 7, 8, 9)),
     run=run,
-    figures=figures,
+    claims=draws_claims(relu.RELU_MULTI_LAYER),
+    notebook="fc_nets_multi_layer.ipynb",
+    seeds=10,
 )

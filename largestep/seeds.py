@@ -1,10 +1,12 @@
-"""Seeds, the training loop, divergence and results records shared by every toy experiment.
+"""Seeds and survivors: the divergence rule, the training loop and the records shared by every experiment.
 
-A trainer advances its runs with `march`: train to the next stop, evaluate there, repeat.  An experiment supplies `train_batch(run_ids, seeds) -> Batch`: one batched program that trains row j
-as run `run_ids[j]` with training seed `seeds[j]` and reports its metrics on the evaluation grid.
-`train_until_survivors` calls it in rounds until every stochastic run has N surviving seeds
-(or 10*N tried): the divergence policy, and `run_record` turns the rows of one run
-into the results schema (statistics over surviving seeds only).
+Words: a *run* is one schedule (one step-size setting) of an experiment, trained over several training *seeds*;
+a *row* is one (run, seed) pair, one row of the batched arrays.  A trainer advances its rows with `march`:
+train to the next stop, evaluate there, repeat.  An experiment supplies `train_batch(run_ids, seeds) -> Batch`:
+one batched program that trains row j as run `run_ids[j]` with training seed `seeds[j]` and reports its
+metrics on the evaluation grid.  `train_until_survivors` calls it in rounds until every stochastic run has N
+surviving seeds (or 10*N tried), the divergence policy, and `run_record` turns the rows of one run into the
+results schema (statistics over surviving seeds only).
 """
 from __future__ import annotations
 
@@ -35,8 +37,8 @@ def march(stops: np.ndarray, iterations: int, rows: int, advance: Callable[[int,
     """Train to each stop in turn, then evaluate there: the loop of every toy trainer.
 
     advance(done, target) performs updates done..target-1 of all rows in place; on_stop(k) is called
-    after k updates for each k in `stops` (sorted, within [0, iterations]).  progress: a BatchProgress
-    (or None), one batch of `rows` rows advanced at each stop.  Floating-point overflow is silenced: a
+    after k updates for each k in `stops` (sorted, within [0, iterations]).  progress: the experiment's
+    `progress.ExperimentProgress` (or None), one round of `rows` rows advanced at each stop.  Floating-point overflow is silenced: a
     row that blows up turns inf/NaN and keeps running harmlessly (`diverged` tells).
     Returns wall seconds {"train": ..., "metrics": ...} (metrics = time spent in on_stop).
     """
@@ -203,59 +205,23 @@ def train_until_survivors(
     return [_kept_prefix(r, w) for r, w in zip(rows, want)], seconds
 
 
-class BatchProgress:
-    """One progress bar per training program (a batch of runs x seeds), restarted for each batch.
-
-    The number of batches is not known in advance (diverged seeds are replaced in further rounds), so no
-    bar claims a total for the experiment.  Within a batch, each stop on the evaluation grid counts one
-    unit for its evaluation and, in proportion, one more unit per (T / stops) iterations: the first stops
-    (one iteration and one evaluation each) and the later ones (hundreds of iterations) then weigh about
-    what they cost, so the ETA is sane from the start rather than reading hours while the dense early
-    grid is evaluated.
-    """
-
-    def __init__(self, name: str, enabled: bool = True):
-        self.name, self.enabled, self.batches = name, enabled, 0
-        self.bar = None
-
-    def start_batch(self, rows: int, iterations: int, stops: int, unit: str = "it") -> None:
-        from tqdm.auto import tqdm
-
-        self.close()
-        self.batches += 1
-        self.rows, self.iterations, self.stops, self.done, self.unit = rows, iterations, max(stops, 1), 0, unit
-        self.bar = tqdm(total=2 * self.stops, desc=f"{self.name} batch {self.batches} ({rows} runs x seeds)",
-                        disable=not self.enabled, leave=False,
-                        bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]")
-        self._show()
-
-    def advance(self, iterations: int) -> None:
-        """One stop on the grid reached, after `iterations` more updates."""
-        self.done += iterations
-        self._show()  # before update(), which redraws: else the bar ends at 100% showing the count before last
-        self.bar.update(1 + iterations * self.stops / max(self.iterations, 1))
-
-    def _show(self) -> None:
-        self.bar.set_postfix_str(f"{self.done:,}/{self.iterations:,} {self.unit}", refresh=False)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
 def _stack(rows: list[SeedRow], metric: str) -> np.ndarray:
     return np.stack([r.curves[metric] for r in rows]) if rows else np.zeros((0, 0))
 
 
-def run_record(label: str, spec: dict, rows: list[SeedRow], grid: np.ndarray,
+def run_record(key: str, label: str, spec: dict, rows: list[SeedRow], grid: np.ndarray,
                deterministic: bool = False) -> dict:
-    """One run's entry of the results schema; statistics are over surviving seeds only."""
+    """One run's entry of the results schema; statistics are over surviving seeds only (`stats`).
+
+    key: the run's name in claims (stable whatever its schedule); label: what legends and tables show.
+    """
+    from .stats import survivor_mean, survivor_median
+
     survivors = [r for r in rows if not r.diverged]
     diverged = [r for r in rows if r.diverged]
     metrics = list(rows[0].curves) if rows else []
-    finals = list(rows[0].final) if rows else []
     record = {
+        "key": key,
         "label": label,
         **spec,
         "deterministic": deterministic,
@@ -264,28 +230,33 @@ def run_record(label: str, spec: dict, rows: list[SeedRow], grid: np.ndarray,
         "seeds_diverged": len(diverged),
         "diverged_seeds": [r.seed for r in diverged],
         "diverged": not survivors,
-        "final": {k: float(np.mean([r.final[k] for r in survivors])) if survivors else math.nan
-                  for k in finals},
-        "final_median": {k: float(np.median([r.final[k] for r in survivors])) if survivors else math.nan
-                         for k in finals},
         "final_per_seed": [{"seed": r.seed, "diverged": r.diverged, **r.final} for r in rows],
         "curves": {"iteration": grid, **{m: _stack(survivors, m) for m in metrics}},
         "curves_diverged": {m: _stack(diverged, m) for m in metrics},
     }
+    finals = list(rows[0].final) if rows else []
+    record["final_median"] = {k: survivor_median(record, k) for k in finals}
+    record["final_mean"] = {k: survivor_mean(record, k) for k in finals}
     extras = {k: [r.extras[k] for r in survivors] for k in (rows[0].extras if rows else {})}
     if extras:
         record["extras"] = extras
     return record
 
 
-def divergence_note(run: dict, n_seeds: int | None = None) -> str:
-    """'k of m diverged' for legends and summaries (survival conditioning is part of the result).
+def divergence_note(run: dict, n_seeds: int | None = None, interval: bool = False) -> str:
+    """'k of m diverged' for legends and summaries (survival conditioning is part of the result); with
+    interval=True its 95% interval too (`stats.rate_text`).
 
     With n_seeds (the survivors asked for), says so when fewer survived.
     """
+    from .stats import rate_text
+
     if run.get("deterministic"):
         return "diverged" if run["diverged"] else "deterministic"
-    note = f"{run['seeds_diverged']} of {run['seeds_tried']} diverged"
+    if interval:
+        note = rate_text(run["seeds_diverged"], run["seeds_tried"], "diverged")
+    else:
+        note = f"{run['seeds_diverged']} of {run['seeds_tried']} diverged"
     survivors = run["seeds_tried"] - run["seeds_diverged"]
     if n_seeds is not None and survivors < n_seeds:
         note += f"; only {survivors} of the {n_seeds} seeds asked for survived"
