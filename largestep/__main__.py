@@ -341,6 +341,10 @@ def draw(args) -> int:
             written = experiments.save(results, out, with_json=False)
         except OSError as err:
             raise UsageError(cannot_write(f"{results['experiment']}'s figures", err, out)) from None
+        except (ValueError, TypeError, ArithmeticError) as err:  # values the schema admits but no axis can show
+            raise UsageError(f"{path}: its figures cannot be drawn from the values it holds ({type(err).__name__}: "
+                             f"{str(err).splitlines()[0][:200] if str(err) else 'no detail'}); nothing was "
+                             "written") from None
         skipped = "" if "surface" not in results or results.get("animation", {}).get("trajectories") else \
             " (animation skipped: the file holds no animation trajectories)"
         print(f"{path}: wrote {', '.join(map(str, written))}{skipped}")

@@ -62,7 +62,8 @@ class _RunWords:
         lr = schedule.get("lr", run.get("lr"))
         self.lr = f"{lr:g}" if isinstance(lr, (int, float)) else "?"
         decays = schedule.get("decays") or []
-        self.at = f"{decays[0][0]:.0%}" if decays else "no decay"
+        first = decays[0][0] if decays and isinstance(decays[0], list) and decays[0] else None
+        self.at = f"{first:.0%}" if isinstance(first, (int, float)) else "no decay"
 
 
 class _Runs(dict):

@@ -34,11 +34,11 @@ def check_keys(runs) -> None:
         raise ConfigError(f"run keys must be distinct, got {repeated[0]!r} twice")
 
 
-def _build(tp, value, path="config"):
+def _build(tp, value, path="config", strict=False):
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return None if value is None else _build(args[0], value, path)
+        return None if value is None else _build(args[0], value, path, strict)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected an object ({tp.__name__}), got {value!r}")
@@ -47,20 +47,20 @@ def _build(tp, value, path="config"):
         unknown = set(value) - names
         if unknown:
             raise ConfigError(f"{path}: unknown field(s) {sorted(unknown)} for {tp.__name__}")
-        required = {f.name for f in dataclasses.fields(tp)
-                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+        required = names if strict else {f.name for f in dataclasses.fields(tp)
+                                         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
         if required - set(value):
             raise ConfigError(f"{path}: missing field(s) {sorted(required - set(value))} for {tp.__name__}")
-        return tp(**{k: _build(hints[k], v, k if path == "config" else f"{path}.{k}") for k, v in value.items()})
+        return tp(**{k: _build(hints[k], v, f"{path}.{k}", strict) for k, v in value.items()})
     if origin is tuple:
         args = typing.get_args(tp)
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{path}: expected a list, got {value!r}")
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_build(args[0], v, f"{path}.{i}") for i, v in enumerate(value))
+            return tuple(_build(args[0], v, f"{path}.{i}", strict) for i, v in enumerate(value))
         if len(args) != len(value):
             raise ConfigError(f"{path}: expected {len(args)} entries, got {value!r}")
-        return tuple(_build(a, v, f"{path}.{i}") for i, (a, v) in enumerate(zip(args, value)))
+        return tuple(_build(a, v, f"{path}.{i}", strict) for i, (a, v) in enumerate(zip(args, value)))
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{path}: expected a number, got {value!r}")
@@ -76,10 +76,16 @@ def _build(tp, value, path="config"):
     return value
 
 
-def from_dict(cls, data: dict):
-    """The dataclass `cls` rebuilt from its dict form, each value's type checked (ConfigError naming the field);
-    not validated as a whole (`experiments.plan` does that, once)."""
-    return _build(cls, data)
+def from_dict(cls, data: dict, path: str = "config", strict: bool = False):
+    """The dataclass `cls` rebuilt from its dict form, each value's type checked (ConfigError naming the field,
+    under `path`; strict: every field present, defaults included, as in a file we wrote); not validated as a
+    whole (`experiments.plan` does that, once)."""
+    return _build(cls, data, path, strict)
+
+
+def _relative(err: ConfigError) -> ConfigError:
+    """An override's error names the field as --set does ('iterations', not 'config.iterations')."""
+    return ConfigError(str(err).removeprefix("config."))
 
 
 def apply_overrides(cfg, overrides: list[str]):
@@ -105,7 +111,10 @@ def apply_overrides(cfg, overrides: list[str]):
             node[last] = value
         else:
             raise ConfigError(f"{type(cfg).__name__} has no field {path!r}")
-    return from_dict(type(cfg), tree)
+    try:
+        return from_dict(type(cfg), tree)
+    except ConfigError as err:
+        raise _relative(err) from None
 
 
 def has_field(cfg, path: str) -> bool:

@@ -118,28 +118,52 @@ def legend_below(fig, handles, labels, most: int = 3) -> None:
 
 
 def plot_metric(ax, results: dict, metric: str, *, log: bool = False, title: str | None = None,
-                ylim=None, decay_lines: bool = True, legend: bool = False) -> None:
+                ylim=None, zoom_after: float | None = None, styles: dict | None = None, decay_lines: bool = True,
+                legend: bool = False) -> None:
     """Median over surviving seeds (line) and their interquartile range (band) of `metric`, one colour per
-    run; a mean would follow the worst seed on a log axis.  Decays are marked by a triangle on the top edge,
-    so that they cannot be mistaken for a curve falling vertically."""
-    colors = run_colors(len(results["runs"]))
-    drawn = []
-    for run, color in zip(results["runs"], colors):
+    run; a mean would follow the worst seed on a log axis.
+
+    Runs that share their start (one step size, decayed at different points) draw the same curve until their
+    decays: the run listed first is drawn on top, so each shows until it leaves the others.  Decays are
+    marked by a triangle on the top edge (not mistaken for a curve falling vertically), side by side where
+    several runs decay at the same iteration.  zoom_after: the y range fits the curves after that fraction of
+    training (the first evaluations can dwarf the rest); styles: run key -> line style.
+    """
+    import matplotlib.transforms as transforms
+
+    runs = results["runs"]
+    colors = run_colors(len(runs))
+    drawn, later = [], []
+    for index, (run, color) in enumerate(zip(runs, colors)):
         iteration = np.asarray(run["curves"]["iteration"], dtype=float)
         values = as_array(run["curves"].get(metric, []))
         drawn.append(values[np.isfinite(values)])
+        style = {"color": color, "zorder": 2 + (len(runs) - index) / len(runs),
+                 "ls": (styles or {}).get(run.get("key"), "-")}
         if values.size:
             values = np.atleast_2d(values)
-            ax.plot(iteration, np.nanmedian(values, 0), color=color, lw=1.5, label=run_label(run))
+            median = np.nanmedian(values, 0) if np.isfinite(values).any() else np.full(values.shape[1], np.nan)
+            ax.plot(iteration, median, lw=1.5, label=run_label(run), **style)
             if len(values) > 1:
                 low, high = nan_percentiles(values, [25, 75])
                 ax.fill_between(iteration, low, high, color=color, alpha=0.2, lw=0)
+            if zoom_after is not None:
+                late = iteration >= zoom_after * iteration[-1]
+                later.append(np.concatenate([median[late], *nan_percentiles(values[:, late], [25, 75])])
+                             if len(values) > 1 else median[late])
         else:
-            ax.plot([], [], color=color, label=run_label(run))
-        if decay_lines:
+            ax.plot([], [], label=run_label(run), **style)
+    if decay_lines:
+        at = {}
+        for run, color in zip(runs, colors):
             for it in run.get("decay_iterations", []):
+                at.setdefault(it, []).append(color)
+        for it, shared in at.items():
+            for j, color in enumerate(shared):
+                shift = transforms.offset_copy(ax.get_xaxis_transform(), fig=ax.figure,
+                                               x=8 * (j - (len(shared) - 1) / 2), y=0, units="points")
                 ax.plot(it, 1.0, "v", color=color, ms=7, mec="white", mew=0.5, clip_on=False, zorder=5,
-                        transform=ax.get_xaxis_transform())
+                        transform=shift)
     drawn = np.concatenate(drawn) if drawn else np.zeros(0)
     if not drawn.size:  # every run diverged: an empty panel that says so (a log axis would fail to draw)
         ax.text(0.5, 0.5, "no surviving run", transform=ax.transAxes, ha="center", va="center", color="0.4")
@@ -147,6 +171,13 @@ def plot_metric(ax, results: dict, metric: str, *, log: bool = False, title: str
         ax.set_yscale("log")
     if ylim is not None:
         ax.set_ylim(*ylim)
+    elif later:
+        values = np.concatenate(later)
+        values = values[np.isfinite(values)]
+        if values.size:
+            low, high = values.min(), values.max()
+            pad = 0.08 * (high - low or abs(high) or 1.0)
+            ax.set_ylim(low - pad, high + pad)
     iteration_axis(ax)
     ax.set_title(title or metric.replace("_", " "))
     if legend:

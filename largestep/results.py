@@ -69,7 +69,8 @@ def atomic_target(path: str | os.PathLike):
     """Yield a temporary file's path beside `path`, renamed into place when the block ends; removed instead
     when it raises (or is interrupted), so `path` is never seen half-written."""
     path = Path(path)
-    if path.is_file() and not os.access(path, os.W_OK):  # replacing it would drop its read-only mode unasked
+    # replacing a read-only file would drop its mode unasked (root may write anything: the mode bits tell)
+    if path.is_file() and (not os.access(path, os.W_OK) or not os.stat(path).st_mode & 0o222):
         raise PermissionError(errno.EACCES, "the file is read-only (make it writable, or write elsewhere)", str(path))
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
     try:
@@ -277,12 +278,12 @@ def load_results(path, families=None) -> dict:
 NUMBER = (int, float)
 
 
-def _fail(field: str, want: str, got) -> NotResults:
+def fail(field: str, want: str, got) -> NotResults:
     shown = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
     return NotResults(f"field '{field}' must be {want}, got {shown[:80]}")
 
 
-def _require(record: dict, field: str, kind, want: str, where: str = ""):
+def require(record: dict, field: str, kind, want: str, where: str = ""):
     """record[field], checked to be of `kind`; NotResults naming the field otherwise."""
     name = f"{where}.{field}" if where else field
     if field not in record:
@@ -290,19 +291,41 @@ def _require(record: dict, field: str, kind, want: str, where: str = ""):
     value = record[field]
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool) and bool not in (
             kind if isinstance(kind, tuple) else (kind,))):
-        raise _fail(name, want, value)
+        raise fail(name, want, value)
     return value
 
 
-def _numbers(values, field: str, depth: int) -> None:
-    """A list (depth 1) or list of lists (depth 2) of numbers and nulls."""
+def require_numbers(values, field: str, depth: int, finite: bool = False) -> None:
+    """A list (depth 1) or list of lists (depth 2) of numbers and nulls (finite=True: finite numbers only)."""
     if not isinstance(values, list):
-        raise _fail(field, "a list" + (" of lists" if depth == 2 else "") + " of numbers", values)
+        raise fail(field, "a list" + (" of lists" if depth == 2 else "") + " of numbers", values)
     for k, v in enumerate(values):
         if depth == 2:
-            _numbers(v, f"{field}.{k}", 1)
-        elif v is not None and (not isinstance(v, NUMBER) or isinstance(v, bool)):
-            raise _fail(f"{field}.{k}", "a number or null", v)
+            require_numbers(v, f"{field}.{k}", 1, finite)
+        elif (v is not None or finite) and (not isinstance(v, NUMBER) or isinstance(v, bool)
+                                            or (finite and not math.isfinite(v))):
+            raise fail(f"{field}.{k}", "a finite number" if finite else "a number or null", v)
+
+
+def require_grid(values, field: str, rows: int, columns: int, finite: bool = False) -> None:
+    """A rows x columns list of lists of numbers (a surface, snapshots)."""
+    require_numbers(values, field, 2, finite)
+    if len(values) != rows or any(len(row) != columns for row in values):
+        raise NotResults(f"field '{field}' must be {rows} x {columns} numbers")
+
+
+def require_config(record: dict, cls, field: str = "config", where: str = ""):
+    """record[field] rebuilt as the config dataclass `cls`, every field's type checked; NotResults naming the
+    field otherwise (figures and claims read a results file's config)."""
+    from .config import ConfigError, from_dict
+
+    name = f"{where}.{field}" if where else field
+    if not isinstance(record.get(field), dict):
+        raise fail(name, "an object", record.get(field))
+    try:
+        return from_dict(cls, record[field], name, strict=True)
+    except ConfigError as err:
+        raise NotResults(f"field {err}") from None
 
 
 def check_schema(results, families=None) -> None:
@@ -315,67 +338,73 @@ def check_schema(results, families=None) -> None:
     if not is_plain_name(results["experiment"]):  # it names the figures' files: it must not be a path
         raise NotResults("field 'experiment' must be a plain name (letters, digits, '_', '-', '.'; not starting "
                          f"with '.'), got {results['experiment']!r}")
-    family = _require(results, "family", str, "a string (made by an older version? rerun it)")
+    family = require(results, "family", str, "a string (made by an older version? rerun it)")
     if families is not None and family not in families:
         raise NotResults(f"field 'family' must be one of {', '.join(families)}, got {family!r}")
-    _require(results, "config", dict, "an object")
+    require(results, "config", dict, "an object")
     if not isinstance(results.get("quick", False), bool):
-        raise _fail("quick", "true or false", results["quick"])
-    n_seeds = _require(results, "n_seeds", int, "a whole number")
+        raise fail("quick", "true or false", results["quick"])
+    n_seeds = require(results, "n_seeds", int, "a whole number")
     if n_seeds < 0:
-        raise _fail("n_seeds", "a whole number >= 0", n_seeds)
+        raise fail("n_seeds", "a whole number >= 0", n_seeds)
     for name in ("seconds", "provenance"):
         if name in results and not isinstance(results[name], dict):
-            raise _fail(name, "an object", results[name])
+            raise fail(name, "an object", results[name])
     for name, value in results.get("seconds", {}).items():
         if not isinstance(value, NUMBER):
-            raise _fail(f"seconds.{name}", "a number", value)
-    runs = _require(results, "runs", list, "a list of runs")
+            raise fail(f"seconds.{name}", "a number", value)
+    runs = require(results, "runs", list, "a list of runs")
     for k, run in enumerate(runs):
         where = f"runs.{k}"
         if not isinstance(run, dict):
-            raise _fail(where, "an object", run)
-        _require(run, "key", str, "a string", where)
-        _require(run, "label", str, "a string", where)
-        tried = _require(run, "seeds_tried", int, "a whole number", where)
-        lost = _require(run, "seeds_diverged", int, "a whole number", where)
+            raise fail(where, "an object", run)
+        require(run, "key", str, "a string", where)
+        require(run, "label", str, "a string", where)
+        tried = require(run, "seeds_tried", int, "a whole number", where)
+        lost = require(run, "seeds_diverged", int, "a whole number", where)
         if not 0 <= lost <= tried:
             raise NotResults(f"field '{where}.seeds_diverged' must lie in [0, seeds_tried = {tried}], got {lost}")
-        _require(run, "diverged", bool, "true or false", where)
-        _require(run, "deterministic", bool, "true or false", where)
+        require(run, "diverged", bool, "true or false", where)
+        require(run, "deterministic", bool, "true or false", where)
         for name in ("seeds", "diverged_seeds"):
-            seeds = _require(run, name, list, "a list of seeds", where)
+            seeds = require(run, name, list, "a list of seeds", where)
             if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-                raise _fail(f"{where}.{name}", "a list of whole numbers", seeds)
-        per_seed = _require(run, "final_per_seed", list, "a list of per-seed records", where)
+                raise fail(f"{where}.{name}", "a list of whole numbers", seeds)
+        per_seed = require(run, "final_per_seed", list, "a list of per-seed records", where)
+        finals = require(run, "final_median", dict, "an object of numbers", where)
         for j, entry in enumerate(per_seed):
             at = f"{where}.final_per_seed.{j}"
             if not isinstance(entry, dict):
-                raise _fail(at, "an object", entry)
-            _require(entry, "seed", int, "a whole number", at)
-            _require(entry, "diverged", bool, "true or false", at)
+                raise fail(at, "an object", entry)
+            require(entry, "seed", int, "a whole number", at)
+            require(entry, "diverged", bool, "true or false", at)
+            missing = set(finals) - set(entry)
+            if missing:  # every seed records every final metric the run has (null where not measured)
+                raise NotResults(f"field '{at}.{sorted(missing)[0]}' is missing")
             for name, value in entry.items():
                 if name not in ("seed", "diverged") and value is not None and (
                         not isinstance(value, NUMBER) or isinstance(value, bool)):
-                    raise _fail(f"{at}.{name}", "a number or null", value)
-        finals = _require(run, "final_median", dict, "an object of numbers", where)
+                    raise fail(f"{at}.{name}", "a number or null", value)
         for name, value in finals.items():
             if value is not None and not isinstance(value, NUMBER):
-                raise _fail(f"{where}.final_median.{name}", "a number or null", value)
-        curves = _require(run, "curves", dict, "an object of curves", where)
-        grid = _require(curves, "iteration", list, "a list of iterations", f"{where}.curves")
-        _numbers(grid, f"{where}.curves.iteration", 1)
+                raise fail(f"{where}.final_median.{name}", "a number or null", value)
+        curves = require(run, "curves", dict, "an object of curves", where)
+        grid = require(curves, "iteration", list, "a list of iterations", f"{where}.curves")
+        require_numbers(grid, f"{where}.curves.iteration", 1)
         for name, values in curves.items():
             if name != "iteration":
-                _numbers(values, f"{where}.curves.{name}", 2)
+                require_numbers(values, f"{where}.curves.{name}", 2)
                 if any(len(row) != len(grid) for row in values):
                     raise NotResults(f"field '{where}.curves.{name}' must hold one value per iteration of "
                                      f"'{where}.curves.iteration' ({len(grid)})")
-        for name, values in _require(run, "curves_diverged", dict, "an object of curves", where).items():
-            _numbers(values, f"{where}.curves_diverged.{name}", 2)
+        for name, values in require(run, "curves_diverged", dict, "an object of curves", where).items():
+            require_numbers(values, f"{where}.curves_diverged.{name}", 2)
+            if any(len(row) != len(grid) for row in values):
+                raise NotResults(f"field '{where}.curves_diverged.{name}' must hold one value per iteration of "
+                                 f"'{where}.curves.iteration' ({len(grid)})")
         for name in ("decay_iterations",):
             if name in run:
-                _numbers(run[name], f"{where}.{name}", 1)
+                require_numbers(run[name], f"{where}.{name}", 1)
 
 
 def save_figure(fig, path, **kwargs) -> Path:

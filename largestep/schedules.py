@@ -129,11 +129,14 @@ class Schedule:
         return float(eta) if eta.ndim == 0 else eta
 
     def describe(self) -> str:
+        """'η=0.0002, warmed up (linear) to 0.0016 by 2%, ÷2.5 at 2%': a legend's words for the schedule,
+        the step a warmup reaches included (what the large-step phase runs at)."""
         parts = [f"η={self.lr:g}"]
         if self.warmup is not None:
             w = self.warmup
-            power = f", power {w.power:g}" if w.kind == "power" else ""
-            parts.append(f"{w.kind} warmup (gain {w.gain:g}{power}) until {w.until:.0%}")
+            peak = self.lr * float(w.factor(np.float64(w.until)))
+            kind = f"power {w.power:g}" if w.kind == "power" else w.kind
+            parts.append(f"warmed up ({kind}) to {peak:.3g} by {w.until:.0%}")
         if self.cosine:
             parts.append("cosine")
         parts += [f"÷{k:.3g} at {f:.0%}" for f, k in self.decays]

@@ -63,10 +63,13 @@ def test_bounds_from_the_config_and_all_diverged():
 
 
 def _diag_gd_record(sgd_l0):
+    config = get("diag_gd").config
     runs = [records.run(key, [v], "l0_norm", deterministic=True, test_loss=[0.2 + 0.1 * (key != "gd_small")])
             for key, v in zip(["gd_small", "gd_early", "gd_middle", "gd_late"], [100.0, 86.0, 80.0, 78.0])]
     runs.append(records.run("sgd", sgd_l0, "l0_norm", test_loss=[0.05] * len(sgd_l0)))
-    return records.results(*runs, name="diag_gd", config=to_dict(get("diag_gd").config))
+    for run, spec in zip(runs, config.runs):
+        run.update(algorithm=spec.algorithm, schedule=to_dict(spec.schedule))
+    return records.results(*runs, name="diag_gd", family="diag", config=to_dict(config))
 
 
 def test_check_prints_every_claim_and_fails_when_a_robust_one_fails(tmp_path, capsys):

@@ -650,3 +650,189 @@ def test_exp_name_that_is_not_a_plain_name_is_refused(name, tmp_path, capsys):
     npz = write_npz(tmp_path / "d.npz")
     code, _, err = train_cli(run_args(npz, tmp_path / "runs") + [f"--exp_name={name}"], capsys)
     assert_refused_without_trace(code, err, "--exp_name must be a plain directory name", tmp_path / "runs")
+
+
+# ---------------------------------------------------------------- 10 results files read back (round two)
+
+def _paths(node, path=()):
+    """Every place in a JSON tree, at most three entries of each list (curves are long and alike)."""
+    yield path
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from _paths(value, path + (key,))
+    elif isinstance(node, list):
+        for k, value in enumerate(node[:3]):
+            yield from _paths(value, path + (k,))
+
+
+GARBAGE = [None, "text", -1, 3, 1e308, True, [], {}, [1, "a"], [[None]], {"x": 1}]
+
+
+def _mutated(tree, rng):
+    """One random change: a place deleted (in an object) or replaced by a value of another kind."""
+    import copy
+
+    tree = copy.deepcopy(tree)
+    places = [p for p in _paths(tree) if p]
+    path = places[rng.integers(len(places))]
+    parent = tree
+    for key in path[:-1]:
+        parent = parent[key]
+    if isinstance(parent, dict) and rng.random() < 0.3:
+        del parent[path[-1]]
+        return tree, f"deleted {'.'.join(map(str, path))}"
+    value = GARBAGE[rng.integers(len(GARBAGE))]
+    parent[path[-1]] = value
+    return tree, f"{'.'.join(map(str, path))} = {value!r}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["stabilization_1d", "loss_surface", "diag_gd", "relu_1d", "relu_two_layer",
+                                  "relu_two_layer_draws", "phase_relu"])
+def test_a_corrupted_results_file_is_one_line_naming_the_file_or_reads_whole(name, quick_reproduce, tmp_path,
+                                                                               capsys):
+    """Random damage to a results file (a field deleted, or replaced by a value of another kind): `draw`,
+    `check`, `table` and `compare` either read it as a results file (exit 0; check: 1 when a claim fails on
+    the changed numbers) or say in one line which file and field is wrong (exit 2), never a traceback."""
+    directory, _ = quick_reproduce
+    tree = json.loads((directory / f"{name}.json").read_text())
+    rng = np.random.default_rng(sum(map(ord, name)))
+    for case in range(12):
+        bad, change = _mutated(tree, rng)
+        where = tmp_path / f"case{case}"
+        where.mkdir()
+        path = where / f"{name}.json"
+        path.write_text(json.dumps(bad))
+        for argv, allowed in ((["draw", str(path), "--out", str(where / "drawn")], (0, 2)),
+                              (["check", str(path)], (0, 1, 2)),
+                              (["table", "--dir", str(where)], (0, 2)),
+                              (["compare", str(where), str(directory)], (0, 1, 2))):
+            try:
+                code = largestep_main(argv)
+            except Exception as err:  # noqa: BLE001  (the failure this test looks for)
+                pytest.fail(f"{change}: {argv[0]} raised {type(err).__name__}: {err}")
+            out, err = capsys.readouterr()
+            assert code in allowed, (change, argv[0], code, err)
+            if code == 2:
+                assert one_error_line(err) and str(path) in err, (change, argv[0], err)
+
+
+@pytest.mark.parametrize("content,words", [
+    ("", "is not JSON (empty)"),
+    ('{"experiment": "relu_1d", "family": "relu"', "is not JSON"),
+    ("\x00\x01binary", "is not JSON"),
+    ("[]", "not a JSON object"),
+])
+def test_a_sibling_results_file_that_a_claim_reads_is_named_when_unreadable(content, words, quick_reproduce,
+                                                                              tmp_path, capsys):
+    """relu_1d_overreg's claims read relu_1d.json beside it: a truncated one is named, and check stops (exit 2)
+    before printing anything; reproduce goes on, saying which claim it could not evaluate and why."""
+    directory, _ = quick_reproduce
+    shutil.copy(directory / "relu_1d_overreg.json", tmp_path)
+    (tmp_path / "relu_1d.json").write_text(content)
+    assert largestep_main(["check", str(tmp_path / "relu_1d_overreg.json")]) == 2
+    out, err = capsys.readouterr()
+    assert not out and one_error_line(err) and str(tmp_path / "relu_1d.json") in err and words in err, err
+    assert "(needed by relu_1d_overreg's claims)" in err
+    code = largestep_main(["reproduce", "relu_1d_overreg", "--quick", "--seeds", "1", "--no-progress",
+                           "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0 and f"not evaluated: {tmp_path / 'relu_1d.json'} is unreadable" in out
+
+
+def test_check_tells_a_corrupt_file_from_a_failed_claim(quick_reproduce, tmp_path, capsys):
+    directory, _ = quick_reproduce
+    (tmp_path / "bad.json").write_text('{"experiment": "diag_gd", "runs": [}')
+    assert largestep_main(["check", str(tmp_path / "bad.json")]) == 2
+    assert "is not JSON" in capsys.readouterr().err
+    help_text = " ".join(subprocess.run([sys.executable, "-m", "largestep", "check", "--help"],
+                                        capture_output=True, text=True).stdout.split())
+    assert "1 a robust claim failed" in help_text and "2 bad input" in help_text
+
+
+@pytest.mark.parametrize("name", ["diag_sgd", "relu_two_layer", "relu_multi_layer", "loss_surface",
+                                  "stabilization_1d", "phase_diag"])
+def test_nan_in_any_float_field_of_a_config_is_refused_before_anything_runs(name):
+    """Every float field of every config (nested ones too: schedules, warmups), set to NaN, fails validation."""
+    import dataclasses as dc
+    import typing
+
+    from largestep.config import ConfigError, apply_overrides, to_dict
+    from largestep.experiments import get, plan
+
+    def float_fields(cls, prefix, value):
+        hints = typing.get_type_hints(cls)
+        for field in dc.fields(cls):
+            yield from of_kind(hints[field.name], f"{prefix}{field.name}", value[field.name])
+
+    def of_kind(kind, path, value):
+        if typing.get_origin(kind) in (typing.Union, __import__("types").UnionType):
+            kind = [a for a in typing.get_args(kind) if a is not type(None)][0]
+        if kind is float:
+            yield path
+        elif dc.is_dataclass(kind) and value is not None:
+            yield from float_fields(kind, f"{path}.", value)
+        elif typing.get_origin(kind) is tuple and value:
+            args = typing.get_args(kind)
+            for i, item in enumerate(value):  # every entry: every run, every decay (fraction and factor)
+                yield from of_kind(args[0] if args[-1] is Ellipsis else args[i], f"{path}.{i}", item)
+
+    exp = get(name)
+    config = exp.config
+    fields = list(float_fields(type(config), "", to_dict(config)))
+    assert len(fields) >= 3, fields
+    for field in fields:
+        try:
+            edited = apply_overrides(config, [f"{field}=NaN"])
+        except ConfigError:
+            continue
+        with pytest.raises(ConfigError):
+            plan(exp, edited)
+        # (a NaN that the config would accept would train on garbage: every one is refused)
+
+
+def test_staging_directories_left_by_a_killed_write_are_removed_at_the_next_write(quick_reproduce, tmp_path):
+    directory, _ = quick_reproduce
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".relu_1d.staging-{dead.pid}-abc"
+    stale.mkdir()
+    (stale / "relu_1d.png").write_bytes(b"half")
+    alive = tmp_path / f".relu_1d.staging-{os.getpid()}-def"  # a write in progress (this process) stays
+    alive.mkdir()
+    assert largestep_main(["draw", str(directory / "relu_1d.json"), "--out", str(tmp_path)]) == 0
+    assert not stale.exists() and alive.exists()
+
+
+def test_a_read_only_readme_is_refused_and_kept(quick_reproduce, tmp_path, capsys):
+    from largestep import readme
+
+    directory, _ = quick_reproduce
+    target = tmp_path / "README.md"
+    target.write_text("\n".join(readme.MARKERS["table"] + readme.MARKERS["findings"]))
+    target.chmod(0o444)
+    before = target.read_text()
+    assert largestep_main(["table", "--dir", str(directory), "--write", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert one_error_line(err) and "the file is read-only" in err and str(target) in err
+    assert target.read_text() == before and (target.stat().st_mode & 0o777) == 0o444
+    target.chmod(0o644)
+    assert largestep_main(["table", "--dir", str(directory), "--write", str(target)]) == 0
+    assert (target.stat().st_mode & 0o777) == 0o644  # a replaced file keeps its mode
+
+
+def test_table_write_into_a_read_only_place_is_one_line(quick_reproduce, tmp_path, capsys):
+    from largestep import readme
+
+    directory, _ = quick_reproduce
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    (folder / "README.md").write_text("\n".join(readme.MARKERS["table"] + readme.MARKERS["findings"]))
+    folder.chmod(0o555)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as a user who may write anywhere")
+        assert largestep_main(["table", "--dir", str(directory), "--write", str(folder / "README.md")]) == 2
+        assert one_error_line(capsys.readouterr().err)
+    finally:
+        folder.chmod(0o755)

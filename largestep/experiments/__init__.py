@@ -173,9 +173,13 @@ def save(results: dict, out_dir, with_json: bool = True) -> list:
     from ..plotting import save_formats
     from ..results import inside, save_json, written_together
 
+    import warnings
+
     module = family_module(results["family"])
     out_dir, name = Path(out_dir), results["experiment"]
-    with written_together(out_dir, name) as staging:
+    with written_together(out_dir, name) as staging, warnings.catch_warnings():
+        # numpy's warnings on the NaNs of diverged seeds (an all-NaN column of a median) say nothing to a reader
+        warnings.simplefilter("ignore", RuntimeWarning)
         written = [save_json(results, inside(staging, f"{name}.json"))] if with_json else []
         for stem, fig in module.figures(results).items():
             written += save_formats(fig, inside(staging, stem))

@@ -19,8 +19,10 @@ import numpy as np
 from .. import claims
 from ..claims import Claim
 from ..config import ConfigError, to_dict
+from ..schedules import Schedule
 from ..plotting import figure_style, legend_below, run_colors, titled
-from ..results import NotResults
+from ..results import NotResults, fail, require, require_config
+from ..stats import wilson_interval
 from . import Experiment, relu
 
 
@@ -162,18 +164,26 @@ def figures(results: dict) -> dict:
         for run in runs:
             j = schedules.index(run["schedule_label"])
             x = seeds.index(run["data_seed"]) + (j - (len(schedules) - 1) / 2) * width
-            ax.bar(x, run["seeds_diverged"] / max(run["seeds_tried"], 1), width=width,
-                   color=colors[run["schedule_label"]])
+            tried, lost = run["seeds_tried"], run["seeds_diverged"]
+            low, high = wilson_interval(lost, tried) if tried else (0.0, 0.0)
+            ax.bar(x, lost / max(tried, 1), width=width, color=colors[run["schedule_label"]])
+            ax.plot([x, x], [low, high], color="0.25", lw=1)  # its 95% interval
+        if not any(run["seeds_diverged"] for run in runs):
+            tried = sum(run["seeds_tried"] for run in runs)
+            ax.text(0.5, 0.75, f"no seed diverged\n(0 of {tried} tried)", transform=ax.transAxes, ha="center",
+                    va="center", color="0.3")
         ax.set_ylim(0, 1)
-        ax.set_title("fraction of training seeds diverged")
+        ax.set_title("seeds diverged (fraction, 95% interval)")
         for ax in axes:
             ax.set_xticks(range(len(seeds)), [f"{s}\n(paper)" if k == 0 else str(s) for k, s in enumerate(seeds)])
             ax.set_xlabel("data seed")
         for label, color in colors.items():
             axes[0].plot([], [], color=color, lw=2, label=label)
         legend_below(fig, *axes[0].get_legend_handles_labels(), most=4)
-        fig.suptitle(titled(results, f"{results['config']['experiment']}: every schedule on {len(seeds)} data draws "
-                                     f"(data seed {seeds[0]} is the paper's)")
+        base = BASES.get(results["config"]["experiment"])
+        what = base.title if base is not None else results["config"]["experiment"]
+        fig.suptitle(titled(results, f"{what}:\nevery schedule on {len(seeds)} data draws (data seed {seeds[0]} is "
+                                     "the paper's)")
                      + f"\ndots: surviving seeds, bars: medians ({results['n_seeds']} survivors asked per run); "
                        "statistics are conditioned on survival", fontsize=11)
     return {name: fig}
@@ -202,13 +212,40 @@ def draws_claims(base: Experiment) -> tuple:
 
 def check(results: dict) -> None:
     """The study's own fields, for `experiments.load`."""
+    config = require_config(results, DataDrawsConfig)
+    if config.experiment not in BASES:
+        raise fail("config.experiment", f"one of {', '.join(BASES)}", config.experiment)
+    for k, run in enumerate(results["runs"]):
+        require(run, "data_seed", int, "a whole number", f"runs.{k}")
+        require(run, "schedule_label", str, "a string", f"runs.{k}")
+        require_config(run, Schedule, "schedule", f"runs.{k}")
     draws = results.get("draws")
-    if not isinstance(draws, list) or not draws or not all(
-            isinstance(d, dict) and isinstance(d.get("claims"), list) and "data_seed" in d and "testable" in d
-            for d in draws):
-        raise NotResults("field 'draws' must be a non-empty list of draw records (data_seed, testable, claims)")
-    if any(len(d["claims"]) != len(draws[0]["claims"]) for d in draws):
-        raise NotResults("field 'draws': every draw must record the same claims")
+    if not isinstance(draws, list) or not draws:
+        raise fail("draws", "a non-empty list of draw records", draws)
+    for k, run in enumerate(results["runs"]):
+        if run["data_seed"] not in config.data_seeds:
+            raise fail(f"runs.{k}.data_seed", f"one of config.data_seeds {list(config.data_seeds)}", run["data_seed"])
+    for k, draw in enumerate(draws):
+        at = f"draws.{k}"
+        if not isinstance(draw, dict):
+            raise fail(at, "an object", draw)
+        require(draw, "data_seed", int, "a whole number", at)
+        require(draw, "paper", bool, "true or false", at)
+        require(draw, "testable", bool, "true or false", at)
+        for name in ("survivors", "tried"):
+            counts = require(draw, name, list, "a list of counts", at)
+            if not all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
+                raise fail(f"{at}.{name}", "a list of whole numbers", counts)
+        outcomes = require(draw, "claims", list, "a list of claim outcomes", at)
+        if len(outcomes) != len(draws[0]["claims"]):
+            raise NotResults(f"field '{at}.claims': every draw must record the same claims")
+        for j, outcome in enumerate(outcomes):
+            if not isinstance(outcome, dict):
+                raise fail(f"{at}.claims.{j}", "an object", outcome)
+            require(outcome, "claim", str, "a string", f"{at}.claims.{j}")
+            require(outcome, "numbers", str, "a string", f"{at}.claims.{j}")
+            if "holds" not in outcome or outcome["holds"] not in (True, False, None):
+                raise fail(f"{at}.claims.{j}.holds", "true, false or null", outcome.get("holds"))
 
 
 RELU_TWO_LAYER_DRAWS = Experiment(

@@ -22,7 +22,7 @@ import numpy as np
 from ..claims import Claim, paired_below, spread
 from ..config import ConfigError, to_dict
 from ..plotting import figure_style, legend_below, titled
-from ..results import NotResults
+from ..results import NotResults, fail, require_config
 from ..schedules import Schedule
 from ..stats import survivor_median as median
 from ..stats import survivor_values as final_values
@@ -125,7 +125,11 @@ def run(config: PhaseConfig, n_seeds: int = 5, progress=None) -> dict:
 
 
 def check(results: dict) -> None:
-    """The map's own fields, for `experiments.load`: the grid, and every cell on it."""
+    """The map's own fields, for `experiments.load`: its configs, the grid, and every cell on it."""
+    config = require_config(results, PhaseConfig)
+    if config.experiment not in BASES:
+        raise fail("config.experiment", f"one of {', '.join(BASES)}", config.experiment)
+    require_config(results, type(BASES[config.experiment].config), "base_config")
     phase = results.get("phase")
     if not isinstance(phase, dict):
         raise NotResults("field 'phase' is missing or not an object")
@@ -136,6 +140,7 @@ def check(results: dict) -> None:
     if not isinstance(phase.get("maps"), list) or not isinstance(phase.get("final_lr"), (int, float)):
         raise NotResults("field 'phase.maps' must be a list and 'phase.final_lr' a number")
     for k, run in enumerate(results["runs"]):
+        require_config(run, Schedule, "schedule", f"runs.{k}")
         if run.get("lr") not in phase["lrs"] or run.get("fraction") not in phase["fractions"]:
             raise NotResults(f"field 'runs.{k}': its lr and fraction must be values of phase.lrs and "
                              "phase.fractions")

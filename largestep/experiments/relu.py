@@ -25,6 +25,7 @@ from ..config import ConfigError, check_keys, to_dict
 from ..data import Regression, relu_1d_points, teacher_student
 from ..plotting import (as_array, figure_style, legend_below, panels, plot_metric, recorded_curves, run_colors,
                         run_label, sharpness_figure, survival_note, titled)
+from ..results import NotResults, fail, require, require_config, require_grid, require_numbers
 from ..schedules import Schedule, Warmup
 from ..seeds import Batch, evaluation_grid, run_record, train_until_survivors
 from ..sharpness import relu_net_sharpness, sharpness_columns
@@ -292,6 +293,43 @@ def _plot_inputs(data: Regression) -> np.ndarray:
     lo, hi = data.x_train.min(), data.x_train.max()
     pad = 0.05 * (hi - lo)
     return np.linspace(lo - pad, hi + pad, 241)[:, None]
+
+
+def check(results: dict) -> None:
+    """The fields the figures read, for `experiments.load`."""
+    config = require_config(results, ReluConfig)
+    for k, run in enumerate(results["runs"]):
+        require_config(run, Schedule, "schedule", f"runs.{k}")
+        extras = run.get("extras", {})
+        if not isinstance(extras, dict):
+            raise fail(f"runs.{k}.extras", "an object", extras)
+        for name, values in extras.items():
+            require(extras, name, list, "a list, one entry per surviving seed", f"runs.{k}.extras")
+    if "snapshot_x" in results:
+        require_numbers(results["snapshot_x"], "snapshot_x", 1)
+        snapshots = require(results, "snapshot_iterations", list, "a list of iterations")
+        require_numbers(snapshots, "snapshot_iterations", 1)
+        data = require(results, "data", dict, "an object (x_train, y_train)")
+        require_grid(require(data, "x_train", list, "a list of inputs", "data"), "data.x_train",
+                     len(data["x_train"]), 1)
+        require_numbers(require(data, "y_train", list, "a list of labels", "data"), "data.y_train", 1)
+        for k, run in enumerate(results["runs"]):
+            for j, snaps in enumerate(run.get("extras", {}).get("snapshots", [])):
+                require_grid(snaps, f"runs.{k}.extras.snapshots.{j}", len(snapshots), len(results["snapshot_x"]))
+    if "teacher_neurons" in results:
+        require_grid(results["teacher_neurons"], "teacher_neurons", len(results["teacher_neurons"]), 2, finite=True)
+        width = config.widths[0]
+        for k, run in enumerate(results["runs"]):
+            extras = run.get("extras", {})
+            for name, shape in (("first_layer_init", (width, 2)), ("first_layer_final", (width, 2))):
+                for j, weights in enumerate(extras.get(name, [])):
+                    require_grid(weights, f"runs.{k}.extras.{name}.{j}", *shape, finite=True)
+            for j, weights in enumerate(extras.get("output_weights_final", [])):
+                require_numbers(weights, f"runs.{k}.extras.output_weights_final.{j}", 1, finite=True)
+            lengths = {len(extras.get(name, [])) for name in ("first_layer_init", "first_layer_final",
+                                                               "output_weights_final")}
+            if extras and lengths != {len(run["seeds"])}:
+                raise NotResults(f"field 'runs.{k}.extras': one set of weights per surviving seed")
 
 
 # ---------------------------------------------------------------- figures

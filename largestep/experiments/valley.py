@@ -21,6 +21,7 @@ from ..claims import Claim, all_of, every_seed_diverges, every_seed_within, seed
 from ..config import ConfigError, check_keys, to_dict
 from ..data import sparse_regression
 from ..plotting import as_array, figure_style, legend_below, panels, run_colors, titled
+from ..results import fail, require, require_config, require_grid, require_numbers
 from ..schedules import Schedule
 from ..seeds import Batch, divergence_note, diverged, evaluation_grid, run_record, train_until_survivors
 from . import Experiment
@@ -406,9 +407,12 @@ def loss_surface_extras(results: dict, out_dir, every: int = 1, **animate_option
     """The animation: gradient flow against SGD with large steps over the train-loss surface.
 
     every > 1 keeps every n-th frame (and the last) at fps / n, same duration: a lighter GIF, e.g. for a
-    notebook; animate_options go to landscape.animate (e.g. dpi=72).
+    notebook; animate_options go to landscape.animate (e.g. dpi=72).  By default 960 x 760 pixels (dpi 200):
+    README's GIF, legible at the width of a page.
     """
     from pathlib import Path
+
+    animate_options.setdefault("dpi", 200)
 
     anim = results["animation"]
     keep = np.unique(np.r_[np.arange(0, len(anim["iteration"]), every), len(anim["iteration"]) - 1])
@@ -424,6 +428,68 @@ def loss_surface_extras(results: dict, out_dir, every: int = 1, **animate_option
     if note:
         print(f"  {note}")
     return written
+
+
+def check(results: dict) -> None:
+    """The fields the figures and the animation read, for `experiments.load`."""
+    if "stability_threshold" in results:
+        config = require_config(results, StabilizationConfig)
+        require(results, "stability_threshold", (int, float), "a number")
+        require_numbers(require(results, "bouncing_interval", list, "[low, high]"), "bouncing_interval", 1)
+        if len(results["bouncing_interval"]) != 2:
+            raise fail("bouncing_interval", "[low, high]", results["bouncing_interval"])
+        for k, run in enumerate(results["runs"]):
+            require(run, "lr", (int, float), "a number", f"runs.{k}")
+            require_numbers(require(run, "diverged_at", list, "a list of iterations", f"runs.{k}"),
+                            f"runs.{k}.diverged_at", 1, finite=True)
+            for name in ("loss", "theta"):
+                require(run["curves" if not run["diverged"] else "curves_diverged"], name, list, "curves",
+                        f"runs.{k}.curves")
+        return
+    config = require_config(results, LossSurfaceConfig)
+    for k, run in enumerate(results["runs"]):
+        if require(run, "algorithm", str, "'gd' or 'sgd'", f"runs.{k}") not in ("gd", "sgd"):
+            raise fail(f"runs.{k}.algorithm", "'gd' or 'sgd'", run["algorithm"])
+        require_config(run, Schedule, "schedule", f"runs.{k}")
+        if run["seeds"]:
+            for name in ("plane_a", "plane_b"):
+                require(run["curves"], name, list, "curves", f"runs.{k}.curves")
+    surface = require(results, "surface", dict, "an object (a, b, train_loss, test_loss, landmarks, clip)")
+    for name in ("a", "b"):
+        require_numbers(require(surface, name, list, "a list of numbers", "surface"), f"surface.{name}", 1)
+    for name in ("train_loss", "test_loss"):
+        require_grid(require(surface, name, list, "a grid of numbers", "surface"), f"surface.{name}",
+                     len(surface["b"]), len(surface["a"]))
+    require(surface, "clip", (int, float), "a number", "surface")
+    _landmarks(require(surface, "landmarks", dict, "an object of points", "surface"), "surface.landmarks")
+    animation = results.get("animation")
+    if animation is None:
+        return
+    if not isinstance(animation, dict):
+        raise fail("animation", "an object", animation)
+    for name in ("a", "b", "iteration"):
+        require_numbers(require(animation, name, list, "a list of numbers", "animation"), f"animation.{name}", 1)
+    require_grid(require(animation, "train_loss", list, "a grid of numbers", "animation"), "animation.train_loss",
+                 len(animation["b"]), len(animation["a"]))
+    fps = require(animation, "fps", int, "a whole number >= 1", "animation")
+    if fps < 1:
+        raise fail("animation.fps", "a whole number >= 1", fps)
+    _landmarks(require(animation, "landmarks", dict, "an object of points", "animation"), "animation.landmarks")
+    for k, trajectory in enumerate(require(animation, "trajectories", list, "a list", "animation")):
+        at = f"animation.trajectories.{k}"
+        if not isinstance(trajectory, dict):
+            raise fail(at, "an object", trajectory)
+        require(trajectory, "label", str, "a string", at)
+        coords = require(trajectory, "coords", list, "a list of (a, b) points", at)
+        if coords:
+            require_grid(coords, f"{at}.coords", len(animation["iteration"]), 2)
+
+
+def _landmarks(points: dict, field: str) -> None:
+    for name, point in points.items():
+        require_numbers(point, f"{field}.{name}", 1, finite=True)
+        if len(point) != 2:
+            raise fail(f"{field}.{name}", "a point (a, b)", point)
 
 
 def figures(results: dict) -> dict:
