@@ -28,6 +28,7 @@ from largestep.schedules import DEEP_SCHEDULES, lr_schedule
 
 from deep_nets import data as dn_data
 from deep_nets import evaluation as dn_evaluation
+from deep_nets import loop as dn_loop
 from deep_nets import progress as dn_progress
 from deep_nets import train as dn_train
 from deep_nets.models import MODELS, build_model
@@ -209,20 +210,27 @@ def test_resume_equals_uninterrupted_run(tmp_path, capsys):
     a, b = read_metrics(only_run(tmp_path / "a")), read_metrics(only_run(tmp_path / "b"))
     assert [r["iteration"] for r in a] == [0, 5, 10, 15, 16]
     assert strip_timing(a) == strip_timing(b)  # bit-for-bit on CPU
-    code, out = run_cli(RESUME_ARGS + [f"--out_dir={tmp_path / 'b'}", "--resume", "--swa_tau=0.99"], capsys)
-    assert code == 2 and "swa_tau" in out.err
+    # a flag that changes what a run computes names another run directory: a new run, beside the finished one
+    code, out = run_cli(RESUME_ARGS + [f"--out_dir={tmp_path / 'b'}", "--resume", "--swa_tau=0.99",
+                                       "--stop_at_iteration=1"], capsys)
+    assert code == 0 and "stopped at iteration 1" in out.out
+    assert len(list((tmp_path / "b").rglob("metrics.jsonl"))) == 2
 
 
 def test_resume_of_a_run_older_than_a_flag_takes_its_default(tmp_path, capsys):
-    """A run started before --corr_threshold existed was measured at 0.95: it resumes at the default, not another."""
+    """A run started before --corr_threshold existed was measured at 0.95: it resumes at the default; a config that
+    records other settings than the flags (edited, or an older naming) is refused, naming them."""
     args = RESUME_ARGS + [f"--out_dir={tmp_path}"]
     assert run_cli(args + ["--stop_at_iteration=3"], capsys)[0] == 0
     config_path = only_run(tmp_path) / "config.json"
     config = json.loads(config_path.read_text())
     del config["args"]["corr_threshold"]
+    config["args"]["swa_tau"] = 0.99
     config_path.write_text(json.dumps(config))
-    code, out = run_cli(args + ["--resume", "--corr_threshold=0.5"], capsys)
-    assert code == 2 and "corr_threshold" in out.err
+    code, out = run_cli(args + ["--resume"], capsys)
+    assert code == 2 and out.err == f"error: --resume with different settings than the run in {only_run(tmp_path)}: swa_tau\n"
+    del config["args"]["swa_tau"]
+    config_path.write_text(json.dumps(config))
     assert run_cli(args + ["--resume"], capsys)[0] == 0
     assert read_metrics(only_run(tmp_path))[-1]["iteration"] == 16
 
@@ -233,7 +241,7 @@ def test_compile_that_fails_falls_back_to_eager_from_the_same_batch(tmp_path, ca
         def call(*args, **kwargs):
             raise RuntimeError("no C++ compiler found.\nmore detail")
         return call
-    monkeypatch.setattr(dn_train.torch, "compile", failing_compile)
+    monkeypatch.setattr(dn_loop.torch, "compile", failing_compile)
     args = RESUME_ARGS + ["--stop_at_iteration=6"]
     assert run_cli(args + [f"--out_dir={tmp_path / 'eager'}"], capsys)[0] == 0
     code, out = run_cli(args + [f"--out_dir={tmp_path / 'compiled'}", "--compile"], capsys)
