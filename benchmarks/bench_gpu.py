@@ -39,7 +39,7 @@ def training(size: dict, flags: list[str], data) -> Training:
                                    f"--batch_size={size['batch_size']}", f"--device={size['device']}",
                                    "--no_data_augm", "--threads=0", *flags])
     processes = start(a.device, a.batch_size, models_with_bn=True)
-    return Training(a, run_config(a, data, processes, versions(processes.device)), data, processes)
+    return Training(a, run_config(a, data, processes, versions(processes.device), []), data, processes)
 
 
 def images_per_s(t: Training, size: dict) -> float:

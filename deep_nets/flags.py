@@ -14,10 +14,12 @@ MODELS = ("resnet18_plain", "resnet18", "resnet34_plain", "resnet_tiny", "mlp")
 DATASETS = ("cifar10", "cifar100", "mnist1d", "synthetic", "npz:PATH")
 EVAL_BATCH = {"cpu": 128, "cuda": 1000}  # evaluation batch by device: on CPU larger batches run slower
 
-# About a minute on one CPU core, the first line within a second: a small ResNet through every stage of a run
-# (data, model, training, evaluations with feature sparsity, checkpoints, the run directory).
-SMOKE = ("python deep_nets/train.py --device=cpu --dataset=synthetic --model=resnet_tiny --model_width=8 --epochs=1 "
-         "--batch_size=64 --eval_iter_freq=8 --sparsity_examples=256 --bn_refresh_examples=256 --out_dir=/tmp/smoke")
+# Well under a minute on one CPU core, its first line within a second: a small ResNet through every stage of a
+# run (data, model, training that fits the generated set, evaluations with feature sparsity, checkpoints, the run
+# directory).
+SMOKE = ("python deep_nets/train.py --device=cpu --dataset=synthetic --model=resnet_tiny --model_width=8 --epochs=3 "
+         "--batch_size=64 --lr_init=0.05 --momentum=0.9 --no_data_augm --eval_iter_freq=16 --sparsity_examples=256 "
+         "--bn_refresh_examples=256 --out_dir=/tmp/smoke")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -29,14 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="deep_nets/train.py", formatter_class=HelpFormatter,
         description="Train a deep net with the paper's step-size schedules, measuring feature sparsity as it trains.\n"
                     "Writes <out_dir>/<exp_name>/<run name>/: config.json, metrics.jsonl, checkpoint.pt.",
-        epilog="A one-minute smoke run on a CPU (no data to fetch; 1,024 generated CIFAR-shaped images):\n"
+        epilog="A smoke run of well under a minute on a CPU (no data to fetch; 1,024 generated CIFAR-shaped images):\n"
                f"  {SMOKE}\n"
                "The paper's large-step run on CIFAR-10 (a GPU; add --download the first time):\n"
                "  python deep_nets/train.py --dataset=cifar10 --lr_init=0.75 --lr_schedule=piecewise_05epochs "
                "--warmup_exp=1.05 --model=resnet18_plain --model_width=64 --epochs=100 --batch_size=256 "
                "--momentum=0.0 --l2_reg=0.0 --no_data_augm --eval_iter_freq=200 --exp_name=no_explicit_reg\n"
-               "Exit status: 0 done, 1 diverged, 2 bad input (one line naming the flag or file), 128+N stopped by "
-               "signal N (checkpoint saved: continue with --resume).")
+               "Exit status: 0 done, 1 diverged, 2 bad input (one line naming the flag or file), 3 an unexpected "
+               "error, 128+N stopped by signal N (checkpoint saved: continue with --resume).")
     p.add_argument("--dataset", default="cifar10", help=f"one of {', '.join(DATASETS)}")
     p.add_argument("--data_dir", default="data", help="where data sets lie (CIFAR python folders, mnist1d cache)")
     p.add_argument("--download", action="store_true",

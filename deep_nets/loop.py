@@ -28,15 +28,16 @@ from deep_nets.run_dir import (RESUME_HINT, RunError, RunLock, cannot_write, mak
 from deep_nets.runs import evaluation_grid, metrics_line, run_config, run_dir
 
 
-def train(a) -> int:
-    """Train the run of the checked flags `a`; the exit status (0 done, 1 diverged, 128+N signal N)."""
+def train(a, argv: list[str]) -> int:
+    """Train the run of the checked flags `a` (parsed from `argv`); the exit status (0 done, 1 diverged, 128+N
+    signal N)."""
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     processes = start(a.device, a.batch_size, models_with_bn=a.model != "mlp")
     try:
         data = load_dataset(a.dataset, a.data_dir, download_missing=a.download, verify=not a.skip_checksum)
         check_data_fits(a, data, processes.device)
-        config = run_config(a, data, processes, versions(processes.device))
+        config = run_config(a, data, processes, versions(processes.device), argv)
         if a.stop_at_iteration is not None and a.stop_at_iteration > config["iterations"]:
             raise ConfigError(f"--stop_at_iteration {a.stop_at_iteration} is beyond the run's {config['iterations']} "
                               "iterations: pass a smaller one, or leave it out")

@@ -21,13 +21,12 @@ import json
 import os
 import re
 import shlex
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from largestep.results import load_json, provenance, save_json, to_jsonable
+from largestep.results import inside, load_json, provenance, save_json, to_jsonable
 from largestep.schedules import deep_schedule
 from largestep.streams import DEEP_OFFSETS
 from largestep.sweep import SeedRow, run_record
@@ -120,8 +119,9 @@ def run_name(args: dict) -> str:
 
 
 def run_dir(args: dict) -> Path:
-    """<out_dir>/<exp_name>/<run name>: where train.py with `args` writes."""
-    return Path(args["out_dir"]) / args["exp_name"] / run_name(args)
+    """<out_dir>/<exp_name>/<run name>: where train.py with `args` writes (ValueError for an exp_name that would
+    leave out_dir; the run name is plain by construction)."""
+    return inside(args["out_dir"], args["exp_name"]) / run_name(args)
 
 
 def evaluation_grid(iterations: int, every: int) -> np.ndarray:
@@ -131,9 +131,10 @@ def evaluation_grid(iterations: int, every: int) -> np.ndarray:
 
 # ---------------------------------------------------------------- config.json
 
-def run_config(a, data, processes, versions: dict) -> dict:
+def run_config(a, data, processes, versions: dict, argv: list[str]) -> dict:
     """What config.json records: the flags and the identity they make, the data (with a digest of its contents),
-    the evaluation sizes and random streams in effect, the processes, versions."""
+    the evaluation sizes and random streams in effect, the processes, versions, and the command (`argv`: the
+    arguments train.py was given)."""
     augment, device = data.is_image and not a.no_data_augm, processes.device
     sparsity_examples = min(a.sparsity_examples, len(data.x_train))
     args = vars(a)
@@ -153,7 +154,7 @@ def run_config(a, data, processes, versions: dict) -> dict:
                                  **{k: v + a.seed for k, v in DEEP_OFFSETS.items()}},
               "random_stream_offsets": dict(DEEP_OFFSETS),
               # the script by its place in the repository, not this machine's absolute path
-              "command": shlex.join(["python", "deep_nets/train.py", *sys.argv[1:]])}
+              "command": shlex.join(["python", "deep_nets/train.py", *argv])}
     if processes.backend is not None:
         config["command"] = f"torchrun --nproc_per_node={processes.world} " + config["command"][len("python "):]
     config["iterations"] = a.epochs * config["steps_per_epoch"]

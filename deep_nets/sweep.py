@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from largestep.config import ConfigError
-from largestep.results import is_plain_name, save_json, sigterm_as_interrupt
+from largestep.results import inside, is_plain_name, save_json, sigterm_as_interrupt
 
 from deep_nets.flags import build_parser, parse
 from deep_nets.runs import SETUP_FLAGS, RunDirError, collect_runs, read_run, run_dir
@@ -370,7 +370,7 @@ def collect(out_dir: Path, name: str) -> int:
         print(line)
     if not results["runs"]:
         raise ConfigError(f"{out_dir}: no run has finished yet ({len(results['incomplete'])} incomplete)")
-    path = save_json(results, out_dir / f"{name}.json")
+    path = save_json(results, inside(out_dir, f"{name}.json"))
     print(f"{path}: {len(results['runs'])} runs, {len(results['incomplete'])} unfinished run directories left out, "
           f"{len(results['skipped'])} skipped")
     return subprocess.run([sys.executable, "-m", "largestep", "draw", str(path)]).returncode

@@ -10,9 +10,10 @@ computes): config.json, metrics.jsonl (one line per evaluation) and checkpoint.p
 and on Ctrl-C/SIGTERM/SIGUSR2).  The directory appears, whole, once the first evaluation and checkpoint exist,
 so a run that fails before leaves nothing behind.  One process at a time holds a run (a lock file beside it).
 --resume continues a run, dropping a metrics line torn by a crash; on CPU the resumed run's metrics equal an
-uninterrupted run's.  Exit status 2, with one line naming the flag or file, for bad arguments, missing or
-malformed data, sizes that cannot fit in memory, a run held by another process, a corrupt checkpoint or an
-unwritable place; 128+signal number after an interrupt (checkpoint saved).
+uninterrupted run's.  Exit status 0 done, 1 diverged; 2, with one line naming the flag or file, for bad
+arguments, missing or malformed data, sizes that cannot fit in memory, a run held by another process, a corrupt
+checkpoint or an unwritable place; 3 for an unexpected error (its traceback, then one line); 128+signal number
+after an interrupt (checkpoint saved).
 Under `torchrun --nproc_per_node=N` it trains with DistributedDataParallel (deep_nets/distributed.py).
 The first line comes before torch is imported (seconds): what is loaded and built, and where it goes.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import traceback
 
 from largestep.config import ConfigError
 from largestep.results import Terminated, sigterm_as_interrupt
@@ -34,11 +36,13 @@ class Refused(Exception):
 
 
 def start_line(a) -> str:
-    return (f"train.py: {a.model} of width {a.model_width} on {a.dataset}, {a.epochs} epochs of batch {a.batch_size}, "
+    epochs = f"{a.epochs} epoch{'s' if a.epochs != 1 else ''}"
+    return (f"train.py: {a.model} of width {a.model_width} on {a.dataset}, {epochs} of batch {a.batch_size}, "
             f"into {run_dir(vars(a))}; loading torch and the data")
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = build_parser().parse_args(argv)
     try:
         with sigterm_as_interrupt():
@@ -50,12 +54,17 @@ def main(argv=None) -> int:
             from deep_nets.run_dir import RunError
 
             try:
-                return train(args)
+                return train(args, argv)
             except (DataError, RunError) as err:
                 raise Refused(str(err)) from None
     except (ConfigError, Refused) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # a fault of this program or of torch: exit 1 would read as "diverged"
+        traceback.print_exc()
+        print(f"error: train.py stopped on an unexpected {type(err).__name__} (traceback above): {err}".splitlines()[0],
+              file=sys.stderr)
+        return 3
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM before training started: nothing to save yet
         print("interrupted before training started; nothing saved", file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT)

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import pickle
+import shlex
 import signal
 import subprocess
 import sys
@@ -288,6 +289,26 @@ def test_sigterm_saves_a_checkpoint_and_resume_matches(tmp_path, capsys):
     assert run_cli(args + [f"--out_dir={tmp_path / 'b'}", "--resume"], capsys)[0] == 0
     assert run_cli(args + [f"--out_dir={tmp_path / 'a'}"], capsys)[0] == 0
     assert strip_timing(read_metrics(only_run(tmp_path / "a"))) == strip_timing(read_metrics(run_dir))
+
+
+@pytest.mark.slow
+def test_the_smoke_run_of_help_speaks_at_once_and_fits_the_generated_set(tmp_path):
+    """The recipe --help gives: its first line before torch is imported, no throughput claimed before any training,
+    and three epochs that fit the synthetic set."""
+    from deep_nets.flags import SMOKE
+
+    argv = shlex.split(SMOKE)[2:-1] + [f"--out_dir={tmp_path}"]
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "deep_nets" / "train.py"), *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()
+    first_s = time.perf_counter() - start
+    rest, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert first.startswith("train.py: resnet_tiny of width 8 on synthetic, 3 epochs of batch 64, into ") and first_s < 5
+    evaluations = [line for line in rest.splitlines() if line.startswith("iteration ")]
+    assert "img/s" not in evaluations[0] and all("img/s" in line for line in evaluations[1:])
+    assert read_metrics(only_run(tmp_path))[-1]["train_err"] < 0.1 < read_metrics(only_run(tmp_path))[0]["train_err"]
 
 
 # ---------------------------------------------------------------- the sparsity metric
