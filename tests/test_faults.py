@@ -909,6 +909,19 @@ def test_full_disk_at_the_first_checkpoint_is_one_line_and_leaves_nothing(refere
     assert strip_timing(read_metrics(run_dirs(small_fs / "runs")[0])) == rows[3]
 
 
+def test_an_unexpected_error_is_exit_status_3_not_the_1_of_a_diverged_run(tmp_path, capsys, monkeypatch):
+    """A fault of the program or of torch mid-run: its traceback, then one line; exit status 1 would tell the sweep
+    and the deep study that the run diverged."""
+    from deep_nets import loop
+
+    def broken(self):
+        raise RuntimeError("an internal fault\nwith a second line")
+    monkeypatch.setattr(loop.Training, "step", broken)
+    code, out, err = train_cli(run_args(write_npz(tmp_path / "d.npz"), tmp_path / "runs"), capsys)
+    assert code == 3 and "Traceback" in err
+    assert err.endswith("error: train.py stopped on an unexpected RuntimeError (traceback above): an internal fault\n")
+
+
 # ---------------------------------------------------------------- 14. sweeps
 
 SWEEP_FLAGS = '[flags]\ndataset = "synthetic"\nmodel = "mlp"\n'
