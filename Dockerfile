@@ -1,7 +1,8 @@
 # GPU image for deep_nets/train.py.  Not built in this repository's CI (its machines run no Docker engine); linted
-# by hadolint there (tests/test_docker.py).
+# by hadolint there (tests/test_docker.py), its entry point tested as a script.
 #   docker build -t largestep .
-#   docker run --gpus all -v "$PWD/data:/data" -v "$PWD/runs:/runs" largestep \
+#   mkdir -p data runs          # before the first run: a folder Docker creates for a mount belongs to root
+#   docker run --gpus all --user "$(id -u):$(id -g)" -v "$PWD/data:/data" -v "$PWD/runs:/runs" largestep \
 #       --dataset=cifar10 --lr_init=0.75 --lr_schedule=piecewise_05epochs --warmup_exp=1.05 \
 #       --model=resnet18_plain --model_width=64 --epochs=100 --batch_size=256 --momentum=0.0 \
 #       --l2_reg=0.0 --no_data_augm --eval_iter_freq=200 --exp_name=no_explicit_reg
@@ -21,8 +22,11 @@ RUN pip install --no-cache-dir "numpy==2.1.3" "numba==0.61.2" "matplotlib==3.9.2
     && mkdir /data /runs \
     && chown largestep:largestep /data /runs
 
+# --user with a host uid has no home of its own: caches (matplotlib, torch) go to /tmp
+ENV HOME=/tmp
 USER 1000:1000
 WORKDIR /runs
 VOLUME ["/data", "/runs"]
-ENTRYPOINT ["python", "-m", "deep_nets.train", "--data_dir=/data", "--out_dir=/runs"]
+# train.py with --data_dir=/data --out_dir=/runs, after refusing (one line, with the fix) a /runs it cannot write
+ENTRYPOINT ["sh", "/build/deep_nets/docker_entrypoint.sh"]
 CMD ["--help"]

@@ -1,4 +1,4 @@
-"""Training throughput of train.py's own step (deep_nets.train.Training) and the cost of one full evaluation, on
+"""Training throughput of train.py's own step (deep_nets.loop.Training) and the cost of one full evaluation, on
 synthetic CIFAR-shaped data: fp32, bf16, bf16 + channels_last, + torch.compile.  Not a test; run by
 benchmarks/gpu_check.sh, which adds the GPU tests' outcome.
 
@@ -18,9 +18,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from deep_nets.data import synthetic  # noqa: E402
 from deep_nets.distributed import start  # noqa: E402
-from deep_nets.flags import build_parser, run_config  # noqa: E402
+from deep_nets.flags import build_parser  # noqa: E402
+from deep_nets.loop import Training, versions  # noqa: E402
 from deep_nets.progress import Stopwatch  # noqa: E402
-from deep_nets.train import Training  # noqa: E402
+from deep_nets.runs import run_config  # noqa: E402
 
 VARIANTS = {"fp32": ["--precision=fp32", "--memory_format=contiguous"],
             "bf16": ["--precision=bf16", "--memory_format=contiguous"],
@@ -38,7 +39,7 @@ def training(size: dict, flags: list[str], data) -> Training:
                                    f"--batch_size={size['batch_size']}", f"--device={size['device']}",
                                    "--no_data_augm", "--threads=0", *flags])
     processes = start(a.device, a.batch_size, models_with_bn=True)
-    return Training(a, run_config(a, data, processes), data, processes)
+    return Training(a, run_config(a, data, processes, versions(processes.device), []), data, processes)
 
 
 def images_per_s(t: Training, size: dict) -> float:

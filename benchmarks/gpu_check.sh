@@ -4,13 +4,21 @@
 #                                                    w64 b256 in fp32 / bf16 / bf16+channels_last / +compile, one full
 #                                                    evaluation, the projected 100-epoch run (default gpu_check.json)
 #   benchmarks/gpu_check.sh --cpu-smoke [OUT.json]   the same script at a tiny size on CPU (GPU tests skip there)
+#   benchmarks/gpu_check.sh --help                   this text
+# Exit status: the GPU tests' (0 when they pass); 2 for an unknown option.
 set -euo pipefail
+usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; }
+SMOKE=()
+case "${1:-}" in
+  -h | --help) usage; exit 0 ;;
+  --cpu-smoke) SMOKE=(--cpu-smoke); shift ;;
+  -*) echo "error: unknown option $1 (benchmarks/gpu_check.sh --help lists them)" >&2; exit 2 ;;
+esac
+if [ $# -gt 1 ]; then echo "error: one OUT.json at most, got: $*" >&2; exit 2; fi
+OUT=${1:-gpu_check.json}
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-.venv/bin/python}
 [ -x "$PY" ] || PY=python
-SMOKE=()
-if [ "${1:-}" = "--cpu-smoke" ]; then SMOKE=(--cpu-smoke); shift; fi
-OUT=${1:-gpu_check.json}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 

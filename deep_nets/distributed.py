@@ -11,6 +11,7 @@ the same step: stop requests go through a small Gloo group each step, on the hos
 """
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -70,9 +71,20 @@ class Processes:
         dist.broadcast_object_list(holder, src=0, group=self.control)
         return holder[0]
 
-    def close(self) -> None:
-        if self.backend is not None and dist.is_initialized():
-            dist.destroy_process_group()
+    def close(self, ordered: bool) -> None:
+        """Tear the process groups down.  `ordered` (every rank got here the normal way): first a barrier, so that
+        no rank destroys its groups while another still talks to it (under load a rank left behind then died of
+        its communication thread's abort, "terminate called without an active exception", after the run had
+        finished), then the control group, then the default one, the training's objects that hold them freed first.  After an error on one rank the others may be
+        waiting in a collective: no barrier then, the groups go at once."""
+        if self.backend is None or not dist.is_initialized():
+            return
+        gc.collect()  # the DDP wrapper (its reducer holds the group) in a reference cycle: freed before the group
+        if ordered and self.world > 1:
+            dist.barrier(group=self.control)
+        if self.control is not dist.group.WORLD:
+            dist.destroy_process_group(self.control)
+        dist.destroy_process_group()
 
 
 def start(device_choice: str, batch_size: int, models_with_bn: bool) -> Processes:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from largestep.config import ConfigError
 
-MODELS = ("resnet18_plain", "resnet18", "resnet34_plain", "resnet_tiny", "mlp")
+from deep_nets.flags import MODELS  # noqa: F401  (the names, where the command line lists them)
 
 
 def _shortcut(c_in: int, c_out: int, stride: int) -> nn.Module:

@@ -5,7 +5,10 @@ import signal
 import sys
 import time
 
+import numpy as np
+
 from deep_nets.evaluation import N_BLOCKS
+
 
 class Interrupt:
     """Turns SIGINT/SIGTERM (and SIGUSR2, which SLURM sends to a submitit job's processes before its time limit)
@@ -61,20 +64,22 @@ class Stopwatch:
 
 def describe(row: dict) -> str:
     """One line of a metrics row for the log."""
+    # no training before the first evaluation: no throughput to show
+    throughput = "" if row["images_per_s"] is None else f"{row['images_per_s']:,.0f} img/s, "
     sparsity = " ".join("-" if row[f"feature_sparsity_block{k}"] is None else f"{row[f'feature_sparsity_block{k}']:.3f}"
                         for k in range(1, N_BLOCKS + 1))
     return (f"iteration {row['iteration']:>6} epoch {row['epoch']:7.2f} lr {row['lr']:.4g} | train loss "
             f"{row['train_loss']:.4f} err {row['train_err']:.3f} | test loss {row['test_loss']:.4f} err "
             f"{row['test_err']:.3f} | EMA test err {row['test_err_ema']:.3f} | feature sparsity blocks 1-{N_BLOCKS} "
-            f"{sparsity} | {row['images_per_s'] or 0:.0f} img/s, eval {row['time_eval']:.1f} s")
+            f"{sparsity} | {throughput}eval {row['time_eval']:.1f} s")
 
 
 class IntervalProgress:
     """Progress between two evaluations: a tqdm bar on a terminal; elsewhere (a log file, a pipe) one line
     every PROGRESS_EVERY_S seconds, so that a long evaluation interval is not silent."""
 
-    def __init__(self, total: int, every: int, show: bool = True):
-        self.total, self.every, self.bar, self.show = total, every, None, show
+    def __init__(self, grid: np.ndarray, show: bool = True):
+        self.grid, self.total, self.bar, self.show = grid, int(grid[-1]), None, show
         self.tty = sys.stdout.isatty()
 
     def start(self, iteration: int) -> None:
@@ -82,7 +87,7 @@ class IntervalProgress:
         if not self.show:  # the other ranks of a torchrun job: rank 0 speaks for them
             return
         self.first, self.since = iteration, time.perf_counter()
-        self.next_eval = min(self.total, (iteration // self.every + 1) * self.every)
+        self.next_eval = int(self.grid[np.searchsorted(self.grid, iteration, side="right")])
         if self.tty:
             from tqdm import tqdm
 
@@ -107,5 +112,5 @@ class IntervalProgress:
             self.bar = None
 
 
-PROGRESS_EVERY_S = 30.0  # without a terminal: seconds between progress lines within an evaluation interval
+PROGRESS_EVERY_S = 10.0  # without a terminal: seconds between progress lines within an evaluation interval
 

@@ -1,43 +1,50 @@
-"""Sweeps of deep_nets/train.py runs with submitit: one job per run, on SLURM or on this machine.
+"""Sweeps of deep_nets/train.py runs: a grid file becomes run directories, trained on this machine or on SLURM.
 
-    python -m deep_nets.sweep deep_nets/sweeps/paper_cifar10.toml --dry-run            # the runs, one command each
-    python -m deep_nets.sweep deep_nets/sweeps/paper_cifar10.toml --executor slurm --partition gpu --time 60
-    python -m deep_nets.sweep GRID.toml --executor local         # one run per visible GPU; one after another on CPU
-    python -m deep_nets.sweep GRID.toml --collect                # <sweep dir>/<name>.json and its figure
+    python -m deep_nets.sweep GRID.toml --dry-run        # the runs, one train.py command each, and how many
+    python -m deep_nets.sweep GRID.toml --yes            # here: one run per visible GPU, or --jobs at a time on CPU
+    python -m deep_nets.sweep GRID.toml --executor slurm --partition gpu --time 60
+    python -m deep_nets.sweep GRID.toml --collect        # <sweep dir>/<grid name>.json and its figures
 
 A grid file (TOML, or JSON with the same keys) holds the flags of every run (`[flags]`), lists to cross
 (`[cross]`, e.g. seeds) and optionally alternative settings (`[[setting]]` tables: each adds its own flags, its
 lists crossed too).  Values are train.py's flags without the dashes (`no_data_augm = true`).  Every run trains
-under the sweep directory (`out_dir`, default runs/<grid name>) with --resume: a job that reaches its time limit
-or is preempted gets submitit's signal, stops its train.py (which saves a checkpoint), requeues itself and
-continues where it stopped; rerunning the sweep skips finished runs.  A bad grid is one line, exit status 2,
-and nothing is submitted.
+under the sweep directory (`out_dir`, default runs/<grid name>) with --resume, in the run directory that
+deep_nets/runs.py names from its flags: rerunning a sweep skips finished runs and resumes the others.  A bad grid
+(train.py would refuse a run, two runs would share a directory, more runs than --max-runs) is one line, exit
+status 2, and nothing is started.  On SLURM a job that reaches its time limit or is preempted gets submitit's
+signal, stops its train.py (which saves a checkpoint), requeues itself and continues where it stopped.
+Runs are started by deep_nets/launch.py (`run_here` on this machine, `TrainJob` on SLURM), which the deep study
+(largestep.experiments.deep) shares; this module is the command around it: grids, confirmation, collecting.
 """
 from __future__ import annotations
 
 import argparse
 import itertools
 import json
-import os
+import math
 import shlex
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from largestep.config import ConfigError
+from largestep.results import is_plain_name, sigterm_as_interrupt
 
-from deep_nets.flags import build_parser, check_args
-
-TRAIN_PY = Path(__file__).resolve().parent / "train.py"
+from deep_nets.flags import build_parser, parse
+from deep_nets.launch import Outcome, PlannedRun, TrainJob, run_here
+from deep_nets.runs import RunDirError, collect_runs, run_dir
 SECTIONS = {"out_dir", "flags", "cross", "setting"}
 SWEEP_OWNS = {"out_dir", "resume"}  # set by the sweep for every run
+MAX_RUNS = 2000  # a grid larger than this is refused unless --max-runs allows it (a typo can cross lists into 10**6)
+CONFIRM_ABOVE = 4  # starting more runs than this on this machine asks for --yes
 
+
+# ---------------------------------------------------------------- grids
 
 def read_grid(path: Path) -> dict:
     try:
         text = path.read_text()
+    except UnicodeDecodeError:
+        raise ConfigError(f"grid file {path} is not text: write the grid as TOML or JSON") from None
     except OSError as err:
         raise ConfigError(f"cannot read grid file {path}: {err.strerror or err}") from None
     try:
@@ -56,17 +63,28 @@ def read_grid(path: Path) -> dict:
     if not isinstance(grid, dict) or set(grid) - SECTIONS:
         raise ConfigError(f"{path}: unknown top-level keys {sorted(set(grid) - SECTIONS) if isinstance(grid, dict) else grid!r}"
                           f" (a grid has {', '.join(sorted(SECTIONS))})")
+    if "out_dir" in grid and not (isinstance(grid["out_dir"], str) and grid["out_dir"].strip()):
+        raise ConfigError(f"{path}: out_dir must be a directory name in quotes, got {grid['out_dir']!r}")
     return grid
 
 
-def expand(grid: dict, where: str) -> list[dict]:
-    """The runs of a grid: its flags, each setting's flags and every combination of the lists."""
+def sweep_name(path: Path) -> str:
+    """The grid file's name without its suffix: it names the sweep's results file and figures."""
+    if not is_plain_name(path.stem):
+        raise ConfigError(f"grid file name {path.stem!r} cannot name the sweep's results file ({path.stem}.json): "
+                          "rename the file with letters, digits, '_', '-' and '.' only")
+    return path.stem
+
+
+def settings_of(grid: dict, where: str) -> list[tuple[dict, dict]]:
+    """Each setting's fixed flags and its lists to cross, checked against train.py's flags."""
     known = {a.dest for a in build_parser()._actions} - {"help"}
     settings = grid.get("setting", [{}])
     if not isinstance(settings, list) or not settings or not all(isinstance(s, dict) for s in settings):
         raise ConfigError(f"{where}: [[setting]] must be one or more tables of flags")
-    for name, table in [("flags", grid.get("flags", {})), ("cross", grid.get("cross", {}))] + \
-                       [(f"setting {k + 1}", s) for k, s in enumerate(settings)]:
+    tables = [("flags", grid.get("flags", {})), ("cross", grid.get("cross", {}))] + \
+             [(f"setting {k + 1}", s) for k, s in enumerate(settings)]
+    for name, table in tables:
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: [{name}] must be a table of flags")
         for key, value in table.items():
@@ -76,13 +94,30 @@ def expand(grid: dict, where: str) -> list[dict]:
                 raise ConfigError(f"{where}: [{name}] {key}: the sweep sets --{key} itself (use the grid's out_dir)")
             if isinstance(value, list) and not value:
                 raise ConfigError(f"{where}: [{name}] {key} is an empty list: give at least one value")
-        for key, value in grid.get("cross", {}).items():
-            if not isinstance(value, list):
-                raise ConfigError(f"{where}: [cross] {key} must be a list of values, got {value!r}")
+    for key, value in grid.get("cross", {}).items():
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: [cross] {key} must be a list of values, got {value!r}")
+    if not any(table for _, table in tables):
+        raise ConfigError(f"{where} lists no flags: an empty grid would be one run of train.py's defaults; put the "
+                          "flags under [flags] (see deep_nets/sweeps/paper_cifar10.toml)")
+    return [({**grid.get("flags", {}), **{k: v for k, v in s.items() if not isinstance(v, list)}},
+             {**grid.get("cross", {}), **{k: v for k, v in s.items() if isinstance(v, list)}}) for s in settings]
+
+
+def count_runs(grid: dict, where: str) -> list[int]:
+    """The runs of each setting (the product of its lists' lengths), counted before any is made."""
+    return [math.prod(len(values) for values in lists.values()) for _, lists in settings_of(grid, where)]
+
+
+def expand(grid: dict, where: str, max_runs: int = MAX_RUNS) -> list[dict]:
+    """The runs of a grid: its flags, each setting's flags and every combination of the lists."""
+    counts = count_runs(grid, where)
+    if sum(counts) > max_runs:
+        split = f" ({' + '.join(f'{c:,}' for c in counts)} over its {len(counts)} settings)" if len(counts) > 1 else ""
+        raise ConfigError(f"{where}: {sum(counts):,} runs{split}, more than --max-runs {max_runs:,}: check the lists, "
+                          f"or pass --max-runs {sum(counts)}")
     runs = []
-    for setting in settings:
-        fixed = {**grid.get("flags", {}), **{k: v for k, v in setting.items() if not isinstance(v, list)}}
-        lists = {**grid.get("cross", {}), **{k: v for k, v in setting.items() if isinstance(v, list)}}
+    for fixed, lists in settings_of(grid, where):
         for combo in itertools.product(*lists.values()):
             runs.append({**fixed, **dict(zip(lists, combo))})
     return runs
@@ -98,133 +133,69 @@ def flag_argv(run: dict) -> list[str]:
     return argv
 
 
-def check_runs(runs: list[dict], out_dir: Path, where: str) -> list[list[str]]:
-    """Each run's train.py arguments, parsed and checked as train.py would; the first bad one is a ConfigError."""
-    parser = build_parser()
-
-    def refuse(message):
-        raise ConfigError(message)
-    parser.error = refuse
-    argvs, names = [], {}
+def plan(runs: list[dict], out_dir: Path, where: str) -> list[PlannedRun]:
+    """Each run's train.py arguments, checked as train.py checks them, and its run directory; a ConfigError for
+    the first bad run, or for two runs that would train one run directory."""
+    planned, seen = [], {}
     for k, run in enumerate(runs, start=1):
         argv = flag_argv(run) + [f"--out_dir={out_dir}", "--resume"]
         try:
-            args = parser.parse_args(argv)
-            check_args(args)
+            args = vars(parse(argv))
         except ConfigError as err:
             raise ConfigError(f"{where}: run {k} ({' '.join(flag_argv(run))}): {err}") from None
-        key = json.dumps(vars(args), sort_keys=True)
-        if key in names:
-            raise ConfigError(f"{where}: runs {names[key]} and {k} are the same run: make the lists distinct")
-        names[key] = k
-        argvs.append(argv)
-    return argvs
+        directory = run_dir(args)
+        if directory in seen:
+            first, other = seen[directory]
+            differ = sorted(f for f in args if args[f] != other[f])
+            why = (f"they differ only in {', '.join('--' + f for f in differ)}, which "
+                   f"{'does' if len(differ) == 1 else 'do'} not change what a run computes" if differ
+                   else "they are the same run")
+            raise ConfigError(f"{where}: runs {first} and {k} would train one run directory, {directory} ({why}): "
+                              "make the lists distinct")
+        seen[directory] = (k, args)
+        planned.append(PlannedRun(argv, directory))
+    return planned
 
 
-class TrainJob:
-    """One train.py run as a submitit job: checkpointable, so that the timeout/preemption signal stops train.py
-    (it saves a checkpoint), and the job is requeued with the same command, which resumes."""
-
-    def __init__(self, argv: list[str], gpus: int = 1):
-        self.argv, self.gpus, self.process = argv, gpus, None
-
-    def command(self, shown: bool = False) -> list[str]:
-        """What the job runs; `shown`: as a user would type it in the repository."""
-        train_py = "deep_nets/train.py" if shown else str(TRAIN_PY)
-        if self.gpus > 1:
-            launcher = ["torchrun"] if shown else [sys.executable, "-m", "torch.distributed.run"]
-            return [*launcher, "--standalone", f"--nproc_per_node={self.gpus}", train_py, *self.argv]
-        return ["python" if shown else sys.executable, train_py, *self.argv]
-
-    def __call__(self) -> int:
-        self.process = subprocess.Popen(self.command())
-        code = self.process.wait()
-        if code not in (0, 1):  # 1: the run diverged, which is a result
-            raise RuntimeError(f"train.py exited with status {code} ({shlex.join(self.argv)}); "
-                               "if it was stopped by a signal, rerun the sweep: it resumes and skips finished runs")
-        return code
-
-    def checkpoint(self):
-        from submitit.helpers import DelayedSubmission
-
-        if self.process is not None:  # train.py finishes its step and saves a checkpoint
-            stop_and_wait(self.process.pid)
-        return DelayedSubmission(TrainJob(self.argv, self.gpus))
-
-    def __getstate__(self):
-        return {"argv": self.argv, "gpus": self.gpus, "process": None}
-
-
-def stop_and_wait(pid: int) -> None:
-    """SIGTERM to `pid`, then wait for it to exit.  Runs inside submitit's signal handler, which interrupts
-    __call__'s Popen.wait while that holds the Popen's lock: so by the process id, not through the Popen."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-        while os.waitpid(pid, os.WNOHANG) == (0, 0):
-            time.sleep(0.1)
-    except (ProcessLookupError, ChildProcessError):  # already gone, or reaped
-        pass
-
-
-def executor_for(a, folder: Path, slots: int):
+def submit_slurm(a, runs: list[PlannedRun], out_dir: Path) -> int:
     import submitit
 
-    if a.executor == "slurm":
-        try:
-            executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=a.max_requeues)
-        except RuntimeError as err:  # no srun on this machine
-            raise ConfigError(f"--executor slurm: {err} (run on a login node of the cluster, or --executor local)") from None
-        extra = {"account": a.account} if a.account else {}
-        executor.update_parameters(partition=a.partition, time=a.time, gpus_per_node=a.gpus, ntasks_per_node=1,
-                                   cpus_per_task=a.cpus_per_job, signal_delay_s=120, job_name="largestep", **extra)
-    else:
-        executor = submitit.LocalExecutor(folder=folder, max_num_timeout=a.max_requeues)
-        executor.update_parameters(timeout_min=a.time, signal_delay_s=60, gpus_per_node=1 if slots else 0)
-    return executor
+    try:
+        executor = submitit.SlurmExecutor(folder=out_dir / "submitit", max_num_timeout=a.max_requeues)
+    except RuntimeError as err:  # no srun on this machine
+        raise ConfigError(f"--executor slurm: {err} (run on a login node of the cluster, or --executor local)") from None
+    extra = {"account": a.account} if a.account else {}
+    executor.update_parameters(partition=a.partition, time=a.time, gpus_per_node=a.gpus, ntasks_per_node=1,
+                               cpus_per_task=a.cpus_per_job, signal_delay_s=120, job_name="largestep", **extra)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with executor.batch():
+        handles = [executor.submit(TrainJob(run.argv, a.gpus)) for run in runs]
+    print(f"submitted {len(handles)} jobs (array {handles[0].job_id.split('_')[0]}) into {out_dir}/; when they "
+          f"finish: python -m deep_nets.sweep {a.grid} --collect")
+    return 0
 
 
-def run_local(executor, jobs: list[TrainJob], gpus: int) -> list[str]:
-    """One job per visible GPU at a time (one at a time on CPU); the failures, as lines."""
-    pending, running, failures = list(enumerate(jobs)), {}, []
-    slots = list(range(gpus)) or [None]
-    while pending or running:
-        for slot in [s for s in slots if s not in running]:
-            if pending:
-                k, job = pending.pop(0)
-                if slot is not None:
-                    executor.update_parameters(visible_gpus=(slot,))
-                running[slot] = (k, executor.submit(job))
-                print(f"run {k + 1}/{len(jobs)} started (job {running[slot][1].job_id}"
-                      + (f", GPU {slot})" if slot is not None else ")"), flush=True)
-        time.sleep(0.5)
-        for slot, (k, handle) in list(running.items()):
-            if handle.done():
-                del running[slot]
-                try:
-                    handle.result()
-                    print(f"run {k + 1}/{len(jobs)} finished", flush=True)
-                except Exception as err:
-                    failures.append(f"run {k + 1}: {str(err).strip().splitlines()[-1]} (log: {handle.paths.stdout})")
-    return failures
-
+# ---------------------------------------------------------------- the command
 
 def collect(out_dir: Path, name: str) -> int:
+    """<out_dir>/<name>.json from the run directories below out_dir, and its figures, as one set."""
     from largestep import experiments
-    from largestep.deep_runs import RunDirError, collect_runs
 
     try:
         results = collect_runs(out_dir, name)
     except RunDirError as err:
         raise ConfigError(str(err)) from None
+    for line in results["skipped"]:
+        print(line)
     if not results["runs"]:
         raise ConfigError(f"{out_dir}: no run has finished yet ({len(results['incomplete'])} incomplete)")
     try:
         written = experiments.save(results, out_dir)
     except OSError as err:
         raise ConfigError(f"cannot write {name}'s results into {out_dir} ({err.filename or out_dir}: "
-                          f"{err.strerror or err})") from None
-    print(f"{written[0]}: {len(results['runs'])} runs, {len(results['incomplete'])} incomplete left out; "
-          f"wrote {', '.join(map(str, written[1:]))}")
+                          f"{err.strerror or err}): free some space or fix permissions, then --collect again") from None
+    print(f"{written[0]}: {len(results['runs'])} runs, {len(results['incomplete'])} unfinished run directories left "
+          f"out, {len(results['skipped'])} skipped; wrote {', '.join(map(str, written[1:]))}")
     return 0
 
 
@@ -232,15 +203,20 @@ def build_sweep_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m deep_nets.sweep", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("grid", help="grid file (.toml, or .json)")
-    p.add_argument("--executor", choices=("slurm", "local"), default="local", help="where the jobs run")
-    p.add_argument("--dry-run", action="store_true", help="print one train.py command per run; submit nothing")
+    p.add_argument("--executor", choices=("slurm", "local"), default="local",
+                   help="where the runs train: SLURM jobs, or this machine")
+    p.add_argument("--dry-run", action="store_true", help="print one train.py command per run, and how many; "
+                                                          "start nothing")
+    p.add_argument("--yes", action="store_true", help=f"start more than {CONFIRM_ABOVE} runs on this machine")
     p.add_argument("--collect", action="store_true", help="turn the sweep directory into one results file and figure")
+    p.add_argument("--max-runs", type=int, default=MAX_RUNS, help="refuse a grid of more runs than this")
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time on this machine's CPU (on GPUs: one per GPU)")
     p.add_argument("--partition", default=None, help="SLURM partition")
     p.add_argument("--account", default=None, help="SLURM account")
     p.add_argument("--gpus", type=int, default=1, help="GPUs per job (SLURM; >1 runs train.py under torchrun)")
     p.add_argument("--cpus-per-job", type=int, default=8, help="CPU cores per job (SLURM)")
-    p.add_argument("--time", type=int, default=240, help="time limit of a job in minutes; a job that reaches it "
-                                                         "saves, requeues itself and resumes")
+    p.add_argument("--time", type=int, default=240, help="time limit of a SLURM job in minutes; a job that reaches "
+                                                         "it saves, requeues itself and resumes")
     p.add_argument("--max-requeues", type=int, default=20, help="requeues allowed per job (time limits and preemptions)")
     return p
 
@@ -250,41 +226,57 @@ def main(argv=None) -> int:
     try:
         path = Path(a.grid)
         grid = read_grid(path)
-        out_dir = Path(grid.get("out_dir", Path("runs") / path.stem))
+        name = sweep_name(path)
+        out_dir = Path(grid.get("out_dir", Path("runs") / name))
         if a.collect:
-            return collect(out_dir, path.stem)
-        for name in ("gpus", "cpus_per_job", "time", "max_requeues"):
-            if getattr(a, name) < (0 if name == "max_requeues" else 1):
-                raise ConfigError(f"--{name.replace('_', '-')} must be >= {0 if name == 'max_requeues' else 1}")
-        jobs = [TrainJob(argv, a.gpus) for argv in check_runs(expand(grid, str(path)), out_dir, str(path))]
+            return collect(out_dir, name)
+        for flag, least in (("gpus", 1), ("cpus_per_job", 1), ("time", 1), ("max_requeues", 0), ("jobs", 1),
+                            ("max_runs", 1)):
+            if getattr(a, flag) < least:
+                raise ConfigError(f"--{flag.replace('_', '-')} must be >= {least}, got {getattr(a, flag)}")
+        runs = plan(expand(grid, str(path), a.max_runs), out_dir, str(path))
         if a.dry_run:
-            for job in jobs:
-                print(shlex.join(job.command(shown=True)))
-            print(f"# {len(jobs)} runs into {out_dir}/ ({a.executor} executor)", file=sys.stderr)
+            for run in runs:
+                print(shlex.join(TrainJob(run.argv, a.gpus if a.executor == "slurm" else 1).command(shown=True)))
+            print(f"# {len(runs)} runs into {out_dir}/ ({a.executor} executor)", file=sys.stderr)
             return 0
-        import torch
-
-        gpus = torch.cuda.device_count() if a.executor == "local" else a.gpus
-        if a.executor == "local" and a.gpus > 1:
-            raise ConfigError("--gpus applies to SLURM jobs; the local executor runs one job per visible GPU")
-        executor = executor_for(a, out_dir / "submitit", gpus)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        if a.executor == "slurm":
+            return submit_slurm(a, runs, out_dir)
+        if a.gpus != 1:
+            raise ConfigError("--gpus applies to SLURM jobs; on this machine each run gets one visible GPU")
+        if len(runs) > CONFIRM_ABOVE and not a.yes:
+            raise ConfigError(f"{path}: {len(runs)} runs of train.py on this machine: pass --yes to start them "
+                              "(--dry-run lists them first)")
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if a.executor == "slurm":
-        with executor.batch():
-            handles = [executor.submit(job) for job in jobs]
-        print(f"submitted {len(handles)} jobs (array {handles[0].job_id.split('_')[0]}) into {out_dir}/; when they "
-              f"finish: python -m deep_nets.sweep {a.grid} --collect")
-        return 0
-    failures = run_local(executor, jobs, gpus)
-    for line in failures:
-        print(f"failed: {line}", file=sys.stderr)
-    if len(failures) == len(jobs):
+    with sigterm_as_interrupt():
+        return sweep_here(runs, out_dir, name, a.jobs)
+
+
+def sweep_here(runs: list[PlannedRun], out_dir: Path, name: str, jobs: int) -> int:
+    import torch
+
+    gpus = torch.cuda.device_count()
+
+    def said(k, outcome: Outcome):
+        what = ("failed: " + outcome.reason if outcome.failed else
+                ("already finished" if outcome.reused else "diverged" if outcome.status == 1 else "finished"))
+        print(f"run {k + 1}/{len(runs)} {what} ({runs[k].directory}; log {outcome.log})", flush=True)
+    print(f"{len(runs)} runs into {out_dir}/, {gpus or jobs} at a time ({f'{gpus} GPUs' if gpus else 'CPU'})",
+          flush=True)
+    try:
+        outcomes = run_here(runs, jobs, out_dir / "logs", gpus, on_done=said)
+    except KeyboardInterrupt:
+        print("interrupted: the runs saved checkpoints; rerun the sweep to resume them", file=sys.stderr)
+        return 130
+    failures = [k for k, outcome in enumerate(outcomes) if outcome.failed]
+    for k in failures:
+        print(f"failed: run {k + 1}: {outcomes[k].reason} (log: {outcomes[k].log})", file=sys.stderr)
+    if len(failures) == len(runs):
         return 1
     try:
-        return collect(out_dir, path.stem) or (1 if failures else 0)
+        return collect(out_dir, name) or (1 if failures else 0)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -3,307 +3,68 @@
     python deep_nets/train.py --dataset=cifar10 --lr_init=0.75 --lr_schedule=piecewise_05epochs \
         --warmup_exp=1.05 --model=resnet18_plain --model_width=64 --epochs=100 --batch_size=256 \
         --momentum=0.0 --l2_reg=0.0 --no_data_augm --eval_iter_freq=200 --exp_name=no_explicit_reg
+    python deep_nets/train.py --help        # every flag, and a one-minute smoke run for a CPU
 
-Writes <out_dir>/<exp_name>/<run name>/: config.json, metrics.jsonl (one line per evaluation) and
-checkpoint.pt (atomically, at each evaluation and on Ctrl-C/SIGTERM/SIGUSR2).  The directory appears, whole, once
-the first evaluation and checkpoint exist, so a run that fails before leaves nothing behind.  One process
-at a time holds a run (a lock file beside it).  --resume continues a run, dropping a metrics line torn by a
-crash; on CPU the resumed run's metrics equal an uninterrupted run's.  Exit status 2, with one line naming
-the flag or file, for bad arguments, missing or malformed data, a run held by another process, a corrupt
-checkpoint or an unwritable place; 128+signal number after an interrupt (checkpoint saved).
+Writes <out_dir>/<exp_name>/<run name>/ (deep_nets/runs.py names it from every flag that changes what the run
+computes): config.json, metrics.jsonl (one line per evaluation) and checkpoint.pt (atomically, at each evaluation
+and on Ctrl-C/SIGTERM/SIGUSR2).  The directory appears, whole, once the first evaluation and checkpoint exist,
+so a run that fails before leaves nothing behind.  One process at a time holds a run (a lock file beside it).
+--resume continues a run, dropping a metrics line torn by a crash; on CPU the resumed run's metrics equal an
+uninterrupted run's.  Exit status 0 done, 1 diverged; 2, with one line naming the flag or file, for bad
+arguments, missing or malformed data, sizes that cannot fit in memory, a run held by another process, a corrupt
+checkpoint or an unwritable place; 3 for an unexpected error (its traceback, then one line); 128+signal number
+after an interrupt (checkpoint saved).
 Under `torchrun --nproc_per_node=N` it trains with DistributedDataParallel (deep_nets/distributed.py).
+The first line comes before torch is imported (seconds): what is loaded and built, and where it goes.
 """
 from __future__ import annotations
 
-import copy
-import glob
-import json
-import math
-import shutil
+import os
 import signal
 import sys
-from pathlib import Path
+import traceback
 
-import torch
-import torch.nn.functional as F
-
-from largestep.results import Terminated, atomic_write, sigterm_as_interrupt, to_jsonable
 from largestep.config import ConfigError
-from largestep.schedules import lr_schedule
-from largestep.streams import torch_stream
+from largestep.results import Terminated, sigterm_as_interrupt
 
-from deep_nets.data import DataError, TrainStream, load_dataset
-from deep_nets.distributed import Processes, start
-from deep_nets.evaluation import block_sparsity, choose_neurons, loss_and_error, refresh_bn
-from deep_nets.flags import build_parser, check_args, run_config
-from deep_nets.models import build_model
-from deep_nets.progress import IntervalProgress, Interrupt, Stopwatch, describe
-from deep_nets.run_dir import (RESUME_HINT, RunError, RunLock, cannot_write, make_dirs, prepare_run_dir,
-                               publish_first_evaluation, resume, short_reason)
+from deep_nets.flags import build_parser, check_args
+from deep_nets.runs import run_dir
 
 
-def train(a) -> int:
-    check_args(a)
-    if a.threads > 0:
-        torch.set_num_threads(a.threads)
-    processes = start(a.device, a.batch_size, models_with_bn=a.model != "mlp")
-    try:
-        data = load_dataset(a.dataset, a.data_dir, download_missing=a.download, verify=not a.skip_checksum)
-        if len(data.x_train) < a.batch_size:
-            raise ConfigError(f"--batch_size {a.batch_size} exceeds the {len(data.x_train)} training examples")
-        config = run_config(a, data, processes)
-        if not processes.is_main:  # rank 0 holds the run directory; the others follow its decisions
-            return run(a, config, data, processes)
-        return hold_and_run(a, config, data, processes)
-    finally:
-        processes.close()
+class Refused(Exception):
+    """What train.py refuses to start or continue, for its one-line message (exit status 2)."""
 
 
-def hold_and_run(a, config: dict, data, processes: Processes) -> int:
-    run_dir = Path(a.out_dir) / a.exp_name / config["run_name"]
-    created = make_dirs(run_dir.parent, f"out_dir {a.out_dir!r}")
-    lock = RunLock(run_dir)
-    try:
-        try:
-            lock.acquire()
-        except OSError as err:
-            again = "run again with --resume" if a.resume else "run again"
-            raise RunError(f"cannot write to out_dir {a.out_dir!r} ({err.filename or lock.path}: {err.strerror}): "
-                           f"free some space or fix permissions, then {again}") from None
-        for stale in run_dir.parent.glob(glob.escape(f".{run_dir.name}.new-") + "*"):  # left by a killed start
-            shutil.rmtree(stale, ignore_errors=True)
-        for name in ("checkpoint.pt", "metrics.jsonl", "config.json"):  # a write cut short by SIGKILL
-            for stale in run_dir.glob(f".{name}.*"):
-                stale.unlink(missing_ok=True)
-        return run(a, config, data, processes)
-    finally:
-        lock.release()
-        for d in created:  # a run that never started leaves no directory behind
-            try:
-                d.rmdir()
-            except OSError:
-                break
-
-
-class Training:
-    """One run between set-up and its end: the net, its weight average, the optimizer, the data order, the fixed
-    evaluation examples and neurons, and the counters of the current evaluation interval."""
-
-    def __init__(self, a, config: dict, data, processes: Processes):
-        device = processes.device
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-        self.a, self.device, self.data, self.processes = a, device, data.to(device), processes
-        self.eval_batch = config["evaluation"]["batch_size"]
-        self.steps_per_epoch, self.total = config["steps_per_epoch"], config["iterations"]
-        torch.manual_seed(a.seed)
-        self.model = build_model(a.model, a.model_width, data.num_classes, data.input_shape).to(device)
-        self.layout = torch.channels_last if config["memory_format"] == "channels_last" else torch.contiguous_format
-        self.model.to(memory_format=self.layout)
-        self.ema = copy.deepcopy(self.model).requires_grad_(False)
-        self.trainer = processes.wrap(self.model)  # shares its parameters with self.model
-        self.forward = torch.compile(self.trainer) if a.compile else self.trainer
-        self.compile_tried = not a.compile
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=a.lr_init, momentum=a.momentum,
-                                         weight_decay=a.l2_reg)
-        self.stream = TrainStream(self.data.x_train, self.data.y_train, a.batch_size, config["augmentation"], seed=a.seed,
-                                  part=processes.shard(a.batch_size))
-        self.schedule = lr_schedule(a.lr_schedule, a.epochs, a.lr_init, a.warmup_factor, a.warmup_exp)
-        fixed = torch.randperm(len(self.data.x_train), generator=torch_stream("sparsity_examples", a.seed))
-        fixed = fixed[:a.sparsity_examples].sort().values.to(device)
-        self.x_fixed, self.y_fixed = self.data.x_train[fixed], self.data.y_train[fixed]
-        self.block_sizes, self.neuron_idx = choose_neurons(self.model, self.data, a.sparsity_neurons, a.seed, device)
-        self.params, self.ema_params = list(self.model.parameters()), list(self.ema.parameters())
-        self.iteration = 0
-        self.loss_sum, self.interval_steps = torch.zeros((), dtype=torch.float64, device=device), 0
-        self.time_train, self.images = 0.0, 0
-        self.stopwatch = Stopwatch(device)
-        self.write_dir = None  # where checkpoint.pt and metrics.jsonl go: the run directory or its staging twin
-
-    def restore(self, checkpoint: dict) -> None:
-        """Continue from `checkpoint`; ValueError (or a state-dict error) when it belongs to another run."""
-        if checkpoint["stream"]["perm"].numel() != len(self.data.x_train):
-            raise ValueError(f"its data order covers {checkpoint['stream']['perm'].numel()} training examples, "
-                             f"this data set has {len(self.data.x_train)}")
-        self.model.load_state_dict(checkpoint["model"])
-        self.ema.load_state_dict(checkpoint["ema"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.stream.load_state_dict(checkpoint["stream"])
-        self.iteration = int(checkpoint["iteration"])
-        self.loss_sum = checkpoint["interval_loss_sum"].to(self.device)
-        self.interval_steps = int(checkpoint["interval_steps"])
-
-    def step(self) -> None:
-        """One SGD step at the schedule's step size for the iteration it completes, then the weight average."""
-        lr = self.schedule((self.iteration + 1) / self.steps_per_epoch)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        x, y = self.stream.next()
-        x = x.contiguous(memory_format=self.layout) if x.ndim == 4 else x
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = self.backward(x, y)
-        self.optimizer.step()
-        with torch.no_grad():
-            torch._foreach_lerp_(self.ema_params, self.params, 1 - self.a.swa_tau)
-        self.loss_sum += loss.detach().double()
-        self.interval_steps += 1
-        self.iteration += 1
-        self.images += self.a.batch_size
-
-    def autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.a.precision == "bf16")
-
-    def backward(self, x, y) -> torch.Tensor:
-        """The batch's loss, its gradients accumulated.  The first compiled step compiles; where that fails (no
-        compiler, an unsupported platform), one line says why and the step is redone eagerly from the same batch."""
-        if not self.compile_tried:
-            self.compile_tried = True
-            try:
-                return self.backward(x, y)
-            except Exception as err:
-                print(f"--compile: torch.compile failed ({short_reason(err)}); training without it", flush=True)
-                self.forward = self.trainer
-                self.optimizer.zero_grad(set_to_none=True)
-        with self.autocast():
-            loss = F.cross_entropy(self.forward(x), y)
-        loss.backward()
-        return loss
-
-    def measure(self) -> dict:
-        """The metrics row of the current iteration (the net is left in eval mode)."""
-        a, data, batch = self.a, self.data, self.eval_batch
-        clock = Stopwatch(self.device)
-        clock.start()
-        epoch = self.iteration / self.steps_per_epoch
-        running = self.loss_sum.item() / self.interval_steps if self.interval_steps else None
-        row = {"iteration": self.iteration, "epoch": epoch, "lr": self.schedule(epoch), "train_loss_running": running}
-        with self.autocast():
-            row.update(block_sparsity(self.model, self.x_fixed, self.y_fixed, self.neuron_idx, self.block_sizes,
-                                      batch, corr_threshold=a.corr_threshold))
-            row["test_loss"], row["test_err"] = loss_and_error(self.model, data.x_test, data.y_test, batch)
-            refresh_bn(self.ema, self.x_fixed, batch, a.bn_refresh_examples)
-            row["test_loss_ema"], row["test_err_ema"] = loss_and_error(self.ema, data.x_test, data.y_test, batch)
-        diverged = not all(math.isfinite(v) for v in (row["train_loss"], row["test_loss"]) + ((running,) if running else ()))
-        if diverged:  # the features of a diverged net are NaN or inf: their sparsity means nothing
-            row.update({k: None for k in row if k.startswith("feature_sparsity")})
-        row.update({"diverged": diverged, "time_train": self.time_train, "time_eval": clock.seconds(),
-                    "images_per_s": self.images / self.time_train if self.time_train > 0 else None})
-        return row
-
-    def evaluate(self) -> bool:
-        """Measure, append the row to metrics.jsonl, print it and start a new interval; True when diverged.
-        Every process calls it; rank 0 measures and writes, and says whether the run diverged."""
-        self.processes.mean(self.loss_sum)
-        diverged = False
-        if self.processes.is_main:
-            row = self.measure()
-            path = self.write_dir / "metrics.jsonl"
-            try:
-                with open(path, "a") as f:  # one write: a crash tears at most this last line
-                    f.write(json.dumps(to_jsonable(row), allow_nan=False) + "\n")
-            except OSError as err:
-                err.filename = err.filename or str(path)
-                raise
-            print(describe(row), flush=True)
-            diverged = row["diverged"]
-        self.loss_sum.zero_()
-        self.interval_steps, self.time_train, self.images = 0, 0.0, 0
-        return self.processes.share(diverged)
-
-    def save_checkpoint(self, diverged: bool = False) -> None:
-        if not self.processes.is_main:
-            return
-        state = {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
-                 "optimizer": self.optimizer.state_dict(), "stream": self.stream.state_dict(),
-                 "iteration": self.iteration, "diverged": diverged,
-                 "interval_loss_sum": self.loss_sum.cpu(), "interval_steps": self.interval_steps}
-        path = self.write_dir / "checkpoint.pt"
-        try:
-            atomic_write(path, lambda tmp: torch.save(state, tmp))
-        except OSError as err:  # name the file the user knows, not the temporary one
-            err.filename = str(path)
-            raise
-
-
-def run(a, config: dict, data, processes: Processes) -> int:
-    """Start or resume the run of `config` (its directory locked by the caller on rank 0) and train it to the end;
-    the other ranks get rank 0's checkpoint."""
-    run_dir, checkpoint = prepare_run_dir(a, config) if processes.is_main else (None, None)
-    run_dir, checkpoint = processes.share((run_dir, checkpoint))
-    say = print if processes.is_main else (lambda *_: None)
-    if checkpoint is not None and checkpoint["iteration"] >= config["iterations"]:
-        say(f"{run_dir}: already complete ({config['iterations']} iterations)")
-        return 0
-    if checkpoint is not None and bool(checkpoint.get("diverged", False)):
-        say(f"{run_dir}: diverged at iteration {checkpoint['iteration']}; nothing to resume")
-        return 1
-    training = Training(a, config, data, processes)
-    with Interrupt() as interrupt:  # a signal from here on stops training after its next step, with a checkpoint
-        if checkpoint is not None:
-            resume(training, checkpoint, run_dir, config)
-        else:
-            publish_first_evaluation(training, run_dir, config)
-        return march(training, run_dir, interrupt)
-
-
-def march(training: Training, run_dir: Path, interrupt: Interrupt) -> int:
-    """Train to the end, evaluating and checkpointing every --eval_iter_freq iterations; an interrupt (or
-    --stop_at_iteration) saves a checkpoint and stops.  The exit status: 0 done, 1 diverged, 128+signal."""
-    a, processes = training.a, training.processes
-    training.model.train()
-    progress = IntervalProgress(training.total, a.eval_iter_freq, show=processes.is_main)
-    progress.start(training.iteration)
-    training.stopwatch.start()
-    while training.iteration < training.total:
-        training.step()
-        iteration = training.iteration
-        progress.step(iteration)
-        if iteration % a.eval_iter_freq == 0 or iteration == training.total:
-            training.time_train += training.stopwatch.seconds()
-            progress.close()
-            try:
-                diverged = training.evaluate()
-                training.save_checkpoint(diverged)
-            except OSError as err:
-                raise cannot_write(run_dir, err, RESUME_HINT) from None
-            training.model.train()
-            if diverged:
-                if processes.is_main:
-                    print(f"diverged (non-finite loss) by iteration {iteration}: stopped; metrics kept in {run_dir}")
-                return 1
-            if iteration < training.total:
-                progress.start(iteration)
-            training.stopwatch.start()
-        signum = processes.stop_requested(interrupt.signum)
-        if signum is not None or iteration == a.stop_at_iteration:
-            return stop(training, run_dir, signum, progress)
-    if processes.is_main:
-        print(f"done: {run_dir}")
-    return 0
-
-
-def stop(training: Training, run_dir: Path, signum, progress: IntervalProgress) -> int:
-    """Save a checkpoint after an interrupt or at --stop_at_iteration; the exit status says which."""
-    progress.close()
-    training.processes.mean(training.loss_sum)
-    try:
-        training.save_checkpoint()
-    except OSError as err:
-        raise cannot_write(run_dir, err, RESUME_HINT) from None
-    why = f"signal {signum}" if signum is not None else "--stop_at_iteration"
-    if training.processes.is_main:
-        print(f"stopped at iteration {training.iteration} ({why}); checkpoint saved, continue with --resume")
-    return 128 + signum if signum is not None else 0
+def start_line(a) -> str:
+    epochs = f"{a.epochs} epoch{'s' if a.epochs != 1 else ''}"
+    return (f"train.py: {a.model} of width {a.model_width} on {a.dataset}, {epochs} of batch {a.batch_size}, "
+            f"into {run_dir(vars(a))}; loading torch and the data")
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = build_parser().parse_args(argv)
     try:
         with sigterm_as_interrupt():
-            return train(args)
-    except (ConfigError, DataError, RunError) as err:
+            check_args(args)
+            if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks for all
+                print(start_line(args), flush=True)
+            from deep_nets.data import DataError
+            from deep_nets.loop import train
+            from deep_nets.run_dir import RunError
+
+            try:
+                return train(args, argv)
+            except (DataError, RunError) as err:
+                raise Refused(str(err)) from None
+    except (ConfigError, Refused) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # a fault of this program or of torch: exit 1 would read as "diverged"
+        traceback.print_exc()
+        print(f"error: train.py stopped on an unexpected {type(err).__name__} (traceback above): {err}".splitlines()[0],
+              file=sys.stderr)
+        return 3
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM before training started: nothing to save yet
         print("interrupted before training started; nothing saved", file=sys.stderr)
         return 128 + (signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from largestep.deep_runs import RunDirError, collect_runs, read_run
+from deep_nets.runs import RunDirError, collect_runs, read_run
 
 ARGS = {"dataset": "mnist1d", "model": "mlp", "model_width": 8, "epochs": 2, "batch_size": 10, "momentum": 0.0,
         "l2_reg": 0.0, "eval_iter_freq": 4, "lr_init": 0.6, "lr_schedule": "piecewise_01epochs", "warmup_exp": 1.0,
@@ -43,7 +43,7 @@ def test_collect_runs_groups_seeds_and_counts_divergence(tmp_path):
     assert large["final_mean"]["test_err"] == pytest.approx(np.mean([0.3, 0.1]))
     np.testing.assert_array_equal(large["curves"]["iteration"], [0, 4, 8, 10])
     assert large["decay_iterations"] == [1, 9]  # 10% and 90% of 10 iterations
-    assert large["label"] == "piecewise_01epochs, η=0.6: ÷50 at 10%"  # the paper's linear branch: the step falls 50x
+    assert large["label"] == "η=0.6 for 10%, then ÷50"  # the paper's linear branch: the step falls 50x
     assert small["seeds"] == [0] and len(results["incomplete"]) == 1
     assert results["config"]["model"] == "mlp" and "seed" not in results["config"]
     diverged = read_run(tmp_path / "piecewise_01epochs_seed2")
@@ -56,7 +56,8 @@ def test_collected_runs_draw_with_the_shared_figure(tmp_path):
     for seed in range(2):
         _write_run(tmp_path, seed, "step_01epochs", [0.9, 0.5, 0.4, 0.3])
     fig = next(iter(figures(collect_runs(tmp_path)).values()))
-    assert [ax.get_title() for ax in fig.axes][:2] == ["test error", "train loss (fixed training subset)"]
+    assert [ax.get_title() for ax in fig.axes][:2] == ["test error (axis: after 10% of training)",
+                                                     "train loss (fixed training subset)"]
 
 
 def test_collect_runs_refuses_what_is_not_a_run(tmp_path):
@@ -65,5 +66,10 @@ def test_collect_runs_refuses_what_is_not_a_run(tmp_path):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "config.json").write_text("{")
     (tmp_path / "bad" / "metrics.jsonl").write_text("")
-    with pytest.raises(RunDirError, match="not a readable run directory"):
+    with pytest.raises(RunDirError, match=r"no train.py run directories .* \(1 skipped; the first, .*bad: .*bad/config.json "
+                                          r"is unreadable \(JSONDecodeError"):
         collect_runs(tmp_path)
+    _write_run(tmp_path, 0, "constant", [0.9, 0.8, 0.7, 0.6])  # a good one beside it: collected, the bad one said
+    results = collect_runs(tmp_path)
+    assert len(results["runs"]) == 1 and len(results["skipped"]) == 1
+    assert results["skipped"][0].startswith(f"skipped {tmp_path / 'bad'}: {tmp_path / 'bad' / 'config.json'} is unreadable")

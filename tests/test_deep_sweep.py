@@ -1,21 +1,21 @@
-"""deep_nets.sweep: a grid file becomes the runs it lists (checked against runs written out by hand), bad grids are
-one line and exit 2 with nothing submitted, and the local submitit executor carries a run through the time-limit
-signal and its requeue to the metrics of an uninterrupted run."""
+"""deep_nets.sweep: a grid file becomes the runs it lists (checked against runs written out by hand) in the run
+directories deep_nets.runs names; the runs train here through the launcher the deep study shares (outcomes from
+exit statuses, reasons from the logs, results and figures collected), and a SLURM job stopped by its time-limit
+signal is requeued by submitit and ends with the metrics of an uninterrupted run.  Bad grids: tests/test_faults.py."""
 import json
 import os
 import re
 import shlex
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from deep_nets import sweep
+from deep_nets import runs as dn_runs
+from deep_nets import launch, sweep
 from deep_nets import train as dn_train
-from deep_nets.flags import build_parser
+from deep_nets.flags import build_parser, parse
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,8 +41,10 @@ EXPECTED = {("constant", 0.1, 0, "default"), ("constant", 0.1, 1, "default"), ("
 
 def dry_run(path, capsys) -> list:
     assert sweep.main([str(path), "--dry-run"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
     assert all(line.startswith("python deep_nets/train.py ") for line in lines)
+    assert err.startswith(f"# {len(lines)} runs into ")
     return [build_parser().parse_args(shlex.split(line)[2:]) for line in lines]
 
 
@@ -76,31 +78,123 @@ def test_paper_grids_hold_the_published_commands(name, capsys):
     assert all(r.momentum == 0.9 and r.l2_reg == 5e-4 and not r.no_data_augm for r in runs if r.exp_name == "sota")
     assert {(r.lr_schedule, r.lr_init) for r in runs if r.exp_name == "no_explicit_reg"} == \
         {("piecewise_05epochs", 0.75), ("constant", 0.01)}
+    # the published run keeps the name it has always had, and each of the 18 runs gets a directory of its own
+    assert dn_runs.run_name(vars(published)) == ("cifar10_resnet18_plain_w64_piecewise_05epochs_lr0.75_wexp1.05_wf1_mom0_"
+                                                 "l20_noaug_bs256_ep100_seed0").replace("cifar10", dataset)
+    assert len({dn_runs.run_dir(vars(r)) for r in runs}) == 18
 
 
-@pytest.mark.parametrize("text,words", [
-    ('[flags]\nlr = 0.1', "[flags] lr: train.py has no flag --lr"),
-    ('[cross]\nseed = []', "seed is an empty list"),
-    ('[cross]\nseed = 3', "[cross] seed must be a list"),
-    ('[flags]\nlr_init = "fast"', "run 1 (--lr_init=fast): argument --lr_init: invalid float value"),
-    ('[cross]\nmomentum = [0.5, 1.5]', "run 2 (--momentum=1.5): --momentum must lie in [0, 1)"),
-    ('[flags]\nout_dir = "x"', "the sweep sets --out_dir itself"),
-    ('[flags\nseed = 1', "is not valid TOML"),
-    ('seeds = [1]', "unknown top-level keys ['seeds']"),
-    ('[cross]\nseed = [1, 1]', "runs 1 and 2 are the same run"),
-])
-def test_bad_grid_is_one_line_and_nothing_is_submitted(text, words, tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "bad.toml").write_text(text)
-    assert sweep.main(["bad.toml", "--executor", "local"]) == 2
-    err = capsys.readouterr().err
-    assert words in err and len(err.strip().splitlines()) == 1, err
-    assert [p.name for p in tmp_path.iterdir()] == ["bad.toml"]
+def test_the_run_name_holds_every_flag_that_makes_a_run_distinct():
+    """Each flag outside SETUP_FLAGS is spelled in the name (always, or where it differs from its default), floats
+    exactly; where it cannot be spelled the name ends in a hash of the identity."""
+    parser_flags = {a.dest for a in build_parser()._actions} - {"help"}
+    assert parser_flags - dn_runs.SETUP_FLAGS == set(dn_runs.NAMED) | set(dn_runs.NAMED_IF_SET)
+    base = vars(parse([]))
+    changes = {"lr_init": 0.1 + 0.2, "swa_tau": 0.9990000001, "eval_iter_freq": 7, "sparsity_examples": 9,
+               "sparsity_neurons": 3, "corr_threshold": 0.5, "bn_refresh_examples": 4, "precision": "bf16",
+               "momentum": 1e-20, "seed": 12, "no_data_augm": True, "warmup_exp": 1.0000000000000002}
+    names = {dn_runs.run_name(base)}
+    for flag, value in changes.items():
+        name = dn_runs.run_name({**base, flag: value})
+        assert name not in names, flag
+        names.add(name)
+    assert "lr0.30000000000000004" in dn_runs.run_name({**base, "lr_init": 0.1 + 0.2})
+    for setup in ("threads", "device", "eval_batch_size", "exp_name", "stop_at_iteration", "compile"):
+        assert dn_runs.run_name({**base, setup: {"threads": 2, "device": "cpu", "eval_batch_size": 8,
+                                                 "exp_name": "x", "stop_at_iteration": 3, "compile": True}[setup]}) \
+            == dn_runs.run_name(base)
+    odd = dn_runs.run_name({**base, "dataset": "npz:/data/my grid (v2).npz"})
+    other = dn_runs.run_name({**base, "dataset": "npz:/elsewhere/my grid (v2).npz"})
+    assert odd.startswith("npz-my-grid--v2-_resnet18_plain_w64_")
+    assert odd != other and re.fullmatch(r"[A-Za-z0-9_.-]+_[0-9a-f]{12}", odd)
 
 
-def test_missing_grid_file_is_one_line(tmp_path, capsys):
-    assert sweep.main([str(tmp_path / "none.toml")]) == 2
-    assert "cannot read grid file" in capsys.readouterr().err
+def test_labels_say_what_the_schedule_does():
+    base = vars(parse([]))
+    label = lambda **flags: dn_runs.run_label({**base, **flags})  # noqa: E731
+    assert label(lr_schedule="constant", lr_init=0.05) == "η=0.05 constant"
+    assert label(lr_schedule="piecewise_01epochs", lr_init=0.6) == "η=0.6 for 10%, then ÷50"
+    assert label(lr_schedule="step_03epochs", lr_init=0.6) == "η=0.6 for 30%, then ÷10"
+    assert label(lr_schedule="piecewise_05epochs", lr_init=0.75, warmup_exp=1.05) == \
+        "η=0.75 rising to 8.6 over 50%, then ÷10"  # 0.75 * 1.05**50 = 8.60
+    assert dn_runs.run_label({**base, "lr_schedule": "constant", "momentum": 0.9, "no_data_augm": False},
+                             varying=["momentum", "no_data_augm"]) == "η=0.1 constant; momentum 0.9, augmented"
+
+
+TINY = ["--dataset=synthetic", "--model=mlp", "--model_width=16", "--epochs=4", "--batch_size=4",
+        "--eval_iter_freq=256", "--lr_init=0.01", "--sparsity_examples=256", "--bn_refresh_examples=100",
+        "--no_data_augm", "--device=cpu"]
+
+
+@pytest.mark.slow
+def test_runs_here_report_each_outcome_and_collect_results_and_figures(tmp_path, capsys):
+    """Three runs, two at a time: one trains, one diverges, one is refused by train.py at start (its batch does
+    not fit the data set, which the dry run cannot know); the failure line gives train.py's reason, the two others
+    are collected into the results file and figures.  A rerun finds the two finished and trains nothing."""
+    out = tmp_path / "sweep"
+    (tmp_path / "tiny.toml").write_text(f"""out_dir = "{out}"
+[flags]
+dataset = "synthetic"
+model = "mlp"
+model_width = 16
+epochs = 1
+batch_size = 4
+eval_iter_freq = 256
+sparsity_examples = 256
+bn_refresh_examples = 100
+no_data_augm = true
+device = "cpu"
+[[setting]]
+lr_init = [0.01, 1e6]
+[[setting]]
+lr_init = 0.01
+batch_size = 2048
+""")
+    assert sweep.main([str(tmp_path / "tiny.toml"), "--jobs=2"]) == 1  # a run failed: the exit status says so
+    out_text, err = capsys.readouterr()
+    assert re.search(r"run 1/3 finished \(", out_text) and re.search(r"run 2/3 diverged \(", out_text)
+    refused = parse(["--dataset=synthetic", "--model=mlp", "--model_width=16", "--epochs=1", "--batch_size=2048",
+                     "--eval_iter_freq=256", "--sparsity_examples=256", "--bn_refresh_examples=100", "--no_data_augm",
+                     "--lr_init=0.01"])
+    log = out / "logs" / "default" / f"{dn_runs.run_name(vars(refused))}.log"
+    assert f"failed: run 3: --batch_size 2048 exceeds the 1024 training examples (log: {log})" in err
+    results = json.loads((out / "tiny.json").read_text())
+    assert len(results["runs"]) == 2 and sorted(r["diverged"] for r in results["runs"]) == [False, True]
+    assert (out / "tiny.png").stat().st_size > 10_000 and (out / "tiny.pdf").exists()
+    assert sweep.main([str(tmp_path / "tiny.toml"), "--jobs=2"]) == 1
+    assert len(re.findall(r"run [12]/3 already finished", capsys.readouterr().out)) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds the job's process through /proc")
+def test_slurm_job_stopped_by_its_time_limit_signal_is_requeued_and_loses_nothing(tmp_path):
+    """A SLURM job (TrainJob) under submitit's local executor, which behaves as SLURM does at a time limit: the
+    signal reaches the job mid-run, train.py saves, the job requeues and resumes, bit for bit."""
+    submitit = pytest.importorskip("submitit", reason="submitit is the optional 'cluster' extra (part of .[dev])")
+    out = tmp_path / "sweep"
+    executor = submitit.LocalExecutor(folder=out / "submitit", max_num_timeout=3)
+    executor.update_parameters(timeout_min=30, signal_delay_s=60)
+    job = executor.submit(launch.TrainJob(TINY + [f"--out_dir={out}", "--resume", "--seed=0"], gpus=1))
+    deadline = time.monotonic() + 180
+    while not list(out.glob("default/*seed0*/metrics.jsonl")) and time.monotonic() < deadline and not job.done():
+        time.sleep(0.05)
+    task = job_process(str(out))
+    assert task is not None, "the job is not running"
+    os.kill(task, signal.SIGUSR2)  # what SLURM (--signal) and submitit's local controller send
+    assert job.result() == 0
+
+    job_logs = "".join(p.read_text() for p in (out / "submitit").glob("*_log.*"))
+    assert "Requeued job" in job_logs and "Calling checkpoint method" in job_logs
+    resumed = re.findall(r"resuming \S+seed0\S* at iteration (\d+) of 1024", job_logs)
+    assert len(resumed) == 1 and 0 < int(resumed[0]) < 1024, job_logs[-3000:]
+
+    assert dn_train.main(TINY + [f"--out_dir={tmp_path / 'plain'}"]) == 0
+    timing = {"time_train", "time_eval", "images_per_s"}
+    strip = lambda path: [{k: v for k, v in json.loads(line).items() if k not in timing}  # noqa: E731
+                          for line in path.read_text().splitlines()]
+    [plain] = (tmp_path / "plain").rglob("metrics.jsonl")
+    [swept] = out.glob("default/*seed0*/metrics.jsonl")
+    assert strip(swept) == strip(plain)  # bit for bit, through the requeue
 
 
 def job_process(marker: str) -> int | None:
@@ -113,59 +207,6 @@ def job_process(marker: str) -> int | None:
         if b"submitit.core._submit" in cmdline and any(marker.encode() in part for part in cmdline):
             return int(entry.name)
     return None
-
-
-TINY = ["--dataset=synthetic", "--model=mlp", "--model_width=16", "--epochs=4", "--batch_size=4",
-        "--eval_iter_freq=256", "--lr_init=0.01", "--sparsity_examples=256", "--bn_refresh_examples=100",
-        "--no_data_augm", "--device=cpu"]
-
-
-@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds the job's process through /proc")
-def test_local_executor_requeues_a_run_stopped_by_its_time_limit_signal_and_loses_nothing(tmp_path):
-    pytest.importorskip("submitit", reason="submitit is the optional 'cluster' extra (part of .[dev])")
-    out = tmp_path / "sweep"
-    flags = "\n".join(f"{a[2:].split('=')[0]} = {json.dumps(_value(a))}" for a in TINY)
-    (tmp_path / "tiny.toml").write_text(f'out_dir = "{out}"\n[flags]\n{flags}\n[cross]\nseed = [0, 1]\n')
-    job = subprocess.Popen([sys.executable, "-m", "deep_nets.sweep", str(tmp_path / "tiny.toml"), "--executor", "local"],
-                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
-    deadline = time.monotonic() + 180
-    while not list(out.glob("default/*seed0/metrics.jsonl")) and time.monotonic() < deadline and job.poll() is None:
-        time.sleep(0.05)
-    task = job_process(str(out))
-    assert task is not None, "the first run's job is not running"
-    os.kill(task, signal.SIGUSR2)  # what SLURM (--signal) and submitit's local controller send before the time limit
-    log = job.communicate(timeout=300)[0]
-    assert job.returncode == 0, log[-3000:]
-
-    job_logs = "".join(p.read_text() for p in (out / "submitit").glob("*_log.*"))
-    assert "Requeued job" in job_logs and "Calling checkpoint method" in job_logs
-    resumed = re.findall(r"resuming \S+seed0 at iteration (\d+) of 1024", job_logs)
-    assert len(resumed) == 1 and 0 < int(resumed[0]) < 1024, job_logs[-3000:]
-
-    assert dn_train.main(TINY + [f"--out_dir={tmp_path / 'plain'}"]) == 0
-    timing = {"time_train", "time_eval", "images_per_s"}
-    strip = lambda path: [{k: v for k, v in json.loads(line).items() if k not in timing}  # noqa: E731
-                          for line in path.read_text().splitlines()]
-    [plain] = (tmp_path / "plain").rglob("metrics.jsonl")
-    [swept] = out.glob("default/*seed0/metrics.jsonl")
-    assert strip(swept) == strip(plain)  # bit for bit, through the requeue
-
-    results = json.loads((out / "tiny.json").read_text())
-    assert len(results["runs"]) == 1 and results["runs"][0]["seeds"] == [0, 1] and not results["incomplete"]
-    assert list(out.glob("tiny.png"))
-
-
-def _value(arg):
-    if "=" not in arg:
-        return True
-    raw = arg.split("=", 1)[1]
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            pass
-    return raw
 
 
 def test_slurm_where_there_is_none_is_one_line_and_nothing_is_written(tmp_path, capsys, monkeypatch):

@@ -652,7 +652,7 @@ def test_exp_name_that_is_not_a_plain_name_is_refused(name, tmp_path, capsys):
     assert_refused_without_trace(code, err, "--exp_name must be a plain directory name", tmp_path / "runs")
 
 
-# ---------------------------------------------------------------- 10 results files read back (round two)
+# ---------------------------------------------------------------- 17 results files read back (round two)
 
 def _paths(node, path=()):
     """Every place in a JSON tree, at most three entries of each list (curves are long and alike)."""
@@ -836,3 +836,446 @@ def test_table_write_into_a_read_only_place_is_one_line(quick_reproduce, tmp_pat
         assert one_error_line(capsys.readouterr().err)
     finally:
         folder.chmod(0o755)
+# ================================================================ deep side, round two (deep_nets)
+# Each case asserts the exact line a user sees.  Helpers above: write_npz, run_args, train_cli, run_dirs.
+
+import re  # noqa: E402
+import shlex  # noqa: E402
+
+from deep_nets import memory as dn_memory  # noqa: E402
+from deep_nets import runs as dn_runs  # noqa: E402
+from deep_nets import sweep as dn_sweep  # noqa: E402
+from deep_nets.flags import float_flags, parse  # noqa: E402
+from deep_nets.run_dir import RunError, RunLock  # noqa: E402
+
+GiB = 2**30
+
+
+def sweep_cli(argv, capsys):
+    code = dn_sweep.main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+# ---------------------------------------------------------------- 10. names that become file names (deep)
+
+def test_grid_file_whose_name_cannot_name_the_results_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my grid.toml").write_text('[flags]\ndataset = "synthetic"\n')
+    code, out, err = sweep_cli(["my grid.toml", "--dry-run"], capsys)
+    assert code == 2 and not out and err == ("error: grid file name 'my grid' cannot name the sweep's results file "
+                                             "(my grid.json): rename the file with letters, digits, '_', '-' and '.' "
+                                             "only\n")
+    assert os.listdir(tmp_path) == ["my grid.toml"]
+
+
+def test_npz_whose_name_has_odd_characters_makes_a_plain_run_directory_inside_out_dir(tmp_path, capsys):
+    npz = write_npz(tmp_path / "my data (v2; x=1).npz")
+    code, out, err = train_cli(run_args(npz, tmp_path / "runs", epochs=1), capsys)
+    assert code == 0, err
+    [run] = run_dirs(tmp_path / "runs")
+    assert run.parent == tmp_path / "runs" / "default"
+    assert run.name.startswith("npz-my-data--v2--x-1-_mlp_w16_") and re.fullmatch(r"[A-Za-z0-9_.-]+_[0-9a-f]{12}", run.name)
+    config = json.loads((run / "config.json").read_text())
+    assert config["identity"]["dataset"] == f"npz:{npz}" and config["run_name"] == run.name
+
+
+# ---------------------------------------------------------------- 11. memory guards
+
+@pytest.fixture
+def one_gib(monkeypatch):
+    """A machine of 1 GiB, so that every refusal below reads the same on any machine."""
+    monkeypatch.setattr(dn_memory, "machine_bytes", lambda device: GiB)
+
+
+@pytest.mark.parametrize("case", ["model_width", "labels", "batch_size", "sparsity_neurons"])
+def test_a_size_that_cannot_fit_in_memory_is_one_line_naming_the_field(case, one_gib, tmp_path, capsys):
+    npz = write_npz(tmp_path / "d.npz")
+    args = {"model_width": run_args(npz, tmp_path / "runs") + ["--model_width=100000"],
+            "labels": run_args(write_npz(tmp_path / "d.npz", y_train=np.r_[999_999_999, np.zeros(255, int)]),
+                               tmp_path / "runs"),
+            "batch_size": ["--dataset=synthetic", "--model=resnet18_plain", "--batch_size=1024", "--device=cpu",
+                           f"--out_dir={tmp_path / 'runs'}"],
+            "sparsity_neurons": ["--dataset=synthetic", "--model=resnet18_plain", "--batch_size=32", "--device=cpu",
+                                 "--sparsity_neurons=65536", f"--out_dir={tmp_path / 'runs'}"]}[case]
+    code, out, err = train_cli(args, capsys)
+    expected = {
+        "model_width": "--model_width 100,000: the mlp makes the run need at least 447.0 GiB of memory, more than "
+                       "this machine's 1.0 GiB: lower --model_width",
+        "labels": f"npz:{npz}: its labels make 1,000,000,000 classes, whose output layer makes the run need at least "
+                  "372.5 GiB of memory, more than this machine's 1.0 GiB: are the labels class indices 0, 1, ..., "
+                  "classes - 1?",
+        "batch_size": "--batch_size 1,024: the training step's activations make the run need at least 4.9 GiB of "
+                      "memory, more than this machine's 1.0 GiB: lower --batch_size",
+        "sparsity_neurons": "--sparsity_neurons 65,536: the neurons' correlations make the run need at least 17.2 GiB "
+                            "of memory, more than this machine's 1.0 GiB: lower --sparsity_neurons",
+    }[case]
+    assert code == 2 and err == f"error: {expected}\n", err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_npz_whose_arrays_cannot_fit_is_refused_from_their_headers_before_reading(tmp_path, capsys):
+    """An npz whose x_train header says 10**9 x 3,072 float64 (22 TiB): refused from the header alone (the file is
+    a few kilobytes; reading it would have asked the allocator for the 22 TiB)."""
+    import io
+    import zipfile
+
+    npz = tmp_path / "huge.npz"
+    with zipfile.ZipFile(npz, "w") as archive:
+        for name, array in tiny_arrays().items():
+            member = io.BytesIO()
+            if name == "x_train":  # the header of a 10**9 x 3,072 float64 array, without its 22 TiB of data
+                np.lib.format.write_array_header_2_0(member, {"descr": "<f8", "fortran_order": False,
+                                                              "shape": (10**9, 3072)})
+            else:
+                np.save(member, array)
+            archive.writestr(f"{name}.npy", member.getvalue())
+    code, out, err = train_cli(run_args(npz, tmp_path / "runs"), capsys)
+    have = dn_memory.machine_bytes("cpu") / GiB
+    assert code == 2 and err == (f"error: {npz}: its arrays (x_train: 1,000,000,000 x 3,072 float64) would need at "
+                                 f"least 45,776.4 GiB of memory, more than this machine's {have:,.1f} GiB: use a "
+                                 "smaller data set, or a machine with more memory\n"), err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_grid_of_a_million_runs_is_counted_and_refused_before_any_is_made(tmp_path, capsys):
+    (tmp_path / "g.toml").write_text(f'out_dir = "{tmp_path / "runs"}"\n[flags]\ndataset = "synthetic"\n[cross]\n'
+                                     f"seed = {list(range(1000))}\nlr_init = {[0.001 * (k + 1) for k in range(1000)]}\n")
+    start = time.perf_counter()
+    code, out, err = sweep_cli([tmp_path / "g.toml", "--dry-run"], capsys)
+    assert code == 2 and not out and err == (f"error: {tmp_path / 'g.toml'}: 1,000,000 runs, more than --max-runs "
+                                             "2,000: check the lists, or pass --max-runs 1000000\n")
+    assert time.perf_counter() - start < 5  # counted, not expanded (expanding took 195 s and 2.6 GB)
+    (tmp_path / "h.toml").write_text('[flags]\ndataset = "synthetic"\n[cross]\nseed = [0, 1, 2]\n'
+                                     '[[setting]]\nlr_init = [0.1, 0.2]\n[[setting]]\nlr_init = 0.3\n')
+    code, out, err = sweep_cli([tmp_path / "h.toml", "--dry-run", "--max-runs=8"], capsys)
+    assert code == 2 and err == (f"error: {tmp_path / 'h.toml'}: 9 runs (6 + 3 over its 2 settings), more than "
+                                 "--max-runs 8: check the lists, or pass --max-runs 9\n")
+    code, out, err = sweep_cli([tmp_path / "h.toml", "--dry-run"], capsys)
+    assert code == 0 and len(out.splitlines()) == 9 and err == "# 9 runs into runs/h/ (local executor)\n"
+
+
+# ---------------------------------------------------------------- 12. checked before any work
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setting,expected", [
+    ("model_width=0", "deep_mnist1d: runs.0 (constant, lr_init 0.05): train.py refuses it: --model_width must be "
+                      ">= 1, got 0"),
+    ("runs.2.lr_init=-0.6", "deep_mnist1d: runs.2 (piecewise_03epochs, lr_init -0.6): train.py refuses it: "
+                            "--lr_init must be a finite number > 0, got -0.6"),
+    ("runs.1.lr_schedule=linear", "deep_mnist1d: runs.1.lr_schedule: unknown schedule 'linear' (known: constant, "
+                                  "piecewise, cosine, piecewise_01epochs, piecewise_03epochs, piecewise_05epochs, "
+                                  "step_01epochs, step_03epochs, step_05epochs)"),
+    ("eval_iter_freq=0", "deep_mnist1d: runs.0 (constant, lr_init 0.05): train.py refuses it: --eval_iter_freq must "
+                         "be >= 1, got 0"),
+    ("runs_dir=/", "deep_mnist1d: runs_dir must end in a plain folder name (letters, digits, '_', '-', '.'), got '/'"),
+    ("batch_size=5000", "deep_mnist1d: --batch_size 5000 exceeds the 4000 training examples"),
+    ("model_width=1000000", "deep_mnist1d: --model_width 1,000,000: the mlp makes the run need at least 44,703.5 GiB "
+                            "of memory, more than this machine's 1.0 GiB: lower --model_width"),
+])
+def test_deep_study_settings_are_checked_by_train_py_rules_before_any_run(setting, expected, one_gib, tmp_path, capsys,
+                                                                          monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = largestep_main(["reproduce", "deep_mnist1d", "--quick", "--out", str(tmp_path / "out"), "--set", setting])
+    out, err = capsys.readouterr()
+    assert code == 2 and err == f"error: {expected}\n" and not out, err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_deep_study_setting_that_train_py_parser_refuses(tmp_path, capsys, monkeypatch):
+    """Before: train.py's parser refused it in every run's process, and the study ended in a RuntimeError."""
+    monkeypatch.chdir(tmp_path)
+    code = largestep_main(["reproduce", "deep_mnist1d", "--quick", "--out", str(tmp_path / "out"), "--set", "model=vgg"])
+    out, err = capsys.readouterr()
+    # argparse words the choices by Python version: the line up to them
+    assert code == 2 and err.startswith("error: deep_mnist1d: runs.0 (constant, lr_init 0.05): train.py refuses it: "
+                                        "argument --model: invalid choice: 'vgg' (choose from ") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+
+
+def test_stop_at_iteration_not_after_the_resumed_iteration_is_refused(stopped_run, capsys):
+    args, run_dir = stopped_run
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    for stop, expected in ((3, f"--stop_at_iteration 3 is not after iteration 4, where the run in {run_dir} continues: "
+                               "pass one in [5, 24], or leave it out"),
+                           (4, f"--stop_at_iteration 4 is not after iteration 4, where the run in {run_dir} continues: "
+                               "pass one in [5, 24], or leave it out"),
+                           (25, "--stop_at_iteration 25 is beyond the run's 24 iterations: pass a smaller one, or "
+                                "leave it out")):
+        code, out, err = train_cli(args + ["--resume", f"--stop_at_iteration={stop}"], capsys)
+        assert code == 2 and err == f"error: {expected}\n", err
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+
+
+def edit_checkpoint(path: Path, change) -> None:
+    state = torch.load(path, weights_only=True)
+    change(state)
+    torch.save(state, path)
+
+
+OUT_OF_RANGE = {
+    "iteration": (lambda s: s.update(iteration=999), "field 'iteration' is 999, expected an integer in [0, 24]"),
+    "negative iteration": (lambda s: s.update(iteration=-1), "field 'iteration' is -1, expected an integer in [0, 24]"),
+    "interval steps": (lambda s: s.update(interval_steps=3),
+                       "field 'interval_steps' is 3, expected 0 (steps since the evaluation at iteration 4)"),
+    "diverged": (lambda s: s.update(diverged="yes"), "field 'diverged' is 'yes', expected true or false"),
+    "loss sum": (lambda s: s.update(interval_loss_sum=torch.zeros(3)),
+                 "field 'interval_loss_sum' is tensor([0., 0., 0.]), expected one float64 number"),
+    "data order": (lambda s: s["stream"].update(perm=torch.arange(10)),
+                   "field 'stream.perm' is '10 values of torch.int64', expected a data order of the 256 training examples"),
+    "generator": (lambda s: s["stream"].update(generator=s["stream"]["generator"][:100]),
+                  "field 'stream.generator' is '100 values of torch.uint8', expected a generator state of 5056 bytes"),
+    "position": (lambda s: s["stream"].update(position=torch.tensor(9999)),
+                 "field 'stream.position' is 9999, expected an integer in [0, 256]"),
+}
+
+
+@pytest.mark.parametrize("case", OUT_OF_RANGE)
+def test_checkpoint_field_out_of_range_is_refused_before_resuming(case, stopped_run, capsys):
+    args, run_dir = stopped_run
+    change, words = OUT_OF_RANGE[case]
+    edit_checkpoint(run_dir / "checkpoint.pt", change)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    code, out, err = train_cli(args + ["--resume"], capsys)
+    assert code == 2 and err == (f"error: {run_dir / 'checkpoint.pt'}: {words}; it cannot be resumed: move {run_dir} "
+                                 "away (or delete it) and start the run again\n"), err
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
+
+
+@pytest.mark.parametrize("flag", float_flags(dn_train.build_parser()))
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_float_flag_that_is_not_finite_is_refused(flag, value, tmp_path, capsys):
+    code, out, err = train_cli(run_args(write_npz(tmp_path / "d.npz"), tmp_path / "runs") + [f"--{flag}={value}"],
+                               capsys)
+    assert code == 2 and err == f"error: --{flag} must be a finite number, got {float(value)}\n", err
+    assert not (tmp_path / "runs").exists()
+
+
+# ---------------------------------------------------------------- 13. failed writes
+
+@pytest.mark.slow
+def test_checkpoint_write_failing_mid_run_is_one_line_and_the_resume_stays_exact(reference, tmp_path, capsys):
+    """torch's own file writer turned a failed write into a RuntimeError (a traceback); the checkpoint is now
+    written by Python: one line naming the file.  Here a file-size limit (no root needed) between the metrics'
+    size and the checkpoint's makes the checkpoint write fail at the evaluation after the resume."""
+    import resource
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # > metrics.jsonl, config.json; < checkpoint.pt
+    npz, rows = reference
+    args = run_args(npz, tmp_path / "runs")
+    assert train_cli(args + ["--stop_at_iteration=4"], capsys)[0] == 0
+    run_dir = run_dirs(tmp_path / "runs")[0]
+    done = subprocess.run(TRAIN + args + ["--resume"], preexec_fn=limit_file_size, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2 and done.stderr == (
+        f"error: cannot write {run_dir / 'checkpoint.pt'} (File too large): free some space or fix permissions, then "
+        "continue with --resume (the last checkpoint is intact)\n"), done.stderr
+    code, out, err = train_cli(args + ["--resume"], capsys)
+    assert code == 0 and f"resuming {run_dir} at iteration 4 of 24" in out, err
+    assert strip_timing(read_metrics(run_dir)) == rows[3]
+
+
+def test_full_disk_at_the_first_checkpoint_is_one_line_and_leaves_nothing(reference, small_fs, capsys):
+    npz, rows = reference
+    filler = fill(small_fs)
+    os.truncate(filler, filler.stat().st_size - 12 * 1024)  # room for the lock, config.json, metrics.jsonl
+    args = run_args(npz, small_fs / "runs")
+    code, out, err = train_cli(args, capsys)
+    run_dir = small_fs / "runs" / "default" / dn_runs.run_name(vars(parse(args)))
+    assert code == 2 and err == (f"error: cannot write {run_dir / 'checkpoint.pt'} (No space left on device): free some "
+                                 "space or fix permissions, then run again (nothing of this run was kept)\n"), err
+    assert sorted(os.listdir(small_fs)) == ["filler"]
+    filler.unlink()
+    assert train_cli(args, capsys)[0] == 0
+    assert strip_timing(read_metrics(run_dirs(small_fs / "runs")[0])) == rows[3]
+
+
+def test_an_unexpected_error_is_exit_status_3_not_the_1_of_a_diverged_run(tmp_path, capsys, monkeypatch):
+    """A fault of the program or of torch mid-run: its traceback, then one line; exit status 1 would tell the sweep
+    and the deep study that the run diverged."""
+    from deep_nets import loop
+
+    def broken(self):
+        raise RuntimeError("an internal fault\nwith a second line")
+    monkeypatch.setattr(loop.Training, "step", broken)
+    code, out, err = train_cli(run_args(write_npz(tmp_path / "d.npz"), tmp_path / "runs"), capsys)
+    assert code == 3 and "Traceback" in err
+    assert err.endswith("error: train.py stopped on an unexpected RuntimeError (traceback above): an internal fault\n")
+
+
+# ---------------------------------------------------------------- 14. sweeps
+
+SWEEP_FLAGS = '[flags]\ndataset = "synthetic"\nmodel = "mlp"\n'
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("", "{grid} lists no flags: an empty grid would be one run of train.py's defaults; put the flags under [flags] "
+         "(see deep_nets/sweeps/paper_cifar10.toml)"),
+    ("[flags]\n[cross]\n", "{grid} lists no flags: an empty grid would be one run of train.py's defaults; put the "
+                           "flags under [flags] (see deep_nets/sweeps/paper_cifar10.toml)"),
+    ("out_dir = 5\n" + SWEEP_FLAGS, "{grid}: out_dir must be a directory name in quotes, got 5"),
+    (SWEEP_FLAGS + "[cross]\nthreads = [1, 2]\n",
+     "{grid}: runs 1 and 2 would train one run directory, runs/g/default/{name} (they differ only in --threads, which "
+     "does not change what a run computes): make the lists distinct"),
+    (SWEEP_FLAGS + "[cross]\nseed = [1, 1]\n",
+     "{grid}: runs 1 and 2 would train one run directory, runs/g/default/{name_seed1} (they are the same run): make "
+     "the lists distinct"),
+    (SWEEP_FLAGS + "[cross]\nseed = [0, 1, 2]\nlr_init = [0.1, 0.2]\n",
+     "{grid}: 6 runs of train.py on this machine: pass --yes to start them (--dry-run lists them first)"),
+])
+def test_bad_grid_is_one_line_and_nothing_is_started(text, expected, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "g.toml").write_text(text)
+    base = parse(["--dataset=synthetic", "--model=mlp", "--out_dir=runs/g"])
+    code, out, err = sweep_cli(["g.toml"], capsys)
+    assert code == 2 and not out and err == "error: " + expected.format(
+        grid="g.toml", name=dn_runs.run_name(vars(base)), name_seed1=dn_runs.run_name({**vars(base), "seed": 1})) + "\n"
+    assert os.listdir(tmp_path) == ["g.toml"]
+
+
+def test_binary_grid_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "g.toml").write_bytes(b"\x80\x81\xfe\xff" * 64)
+    code, out, err = sweep_cli([tmp_path / "g.toml"], capsys)
+    assert code == 2 and err == f"error: grid file {tmp_path / 'g.toml'} is not text: write the grid as TOML or JSON\n"
+
+
+def test_runs_that_differ_in_flags_the_old_name_dropped_get_directories_of_their_own(tmp_path, capsys):
+    """swa_tau was left out of the name and lr rounded by ':g': these four runs shared two directories."""
+    (tmp_path / "g.toml").write_text(SWEEP_FLAGS + "[cross]\nswa_tau = [0.999, 0.99]\nlr_init = [0.1, 0.10000001]\n")
+    code, out, err = sweep_cli([tmp_path / "g.toml", "--dry-run"], capsys)
+    assert code == 0 and err == "# 4 runs into runs/g/ (local executor)\n", err
+    directories = {dn_runs.run_dir(vars(dn_train.build_parser().parse_args(shlex.split(line)[2:])))
+                   for line in out.splitlines()}
+    assert len(directories) == 4
+
+
+@pytest.mark.slow
+def test_failed_run_of_a_sweep_says_why(tmp_path, capsys):
+    """One run that train.py refuses at start (its batch does not fit the data set, which the dry run cannot know),
+    beside one that trains: the failure line gives train.py's reason and the log, not the log's path twice."""
+    out = tmp_path / "sweep"
+    (tmp_path / "tiny.toml").write_text(f'out_dir = "{out}"\n' + SWEEP_FLAGS + 'model_width = 16\nepochs = 1\n'
+                                        'batch_size = 4\neval_iter_freq = 256\nsparsity_examples = 64\n'
+                                        'no_data_augm = true\ndevice = "cpu"\n[cross]\nbatch_size = [4, 2048]\n')
+    code, stdout, err = sweep_cli([tmp_path / "tiny.toml", "--jobs=2"], capsys)
+    refused = parse(["--dataset=synthetic", "--model=mlp", "--model_width=16", "--epochs=1", "--batch_size=2048",
+                     "--eval_iter_freq=256", "--sparsity_examples=64", "--no_data_augm", "--device=cpu"])
+    log = out / "logs" / "default" / f"{dn_runs.run_name(vars(refused))}.log"
+    assert code == 1 and err == f"failed: run 2: --batch_size 2048 exceeds the 1024 training examples (log: {log})\n"
+    assert (out / "tiny.json").exists()  # the run that trained is collected
+
+
+# ---------------------------------------------------------------- 15. data identity
+
+def test_resume_refuses_a_data_set_changed_since_the_run_began(tmp_path, capsys):
+    npz = write_npz(tmp_path / "d.npz")
+    args = run_args(npz, tmp_path / "runs")
+    assert train_cli(args + ["--stop_at_iteration=4"], capsys)[0] == 0
+    run_dir = run_dirs(tmp_path / "runs")[0]
+    was = json.loads((run_dir / "config.json").read_text())["data"]["digest"]
+    arrays = dict(np.load(npz))
+    arrays["x_train"][7, 3] += 1  # one number of 5,120
+    np.savez(npz, **arrays)
+    now = dn_data.load_dataset(f"npz:{npz}").digest
+    code, out, err = train_cli(args + ["--resume"], capsys)
+    assert code == 2 and err == (f"error: --resume: the data set npz:{npz} has changed since the run in {run_dir} "
+                                 f"began (contents {was[:12]}..., now {now[:12]}...): restore the data it was trained "
+                                 "on, or start a new run (another --exp_name or --out_dir)\n"), err
+
+
+def test_data_digest_is_of_the_contents_and_cheap_at_cifar_size():
+    """The digest tells contents apart (one pixel) and not files (the same arrays saved twice); measured at CIFAR's
+    size (60,000 x 3 x 32 x 32 uint8, 184 MB): about 0.2-0.5 s on one core of the test machines."""
+    x = torch.randint(0, 256, (60_000, 3, 32, 32), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    data = dn_data.DataSet("cifar10", x[:50_000], torch.zeros(50_000, dtype=torch.int64), x[50_000:],
+                           torch.zeros(10_000, dtype=torch.int64), 10)
+    start = time.perf_counter()
+    first = dn_data.content_digest(data)
+    seconds = time.perf_counter() - start
+    data.x_test[0, 0, 0, 0] ^= 1
+    assert dn_data.content_digest(data) != first and seconds < 3.0, seconds
+
+
+def copy_run(source: Path, root: Path, exp_name: str) -> Path:
+    target = root / exp_name / source.name
+    shutil.copytree(source, target)
+    return target
+
+
+def test_collect_counts_a_run_copied_under_two_experiment_names_once_and_says_so(reference, tmp_path, capsys):
+    npz, _ = reference
+    for seed in (0, 1):
+        assert train_cli(run_args(npz, tmp_path / "made", epochs=1) + [f"--seed={seed}"], capsys)[0] == 0
+    originals = sorted(run_dirs(tmp_path / "made"))
+    copies = [copy_run(run, tmp_path / "tree", name) for name in ("first", "second") for run in originals]
+    results = dn_runs.collect_runs(tmp_path / "tree", "tree")
+    [run] = results["runs"]
+    assert run["seeds"] == [0, 1] and run["seeds_tried"] == 2  # not [0, 0, 1, 1]
+    assert results["skipped"] == [f"skipped {copies[2]}: a copy of {copies[0]} (the same flags, seed 0 and data)",
+                                  f"skipped {copies[3]}: a copy of {copies[1]} (the same flags, seed 1 and data)"]
+
+
+def test_collect_says_which_folder_it_could_not_list(reference, tmp_path, capsys, monkeypatch):
+    """(As root every folder is readable: the refusal is what os.scandir raises for a folder without read
+    permission to anyone else.)"""
+    npz, _ = reference
+    assert train_cli(run_args(npz, tmp_path / "tree", epochs=1), capsys)[0] == 0
+    (tmp_path / "tree" / "locked").mkdir()
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if Path(path) == tmp_path / "tree" / "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+    monkeypatch.setattr(os, "scandir", scandir)
+    results = dn_runs.collect_runs(tmp_path / "tree", "tree")
+    assert len(results["runs"]) == 1
+    assert results["skipped"] == [f"skipped {tmp_path / 'tree' / 'locked'}: it cannot be listed (Permission denied)"]
+
+
+# ---------------------------------------------------------------- 16. locks
+
+@pytest.mark.slow
+def test_a_deleted_lock_file_does_not_let_a_second_writer_in(reference, tmp_path, capsys):
+    """The holder finds its lock file gone at its next write and locks the file again: the second process is
+    refused, naming the holder, and the run ends as an uninterrupted one."""
+    npz, rows = reference
+    args = run_args(npz, tmp_path / "runs", epochs=60)
+    holder = subprocess.Popen(TRAIN + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: run_dirs(tmp_path / "runs") or holder.poll() is not None)
+        run_dir = run_dirs(tmp_path / "runs")[0]
+        lock = run_dir.parent / f".{run_dir.name}.lock"
+        lock.unlink()
+        wait_for(lambda: lock.exists() or holder.poll() is not None)  # its next evaluation: milliseconds
+        code, _, err = train_cli(args + ["--resume"], capsys)
+        if holder.poll() is not None:
+            pytest.skip("the holder finished first")
+        assert code == 2 and err == (f"error: run directory {run_dir} is in use by process {holder.pid}: wait for it "
+                                     "to finish (or stop it), then continue with --resume\n"), err
+    finally:
+        stdout, stderr = holder.communicate(timeout=300)
+    assert holder.returncode == 0, stderr
+    assert strip_timing(read_metrics(run_dir)) == rows[60]  # one writer: every row once, in order
+
+
+def test_a_holder_whose_lock_was_taken_stops_before_writing(tmp_path):
+    """The other order: the file deleted, and a second process locks a new one before the holder's next write."""
+    run_dir = tmp_path / "default" / "a_run"
+    run_dir.parent.mkdir()
+    first, second = RunLock(run_dir), RunLock(run_dir)
+    first.acquire()
+    first.path.unlink()
+    second.acquire()
+    with pytest.raises(RunError) as refused:
+        first.check()
+    assert str(refused.value) == (f"the lock file {first.path} was deleted while this process held {run_dir}, and "
+                                  f"process {os.getpid()} has taken the run since: this one stopped before writing, so "
+                                  "that one process writes the run; let the other finish, or stop it and continue with "
+                                  "--resume")
+    second.check()  # the new holder holds it
+    second.release()
+    assert not first.path.exists()

@@ -21,7 +21,7 @@ LAYERS = {
     "largestep.threads": 0, "largestep.progress": 0, "largestep.results": 0,
     "largestep.data": 1, "largestep.metrics": 1, "largestep.kernels": 1, "largestep.diag_nets": 1,
     "largestep.relu_nets": 1, "largestep.stabilization": 1, "largestep.landscape": 1, "largestep.sharpness": 1,
-    "largestep.seeds": 1, "largestep.deep_runs": 1,
+    "largestep.seeds": 1,
     "largestep.claims": 2, "largestep.plotting": 2,
     "largestep.experiments": 3,
     "largestep.readme": 4, "largestep.compare": 4, "largestep.notebooks": 4, "largestep.__main__": 4,
@@ -63,7 +63,7 @@ def sources() -> list[Path]:
 def layer(name: str) -> int:
     if name.startswith("largestep.experiments"):
         return 3
-    if name == "deep_nets.sweep":
+    if name == "deep_nets.sweep":  # the sweep command: it collects results and draws them
         return 4
     if name.startswith("deep_nets"):
         return 2.5  # beside the readers of results: uses the engine, is launched by the deep family

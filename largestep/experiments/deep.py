@@ -9,30 +9,32 @@ Two families of decayed runs:
   in the length of the large-step phase *and* in the size of the decay;
 - the control `step_0Xepochs`: the same large step, then lr/10 for every f — only the length differs
   (at 50% the paper's run already decays by 10, so the control adds the 10% and 30% runs).
-Every run is one train.py process in its own run directory (kept under runs_dir: rerunning reuses the
-complete ones and resumes the others, and deletes nothing); seeds follow the shared survivor policy
-(`seeds.train_until_survivors`), and the records are read back by `deep_runs.read_run`.
+Every (run, seed) is one train.py process with its own run directory (a run of the results file is a setting over
+seeds), under runs_dir, named by deep_nets.runs from train.py's flags: rerunning reuses the finished ones and
+resumes the others, and deletes nothing.  Seeds follow the shared survivor policy (`seeds.train_until_survivors`);
+the processes are started by the deep launcher (deep_nets.launch.run_here, shared with the sweep command) and read
+back by deep_nets.runs.read_run.  `python -m largestep reproduce deep_mnist1d` (5-11 minutes here, 4 seeds; the
+quick version under a minute); narrated in deep_nets/plot_feature_sparsity.ipynb.
 """
 from __future__ import annotations
 
 import dataclasses
-import subprocess
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from deep_nets.flags import parse
+from deep_nets.launch import PlannedRun, run_here
+from deep_nets.runs import METRICS, read_run, run_dir, run_label, run_spec
+
 from ..claims import Claim, medians_fall, seeds_below
 from ..config import ConfigError, check_keys
-from ..deep_runs import METRICS, read_run, run_label, run_spec
-from ..schedules import DEEP_SCHEDULES, deep_schedule
+from ..results import is_plain_name
+from ..schedules import DEEP_SCHEDULES
 from ..seeds import Batch, run_record, train_until_survivors
 from . import Experiment
-
-TRAIN_PY = Path(__file__).resolve().parents[2] / "deep_nets" / "train.py"
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class DeepRunSpec:
     lr_init: float
     warmup_exp: float = 1.0
     warmup_factor: float = 1.0
-    label: str = ""  # "" = derived from the schedule (name, step, first decay), so that edits (--set) show
+    label: str = ""  # "" = derived from the schedule (deep_nets.runs.run_label), so that edits (--set) show
 
 
 @dataclass(frozen=True)
@@ -62,84 +64,84 @@ class DeepStudyConfig:
     jobs: int = 2  # train.py processes at a time, one thread each
 
     def validate(self) -> None:
+        """train.py's own rules on the exact arguments of every run (deep_nets.flags.parse), then, once, those that
+        need the data set (a batch it can fill, memory): before any run starts."""
+        from deep_nets.loop import check_data_fits  # torch: imported by the studies that run, not by listing
+
         check_keys(self.runs)
-        for run in self.runs:
-            if run.lr_schedule not in DEEP_SCHEDULES:
-                raise ConfigError(f"unknown lr_schedule {run.lr_schedule!r} (known: {', '.join(DEEP_SCHEDULES)})")
-            deep_schedule(run.lr_schedule, run.lr_init, run.warmup_factor, run.warmup_exp)
-        for name in ("model_width", "epochs", "batch_size", "eval_iter_freq", "sparsity_examples", "jobs"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not (0 <= self.momentum < 1) or not (self.l2_reg >= 0):
-            raise ConfigError(f"momentum must lie in [0, 1) and l2_reg be >= 0, got {self.momentum}, {self.l2_reg}")
-        if not self.runs_dir:
-            raise ConfigError("runs_dir must name a directory")
-        if not TRAIN_PY.is_file():
-            raise ConfigError(f"{TRAIN_PY.name} not found beside the package: run from a checkout of the repository")
+        if self.jobs < 1:
+            raise ConfigError(f"jobs must be >= 1, got {self.jobs}")
+        if not self.runs_dir.strip() or not is_plain_name(Path(self.runs_dir).name):
+            raise ConfigError(f"runs_dir must end in a plain folder name (letters, digits, '_', '-', '.'), "
+                              f"got {self.runs_dir!r}")
+        for k, run in enumerate(self.runs):
+            if run.lr_schedule not in DEEP_SCHEDULES:  # the field's name, where train.py would name its flag
+                raise ConfigError(f"runs.{k}.lr_schedule: unknown schedule {run.lr_schedule!r} (known: "
+                                  f"{', '.join(DEEP_SCHEDULES)})")
+            try:
+                args = parse(self.argv(run, 0))
+            except ConfigError as err:
+                raise ConfigError(f"runs.{k} ({run.lr_schedule}, lr_init {run.lr_init}): train.py refuses it: {err}") \
+                    from None
+        data = _data_set(args)
+        check_data_fits(args, data, "cpu")
 
     def labels(self) -> list[str]:
         return [run.label for run in self.runs if run.label]
 
     def memory(self, n_seeds: int) -> tuple[int, str]:
-        """Each train.py process holds one run and checks its own sizes; nothing is held here."""
+        """Each train.py process holds one run and checks its own sizes (validate: on the data, once)."""
         return 0, "nothing"
 
     def quick(self) -> "DeepStudyConfig":
-        """Two epochs of each run, sparsity on fewer examples, for CI (same figure)."""
-        return dataclasses.replace(self, epochs=2, eval_iter_freq=31, sparsity_examples=1000,
+        """One epoch of each run (62 iterations, evaluated at 0, 31 and 62), sparsity on fewer examples, for CI
+        (same figure): the quick study's processes then cost about as much as their evaluations."""
+        return dataclasses.replace(self, epochs=1, eval_iter_freq=31, sparsity_examples=1000,
                                    runs_dir="runs/quick/deep_mnist1d")
 
-    def group(self, run: DeepRunSpec, seed: int) -> str:
-        """The directory (train.py's --exp_name) that holds the one run directory of (run, seed)."""
-        return f"{run.lr_schedule}_lr{run.lr_init:g}_wexp{run.warmup_exp:g}_wf{run.warmup_factor:g}_seed{seed}"
-
-    def command(self, run: DeepRunSpec, seed: int) -> list[str]:
-        return [sys.executable, str(TRAIN_PY), f"--dataset={self.dataset}", f"--model={self.model}",
-                f"--model_width={self.model_width}", f"--epochs={self.epochs}", f"--batch_size={self.batch_size}",
-                f"--momentum={self.momentum}", f"--l2_reg={self.l2_reg}", "--no_data_augm",
-                f"--eval_iter_freq={self.eval_iter_freq}", f"--sparsity_examples={self.sparsity_examples}",
-                "--device=cpu", "--threads=1",
+    def argv(self, run: DeepRunSpec, seed: int) -> list[str]:
+        """train.py's arguments for `run` and `seed`: one process, one thread, its run directory under runs_dir."""
+        runs_dir = Path(self.runs_dir)
+        return [f"--dataset={self.dataset}", f"--model={self.model}", f"--model_width={self.model_width}",
+                f"--epochs={self.epochs}", f"--batch_size={self.batch_size}", f"--momentum={self.momentum}",
+                f"--l2_reg={self.l2_reg}", "--no_data_augm", f"--eval_iter_freq={self.eval_iter_freq}",
+                f"--sparsity_examples={self.sparsity_examples}", "--device=cpu", "--threads=1",
                 f"--lr_schedule={run.lr_schedule}", f"--lr_init={run.lr_init}", f"--warmup_exp={run.warmup_exp}",
-                f"--warmup_factor={run.warmup_factor}", f"--seed={seed}", f"--exp_name={self.group(run, seed)}",
-                "--resume",
-                f"--out_dir={self.runs_dir}", f"--data_dir={self.data_dir}"]
+                f"--warmup_factor={run.warmup_factor}", f"--seed={seed}", f"--exp_name={runs_dir.name}",
+                "--resume", f"--out_dir={runs_dir.parent}", f"--data_dir={self.data_dir}"]
 
 
-def _train_one(config: DeepStudyConfig, run: DeepRunSpec, seed: int):
-    """One train.py process; returns its run directory's record and whether train.py found the run already
-    finished (complete or diverged) and reused it.  Exit 1 is train.py's 'diverged'."""
-    log = subprocess.run(config.command(run, seed), capture_output=True, text=True)
-    if log.returncode not in (0, 1):
-        raise RuntimeError(f"train.py failed for {run.lr_schedule} lr={run.lr_init} seed {seed} "
-                           f"(exit {log.returncode}):\n{log.stderr[-2000:]}")
-    directories = [p for p in (Path(config.runs_dir) / config.group(run, seed)).iterdir() if p.is_dir()]
-    if len(directories) != 1:
-        raise RuntimeError(f"{Path(config.runs_dir) / config.group(run, seed)}: expected one run directory, "
-                           f"found {len(directories)}")
-    reused = "already complete" in log.stdout or "nothing to resume" in log.stdout
-    return read_run(directories[0]), reused
+def _data_set(args):
+    from deep_nets.data import DataError, load_dataset
+
+    try:
+        return load_dataset(args.dataset, args.data_dir)
+    except DataError as err:
+        raise ConfigError(str(err)) from None
 
 
 def run(config: DeepStudyConfig, n_seeds: int = 5, progress=None) -> dict:
+    """Every (run, seed) as one train.py process in its run directory (deep_nets.launch.run_here, config.jobs at a
+    time), seeds drawn by the shared survivor policy; the records read back by deep_nets.runs.read_run.  A run
+    directory finished before is reused (run_here's outcome says so), not trained again."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, str(TRAIN_PY), "--help"], check=True, capture_output=True)  # fail fast
     grid_holder, processes = {}, {"trained": 0, "reused": 0}
+    logs = Path(config.runs_dir).parent / "logs"
 
     def train_batch(run_ids, seeds):
+        argvs = [config.argv(config.runs[r], int(s)) for r, s in zip(run_ids, seeds)]
+        planned = [PlannedRun(argv, run_dir(vars(parse(argv)))) for argv in argvs]
         if progress is not None:  # one stop per train.py process, each a whole run
-            progress.start_batch(len(seeds), len(seeds), len(seeds), unit="runs")
-
-        def one(job):
-            record = _train_one(config, config.runs[job[0]], int(job[1]))
-            if progress is not None:
-                progress.advance(1)
-            return record
-
-        with ThreadPoolExecutor(config.jobs) as pool:
-            outcomes = list(pool.map(one, zip(run_ids, seeds)))
-        records = [record for record, _ in outcomes]
-        for _, reused in outcomes:
-            processes["reused" if reused else "trained"] += 1
+            progress.start_batch(len(planned), len(planned), len(planned), unit="runs")
+        outcomes = run_here(planned, config.jobs, logs,
+                            on_done=None if progress is None else (lambda k, outcome: progress.advance(1)))
+        failed = [(p, o) for p, o in zip(planned, outcomes) if o.failed]
+        if failed:
+            raise RuntimeError(f"{len(failed)} of {len(planned)} train.py runs failed; the first, "
+                               f"{failed[0][0].directory}: {failed[0][1].reason} (log: {failed[0][1].log})")
+        for outcome in outcomes:
+            processes["reused" if outcome.reused else "trained"] += 1
+        records = [read_run(p.directory) for p in planned]
         grid_holder["grid"] = records[0].grid
         curves = {m: np.stack([r.curves[m] for r in records]) for m in METRICS}
         return Batch(curves=curves, diverged=np.array([r.diverged for r in records]))

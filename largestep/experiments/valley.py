@@ -433,7 +433,7 @@ def loss_surface_extras(results: dict, out_dir, every: int = 1, **animate_option
 def check(results: dict) -> None:
     """The fields the figures and the animation read, for `experiments.load`."""
     if "stability_threshold" in results:
-        config = require_config(results, StabilizationConfig)
+        require_config(results, StabilizationConfig)
         require(results, "stability_threshold", (int, float), "a number")
         require_numbers(require(results, "bouncing_interval", list, "[low, high]"), "bouncing_interval", 1)
         if len(results["bouncing_interval"]) != 2:
@@ -446,7 +446,7 @@ def check(results: dict) -> None:
                 require(run["curves" if not run["diverged"] else "curves_diverged"], name, list, "curves",
                         f"runs.{k}.curves")
         return
-    config = require_config(results, LossSurfaceConfig)
+    require_config(results, LossSurfaceConfig)
     for k, run in enumerate(results["runs"]):
         if require(run, "algorithm", str, "'gd' or 'sgd'", f"runs.{k}") not in ("gd", "sgd"):
             raise fail(f"runs.{k}.algorithm", "'gd' or 'sgd'", run["algorithm"])

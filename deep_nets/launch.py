@@ -1,0 +1,194 @@
+"""How a deep_nets/train.py run is started: on this machine, several at a time (`run_here`), or as a SLURM job
+(`TrainJob`, submitted by the sweep).  Used by the sweep command (`deep_nets.sweep`) and by the deep study
+(`largestep.experiments.deep`); it knows train.py's arguments and run directories, nothing of grids or results.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from deep_nets.runs import RunDirError, read_run
+
+TRAIN_PY = Path(__file__).resolve().parent / "train.py"
+
+
+@dataclass
+class PlannedRun:
+    argv: list[str]  # train.py's arguments
+    directory: Path  # its run directory
+
+
+# ---------------------------------------------------------------- runs on this machine
+
+@dataclass
+class Outcome:
+    status: int  # train.py's exit status: 0 done, 1 diverged, 2 refused, 128+N (or -N) stopped by signal N
+    reused: bool  # the run directory was finished before: train.py only said so
+    log: Path
+    reason: str = ""  # why it failed: the last 'error: ...' line of its log, or the signal
+
+    @property
+    def failed(self) -> bool:
+        return self.status not in (0, 1)
+
+
+def finished(directory: Path) -> bool:
+    try:
+        return read_run(directory).complete
+    except RunDirError:
+        return False
+
+
+def last_error(log: Path, status: int) -> str:
+    """Why a run failed, from its log: train.py's last 'error: ...' line, else the signal that stopped it."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    errors = [line[len("error: "):] for line in lines if line.startswith("error: ")]
+    if errors:
+        return errors[-1]
+    if status < 0 or status > 128:
+        number = -status if status < 0 else status - 128
+        try:
+            return f"stopped by {signal.Signals(number).name}"
+        except ValueError:
+            return f"stopped by signal {number}"
+    tail = [line for line in lines if line.strip()][-1:]
+    return f"exit status {status}" + (f": {tail[0].strip()[:200]}" if tail else "")
+
+
+def _train_here(argv: list[str], log: str, cwd: str, env: dict) -> None:
+    """The body of one run's process forked from the warm server: this run's directory, environment and log."""
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    from deep_nets import train
+
+    sys.exit(train.main(argv))
+
+
+def warm_context():
+    """Processes forked from one server that has imported torch once: on a CPU a run's process then starts in a
+    tenth of a second instead of 4-5 s (torch, and the torch._dynamo that its optimizer imports), which for the
+    small runs of a CPU study is most of their time.  Every run is still a process of its own."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["deep_nets.train", "deep_nets.loop", "torch._dynamo"])
+    return context
+
+
+def run_here(runs: list[PlannedRun], slots: int, logs: Path, gpus: int = 0, on_done=None) -> list[Outcome]:
+    """Train `runs` on this machine, `slots` at a time (with `gpus`, one per GPU, each seeing only its own), each
+    run one process writing its log to logs/<exp_name>/<run name>.log; the outcomes in the order of `runs`.
+    on_done(k, outcome) is called as run k ends.  Ctrl-C or SIGTERM stops the running ones (each saves a
+    checkpoint: rerun to resume) and is raised again."""
+    context = None if gpus else warm_context()
+    outcomes: list[Outcome | None] = [None] * len(runs)
+    pending, running = list(range(len(runs))), {}  # slot -> (k, process, reused)
+    free = list(range(gpus)) if gpus else list(range(slots))
+    try:
+        while pending or running:
+            while pending and free:
+                k, slot = pending.pop(0), free.pop(0)
+                run = runs[k]
+                log = logs / run.directory.parent.name / f"{run.directory.name}.log"
+                log.parent.mkdir(parents=True, exist_ok=True)
+                env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": str(slot)} if gpus else {})}
+                if context is None:  # CUDA does not survive a fork: a fresh interpreter per run
+                    with open(log, "ab") as f:
+                        process = subprocess.Popen([sys.executable, str(TRAIN_PY), *run.argv], stdout=f,
+                                                   stderr=subprocess.STDOUT, env=env)
+                else:
+                    process = context.Process(target=_train_here, args=(run.argv, str(log), os.getcwd(), env))
+                    process.start()
+                running[slot] = (k, process, finished(run.directory), log)
+            time.sleep(0.05)
+            for slot, (k, process, reused, log) in list(running.items()):
+                status = process.poll() if isinstance(process, subprocess.Popen) else process.exitcode
+                if status is None:
+                    continue
+                del running[slot]
+                free.append(slot)
+                outcome = Outcome(status, reused and status in (0, 1), log)
+                if outcome.failed:
+                    outcome.reason = last_error(log, status)
+                outcomes[k] = outcome
+                if on_done is not None:
+                    on_done(k, outcome)
+    finally:
+        stop_all([process for _, process, _, _ in running.values()])
+    return outcomes
+
+
+def stop_all(processes: list) -> None:
+    """SIGTERM to the runs still going (each finishes its step and saves a checkpoint), then wait for them."""
+    for process in processes:
+        try:
+            os.kill(process.pid, signal.SIGTERM)
+        except (ProcessLookupError, TypeError):
+            pass
+    for process in processes:
+        if isinstance(process, subprocess.Popen):
+            process.wait()
+        else:
+            process.join()
+
+
+# ---------------------------------------------------------------- SLURM
+
+class TrainJob:
+    """One train.py run as a submitit job: checkpointable, so that the timeout/preemption signal stops train.py
+    (it saves a checkpoint), and the job is requeued with the same command, which resumes."""
+
+    def __init__(self, argv: list[str], gpus: int = 1):
+        self.argv, self.gpus, self.process = argv, gpus, None
+
+    def command(self, shown: bool = False) -> list[str]:
+        """What the job runs; `shown`: as a user would type it in the repository."""
+        train_py = "deep_nets/train.py" if shown else str(TRAIN_PY)
+        if self.gpus > 1:
+            launcher = ["torchrun"] if shown else [sys.executable, "-m", "torch.distributed.run"]
+            return [*launcher, "--standalone", f"--nproc_per_node={self.gpus}", train_py, *self.argv]
+        return ["python" if shown else sys.executable, train_py, *self.argv]
+
+    def __call__(self) -> int:
+        self.process = subprocess.Popen(self.command())
+        code = self.process.wait()
+        if code not in (0, 1):  # 1: the run diverged, which is a result
+            import submitit
+
+            raise RuntimeError(f"train.py exited with status {code}: "
+                               f"{last_error(Path(submitit.JobEnvironment().paths.stderr), code)}")
+        return code
+
+    def checkpoint(self):
+        from submitit.helpers import DelayedSubmission
+
+        if self.process is not None:  # train.py finishes its step and saves a checkpoint
+            stop_and_wait(self.process.pid)
+        return DelayedSubmission(TrainJob(self.argv, self.gpus))
+
+    def __getstate__(self):
+        return {"argv": self.argv, "gpus": self.gpus, "process": None}
+
+
+def stop_and_wait(pid: int) -> None:
+    """SIGTERM to `pid`, then wait for it to exit.  Runs inside submitit's signal handler, which interrupts
+    __call__'s Popen.wait while that holds the Popen's lock: so by the process id, not through the Popen."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            time.sleep(0.1)
+    except (ProcessLookupError, ChildProcessError):  # already gone, or reaped
+        pass
