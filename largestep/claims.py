@@ -20,10 +20,12 @@ from typing import Callable
 
 import numpy as np
 
-from .stats import survivor_median as median
-from .stats import survivor_spread, survivor_values as final_values
+from .stats import counted, learner_spread
+from .stats import learner_median as median
+from .stats import learner_values as final_values
 
 NOT_ROBUST = "paper's ordering, reported, not robust"
+OBSERVED = "observed here, reported, not robust"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,11 @@ class Claim:
     robust: bool
     check: Callable[[dict, dict], tuple[bool, str]]  # (results, other experiments' results by name) -> (holds, numbers)
     needs: str | None = None  # another experiment whose results the check compares with
+    paper: bool = True  # a claim that is not robust: the paper's ordering (True) or an observation of ours
+
+    @property
+    def kind(self) -> str:
+        return "robust" if self.robust else NOT_ROBUST if self.paper else OBSERVED
 
 
 @dataclass(frozen=True)
@@ -77,14 +84,16 @@ def claim_text(claim: Claim, results: dict) -> str:
 
 
 def spread(run: dict, metric: str, fmt: str = ".3g") -> str:
-    """'label: median [min, max]' over surviving seeds."""
-    return f"{run['label']}: {survivor_spread(run, metric, fmt)}"
+    """'label: median [min, max]' over the seeds that learned, and how many collapsed seeds are left out."""
+    lost = run.get("seeds_collapsed", 0)
+    out = f" ({lost} collapsed left out)" if lost else ""
+    return f"{run['label']}: {learner_spread(run, metric, fmt)}{out}"
 
 
 def paired_below(a: dict, b: dict, metric: str) -> tuple[int, int]:
     """Seeds that survived in both runs: how many have a's final metric below b's, out of how many."""
-    fa = {r["seed"]: r[metric] for r in a["final_per_seed"] if not r["diverged"]}
-    fb = {r["seed"]: r[metric] for r in b["final_per_seed"] if not r["diverged"]}
+    fa = {r["seed"]: r[metric] for r in a["final_per_seed"] if counted(r)}
+    fb = {r["seed"]: r[metric] for r in b["final_per_seed"] if counted(r)}
     shared = sorted(set(fa) & set(fb))
     return sum(fa[s] < fb[s] for s in shared), len(shared)
 
@@ -122,7 +131,7 @@ def medians_fall(metric: str, runs: list[str], fmt: str = ".3g"):
         meds = [median(r, metric) for r in chosen]
         values = [final_values(r, metric) for r in chosen]
         overlap = any(x.min() <= y.max() for x, y in zip(values, values[1:]) if x.size and y.size)
-        per_seed = [{s["seed"]: s[metric] for s in r["final_per_seed"] if not s["diverged"]} for r in chosen]
+        per_seed = [{s["seed"]: s[metric] for s in r["final_per_seed"] if counted(s)} for r in chosen]
         shared = sorted(set.intersection(*(set(p) for p in per_seed)))
         ordered = sum(all(x[s] > y[s] for x, y in zip(per_seed, per_seed[1:])) for s in shared)
         return (all(x > y for x, y in zip(meds, meds[1:])),
@@ -156,9 +165,9 @@ def every_seed_within(metric: str, run: str, low: float | str = -np.inf, high: f
         r = run_of(results, run)
         v = final_values(r, metric)
         outside = [s["seed"] for s in r["final_per_seed"]
-                   if not s["diverged"] and not bound <= s[metric] <= high]
+                   if counted(s) and not bound <= s[metric] <= high]
         return (bool(v.size) and not outside,
-                f"{spread(r, metric, fmt)}; {r['seeds_tried'] - r['seeds_diverged']} surviving seeds, outside: "
+                f"{spread(r, metric, fmt)}; {v.size} seeds that learned, outside: "
                 f"{outside or 'none'}")
     return check
 
@@ -168,9 +177,48 @@ def median_at_most(metric: str, run: str, high: float):
     def check(results, others):
         r = run_of(results, run)
         v = final_values(r, metric)
-        above = [s["seed"] for s in r["final_per_seed"] if not s["diverged"] and s[metric] > high]
+        above = [s["seed"] for s in r["final_per_seed"] if counted(s) and s[metric] > high]
         return (bool(v.size) and bool(np.median(v) < high),
                 f"{spread(r, metric, '.2g')}; seeds above {high:g}: {len(above)} of {v.size} {above}")
+    return check
+
+
+def sharpness_above(runs: list[str], window: str, none: bool):
+    """Over the surviving seeds of `runs`: whether their sharpness went above 2/eta of their step in the `window`
+    ('early': the first 2% of training; 'later': the rest).  none=True: the claim is that no seed did; False:
+    that at least one did.  The numbers give each run's count with its 95% interval and the seeds' maxima."""
+    from .stats import rate_text
+
+    name = f"sharpness_above_2_over_eta_{window}"
+
+    def check(results, others):
+        counts, parts = [0, 0], []
+        for key in runs:
+            run = run_of(results, key)
+            flags = [s[name] for s in run["final_per_seed"] if counted(s) and s.get(name) == s.get(name)
+                     and s.get(name) is not None]
+            counts[0] += int(sum(flags))
+            counts[1] += len(flags)
+            parts.append(f"{run['label']}: {rate_text(int(sum(flags)), len(flags))}, largest "
+                         f"{learner_spread(run, 'sharpness_max')}")
+        holds = counts[1] > 0 and (counts[0] == 0 if none else counts[0] > 0)
+        return holds, "; ".join(parts)
+    return check
+
+
+def collapse_only_with(large: list[str], small: list[str]):
+    """Seeds collapse in the runs `large` and none in `small`: the counts, each with its 95% interval."""
+    from .stats import rate_text
+
+    def check(results, others):
+        def count(keys):
+            runs = [run_of(results, key) for key in keys]
+            return (sum(r.get("seeds_collapsed", 0) for r in runs),
+                    sum(r["seeds_tried"] - r["seeds_diverged"] for r in runs))
+        (k_large, n_large), (k_small, n_small) = count(large), count(small)
+        return (k_small == 0 < k_large and n_small > 0,
+                f"collapsed, of the surviving seeds: {rate_text(k_small, n_small)} with the small step, "
+                f"{rate_text(k_large, n_large)} over the large-step runs")
     return check
 
 
@@ -248,6 +296,5 @@ def report(name: str, verdicts: list[Verdict], quick: bool = False, note: str = 
     lines = [head]
     for v in verdicts:
         status = "n/a " if v.holds is None else "SKIP" if quick else "PASS" if v.holds else "FAIL"
-        kind = "robust" if v.claim.robust else NOT_ROBUST
-        lines.append(f"  {status}  [{kind}] {v.text}\n        {v.numbers}")
+        lines.append(f"  {status}  [{v.claim.kind}] {v.text}\n        {v.numbers}")
     return "\n".join(lines)

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import claims, experiments
 from .seeds import divergence_note
-from .stats import survivor_values
+from .stats import learner_values
 
 
 def moved_medians(new: dict, old: dict) -> list[str]:
@@ -29,7 +29,7 @@ def moved_medians(new: dict, old: dict) -> list[str]:
             lines.append(f"{run['label']}: no run of key {run['key']!r} in the old results")
             continue
         for metric in run["final_median"]:
-            now, before = survivor_values(run, metric), survivor_values(reference, metric)
+            now, before = learner_values(run, metric), learner_values(reference, metric)
             if not now.size or before.size < 2:
                 continue
             low, high = np.percentile(before, [25, 75])
@@ -58,7 +58,7 @@ def report(loaded: list[tuple[str, dict, dict | None]], new_dir, old_dir) -> tup
             def status(v):
                 return "  -  " if v is None or v.holds is None else "PASS " if v.holds else "FAIL "
             differs = v_old is not None and v_old.holds != v_new.holds
-            kind = "robust" if v_new.claim.robust else "ordering"
+            kind = "robust" if v_new.claim.robust else "reported"
             lines.append(f"  OLD {status(v_old)} NEW {status(v_new)}{' <- differs' if differs else '':12s} "
                          f"[{kind}] {v_new.text}")
         if old is None:

@@ -147,6 +147,9 @@ def plot_metric(ax, results: dict, metric: str, *, log: bool = False, title: str
             if len(values) > 1:
                 low, high = nan_percentiles(values, [25, 75])
                 ax.fill_between(iteration, low, high, color=color, alpha=0.2, lw=0)
+            for row in np.atleast_2d(as_array(run.get("curves_collapsed", {}).get(metric, []))):
+                if row.size:  # collapsed seeds apart from the statistics: thin dotted lines
+                    ax.plot(iteration, row, color=color, lw=0.8, ls=":", alpha=0.8, zorder=style["zorder"])
             if zoom_after is not None:
                 late = iteration >= zoom_after * iteration[-1]
                 later.append(np.concatenate([median[late], *nan_percentiles(values[:, late], [25, 75])])
@@ -217,6 +220,8 @@ def panels(results: dict, specs: list[dict], ncols: int | None = None, suptitle:
 def survival_note(results: dict) -> str:
     n = results.get("n_seeds")
     decays = "; ▼ decay" if any(r.get("decay_iterations") for r in results["runs"]) else ""
+    if any(r.get("seeds_collapsed") for r in results["runs"]):
+        decays += "; dotted: collapsed seeds (a dead layer), left out of the statistics"
     deterministic = [r.get("deterministic") for r in results["runs"]]
     if not n or all(deterministic):
         return decays.lstrip("; ")
@@ -236,39 +241,63 @@ def step_at(run: dict, iterations: int) -> np.ndarray:
     return steps[np.minimum(grid, iterations - 1)]
 
 
-def sharpness_figure(results: dict):
-    """The top eigenvalue of the training loss's Hessian along training against 2/eta, one panel.
+def sharpness_counts(run: dict) -> str:
+    """'above 2/η in the first 2%: 3 of 5 surviving seeds (95% CI ...); after it: 0 of 5', from the per-seed
+    finals (the sharpness is measured on the surviving seeds)."""
+    from .stats import counted, rate_text
 
-    Full-batch gradient descent on a quadratic is stable while sharpness < 2/eta.  SGD with a large step keeps
-    the sharpness pinned near (or below) that line while the step is large; after a decay the line jumps up
-    and the sharpness is free to grow again.  Each run's median over surviving seeds (band: interquartile
-    range) at the grid points where it was measured, and the run's 2/eta as a dashed line in the same colour.
+    def flags(name):
+        return [s[name] for s in run["final_per_seed"] if counted(s) and s.get(name) is not None
+                and s[name] == s[name]]
+    early, later = flags("sharpness_above_2_over_eta_early"), flags("sharpness_above_2_over_eta_later")
+    if not early:
+        return "no surviving seed"
+    return (f"above 2/η in the first 2%: {rate_text(int(sum(early)), len(early), 'surviving seeds')}; "
+            f"after it: {rate_text(int(sum(later)), len(later))}")
+
+
+def sharpness_figure(results: dict, title: str):
+    """The top eigenvalue of the training loss's Hessian along training against 2/η, one panel per run.
+
+    Gradient descent on a quadratic is stable while sharpness < 2/η.  Each panel: every surviving seed (thin),
+    their median (bold) and each seed's largest value (dot), at the points where it was measured (dense over the
+    first 2% of training, where a large step can push it past 2/η for a few updates, then log-spaced), on a log
+    axis of iterations; the run's 2/η dashed; how many seeds went above it early and later.
     """
     import matplotlib.pyplot as plt
 
     iterations = int(results["config"]["iterations"])
+    runs = results["runs"]
     with figure_style():
-        fig, ax = plt.subplots(figsize=(7.5, 4.6), layout="constrained")
-        for run, color in zip(results["runs"], run_colors(len(results["runs"]))):
+        fig, axes = plt.subplots(1, len(runs), figsize=(3.7 * len(runs), 4.4), squeeze=False, sharey=True,
+                                 layout="constrained")
+        for ax, run, color in zip(axes[0], runs, run_colors(len(runs))):
             grid = np.asarray(run["curves"]["iteration"], dtype=float)
-            ax.plot(grid, 2.0 / step_at(run, iterations), color=color, lw=1.0, ls="--")
+            ax.plot(grid + 1, 2.0 / step_at(run, iterations), color="0.2", lw=1.0, ls="--")
             values = np.atleast_2d(as_array(run["curves"].get("sharpness", [])))
             measured = np.isfinite(values).any(0) if values.size else np.zeros(len(grid), bool)
-            if not measured.any():  # no surviving seed
-                ax.plot([], [], color=color, label=run_label(run))
-                continue
-            ax.plot(grid[measured], np.nanmedian(values[:, measured], 0), color=color, lw=1.5, label=run_label(run))
-            if len(values) > 1:
-                low, high = np.nanpercentile(values[:, measured], [25, 75], axis=0)
-                ax.fill_between(grid[measured], low, high, color=color, alpha=0.2, lw=0)
-        ax.set_yscale("log")
-        iteration_axis(ax, nbins=6)
-        ax.set_title("top eigenvalue of the train loss's Hessian (solid) and 2/η (dashed)")
-        ax.plot([], [], color="0.3", ls="--", lw=1.0, label="2/η of the run (same colour)")
-        ax.legend(loc="best", fontsize=7)
-        note = survival_note(results)
-        fig.suptitle(titled(results, f"{results['experiment']}: sharpness along training against 2/η")
-                     + ("\n" + note if note else ""), fontsize=11)
+            if measured.any():
+                for row in values[:, measured]:
+                    ax.plot(grid[measured] + 1, row, color=color, lw=0.6, alpha=0.45)
+                    top = int(np.nanargmax(row))
+                    ax.plot(grid[measured][top] + 1, row[top], "o", color=color, ms=3.5, mec="white", mew=0.4)
+                ax.plot(grid[measured] + 1, np.nanmedian(values[:, measured], 0), color=color, lw=2.0)
+            ax.axvspan(1, 0.02 * iterations + 1, color="0.85", zorder=0, lw=0)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlabel("iteration + 1")
+            ax.set_title(f"{run['label']}\n({divergence_note(run)})", fontsize=9)
+            ax.text(0.03, 0.03, sharpness_counts(run).replace(": ", ":\n", 1).replace("; ", "\n"),
+                    transform=ax.transAxes, fontsize=7, va="bottom", ha="left",
+                    bbox={"boxstyle": "round,pad=0.25", "fc": "white", "alpha": 0.8, "lw": 0})
+        axes[0, 0].set_ylabel("top Hessian eigenvalue of the train loss")
+        handles = [plt.Line2D([], [], color="0.3", lw=0.6), plt.Line2D([], [], color="0.3", lw=2.0),
+                   plt.Line2D([], [], color="0.3", marker="o", ls="", ms=3.5),
+                   plt.Line2D([], [], color="0.2", lw=1.0, ls="--"),
+                   plt.matplotlib.patches.Patch(color="0.85")]
+        legend_below(fig, handles, ["each surviving seed", "median", "each seed's largest value", "2/η of the step",
+                                    "first 2% of training"], most=5)
+        fig.suptitle(titled(results, f"{title}\nsharpness along training against 2/η (log axes)"), fontsize=11)
     return fig
 
 

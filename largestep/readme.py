@@ -2,8 +2,8 @@
 
 - the table of figures: one row per results file (the experiment, its notebook, the headline metrics as
   medians over surviving seeds, one value per run, what diverged with its interval, the time it took);
-- the findings: every claim of every experiment with its verdict and the numbers behind it, robust claims
-  first, the paper's orderings marked as not robust.
+- the findings (`report.findings`): every claim of every experiment with its verdict and the numbers behind it,
+  robust claims first, the others marked as reported, not robust.
 
 `python -m largestep table [--dir DIR]` prints them; `--write README.md` replaces each block between its
 markers; a test fails when README's blocks and the committed results disagree.
@@ -83,29 +83,9 @@ def table(loaded: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def findings(loaded: list[dict]) -> str:
-    """Every claim of every results file, robust ones first, with its verdict and numbers."""
-    from . import claims
-    from .experiments import claims_for
-
-    others = {r["experiment"]: r for r in loaded}
-    lines = []
-    for results in loaded:
-        verdicts = claims.evaluate(results, claims_for(results), others)
-        if not verdicts:
-            continue
-        quick = " (quick run: shown for the code's sake, not the result)" if results.get("quick") else ""
-        lines.append(f"**`{results['experiment']}`**{quick}")
-        for robust in (True, False):
-            for v in (v for v in verdicts if v.claim.robust == robust):
-                status = "n/a" if v.holds is None else "PASS" if v.holds else "FAIL"
-                kind = "robust" if robust else "paper's ordering, not robust"
-                lines.append(f"- {status} ({kind}): {v.text}. <sub>{v.numbers}</sub>")
-        lines.append("")
-    return "\n".join(lines).rstrip()
-
-
 def blocks(directory="images") -> dict[str, str]:
+    from .report import findings
+
     loaded = _results(directory)
     return {"table": table(loaded), "findings": findings(loaded)}
 

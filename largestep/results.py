@@ -214,7 +214,8 @@ def load_json(path) -> dict:
 # Where a results file holds measurements, a null is a non-finite number the writer could not put in JSON
 # (a diverged seed's metrics, a run without survivors); everywhere else (config, provenance, a claim that
 # could not be tested, a trajectory without a seed) null means "none" and stays None.
-RUN_MEASUREMENTS = ("curves", "curves_diverged", "final_mean", "final_median", "final_per_seed", "extras")
+RUN_MEASUREMENTS = ("curves", "curves_collapsed", "curves_diverged", "final_mean", "final_median", "final_per_seed",
+                    "extras")
 MEASUREMENTS = ("surface", "data", "snapshot_x", "teacher_neurons", "teacher_output_weights",
                 "stability_threshold", "bouncing_interval")
 ANIMATION_MEASUREMENTS = ("a", "b", "train_loss")
@@ -378,11 +379,13 @@ def check_schema(results, families=None) -> None:
                 raise fail(at, "an object", entry)
             require(entry, "seed", int, "a whole number", at)
             require(entry, "diverged", bool, "true or false", at)
+            if not isinstance(entry.get("collapsed", False), bool):
+                raise fail(f"{at}.collapsed", "true or false", entry["collapsed"])
             missing = set(finals) - set(entry)
             if missing:  # every seed records every final metric the run has (null where not measured)
                 raise NotResults(f"field '{at}.{sorted(missing)[0]}' is missing")
             for name, value in entry.items():
-                if name not in ("seed", "diverged") and value is not None and (
+                if name not in ("seed", "diverged", "collapsed") and value is not None and (
                         not isinstance(value, NUMBER) or isinstance(value, bool)):
                     raise fail(f"{at}.{name}", "a number or null", value)
         for name, value in finals.items():
@@ -397,6 +400,12 @@ def check_schema(results, families=None) -> None:
                 if any(len(row) != len(grid) for row in values):
                     raise NotResults(f"field '{where}.curves.{name}' must hold one value per iteration of "
                                      f"'{where}.curves.iteration' ({len(grid)})")
+        if not isinstance(run.get("seeds_collapsed", 0), int) or isinstance(run.get("seeds_collapsed"), bool):
+            raise fail(f"{where}.seeds_collapsed", "a whole number", run["seeds_collapsed"])
+        if not isinstance(run.get("curves_collapsed", {}), dict):
+            raise fail(f"{where}.curves_collapsed", "an object of curves", run["curves_collapsed"])
+        for name, values in run.get("curves_collapsed", {}).items():
+            require_numbers(values, f"{where}.curves_collapsed.{name}", 2)
         for name, values in require(run, "curves_diverged", dict, "an object of curves", where).items():
             require_numbers(values, f"{where}.curves_diverged.{name}", 2)
             if any(len(row) != len(grid) for row in values):

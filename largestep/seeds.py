@@ -122,6 +122,7 @@ class Batch:
     final: dict[str, np.ndarray] = field(default_factory=dict)
     extras: dict[str, list] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    collapsed: np.ndarray | None = None  # (R,) bool: a surviving row whose net died (see run_record)
 
     def __post_init__(self):
         for name, values in self.curves.items():
@@ -135,6 +136,7 @@ class SeedRow:
     curves: dict[str, np.ndarray]
     final: dict[str, float]
     extras: dict[str, object]
+    collapsed: bool = False
 
 
 def _rows_of(batch: Batch, run_ids: np.ndarray, seeds: np.ndarray) -> list[tuple[int, SeedRow]]:
@@ -146,6 +148,7 @@ def _rows_of(batch: Batch, run_ids: np.ndarray, seeds: np.ndarray) -> list[tuple
             curves={k: v[j] for k, v in batch.curves.items()},
             final={k: float(v[j]) for k, v in batch.final.items()},
             extras={k: v[j] for k, v in batch.extras.items()},
+            collapsed=bool(batch.collapsed[j]) and not bool(batch.diverged[j]) if batch.collapsed is not None else False,
         )))
     return rows
 
@@ -205,19 +208,79 @@ def train_until_survivors(
     return [_kept_prefix(r, w) for r, w in zip(rows, want)], seconds
 
 
+def train_tries(train_batch: Callable[[np.ndarray, np.ndarray], Batch], stochastic: Sequence[bool], tries: int,
+                rows_per_batch: int = 512) -> tuple[list[list[SeedRow]], dict[str, float]]:
+    """Train every stochastic run with seeds 0..tries-1, whatever diverges (deterministic runs once, seed 0): a
+    fixed number of tries per run, so that each run's divergence rate is an estimate with a known count (phase
+    maps), unlike `train_until_survivors`, which stops drawing once enough seeds survive.  Rows go in batches of
+    at most rows_per_batch (a row holds its step sizes and sample stream, 16 bytes per iteration)."""
+    counts = [tries if s else 1 for s in stochastic]
+    run_ids = np.repeat(np.arange(len(counts)), counts)
+    seeds = np.concatenate([np.arange(c) for c in counts]) if counts else np.zeros(0, np.int64)
+    rows: list[list[SeedRow]] = [[] for _ in counts]
+    seconds: dict[str, float] = {}
+    for start in range(0, len(run_ids), rows_per_batch):
+        chunk = slice(start, start + rows_per_batch)
+        batch = train_batch(run_ids[chunk], seeds[chunk])
+        for key, value in batch.seconds.items():
+            seconds[key] = seconds.get(key, 0.0) + value
+        for run, row in _rows_of(batch, run_ids[chunk], seeds[chunk]):
+            rows[run].append(row)
+    return rows, seconds
+
+
+def measure_survivors(rows: list[list[SeedRow]], train_batch: Callable[[np.ndarray, np.ndarray], Batch],
+                      names: Sequence[str]) -> dict[str, float]:
+    """Train the surviving seeds of every run again with `train_batch`, which measures the metrics `names` too
+    (a dear one, the sharpness, measured on the seeds statistics are taken over rather than on every seed tried),
+    and put those curves and finals into their rows.  A row's arithmetic does not depend on the rows batched with
+    it, so each seed retraces its first trajectory bit for bit (checked: it must survive again)."""
+    where = [(run, j) for run, run_rows in enumerate(rows) for j, row in enumerate(run_rows) if not row.diverged]
+    if not where:
+        return {}
+    run_ids = np.array([run for run, _ in where])
+    seeds = np.array([rows[run][j].seed for run, j in where])
+    batch = train_batch(run_ids, seeds)
+    for k, (run, j) in enumerate(where):
+        row = rows[run][j]
+        if batch.diverged[k]:
+            raise RuntimeError(f"run {run} seed {row.seed} diverged when trained again: its trajectory changed")
+        for name in names:
+            row.curves[name] = batch.curves[name][k]
+        for name, values in batch.final.items():
+            if any(name == m or name.startswith(m + "_") for m in names):
+                row.final[name] = float(values[k])
+    return batch.seconds
+
+
+SEED_POLICIES = ("survivors", "tries")
+
+
+def train_seeds(policy: str, train_batch, stochastic: Sequence[bool], n_seeds: int):
+    """The seed policy a config names: 'survivors' (`train_until_survivors`: n_seeds surviving seeds per run,
+    at most 10x tried) or 'tries' (`train_tries`: n_seeds tried per run, whatever diverges)."""
+    if policy == "tries":
+        return train_tries(train_batch, stochastic, n_seeds)
+    return train_until_survivors(train_batch, stochastic, n_seeds)
+
+
 def _stack(rows: list[SeedRow], metric: str) -> np.ndarray:
     return np.stack([r.curves[metric] for r in rows]) if rows else np.zeros((0, 0))
 
 
 def run_record(key: str, label: str, spec: dict, rows: list[SeedRow], grid: np.ndarray,
                deterministic: bool = False) -> dict:
-    """One run's entry of the results schema; statistics are over surviving seeds only (`stats`).
+    """One run's entry of the results schema.  Its seeds fall in three groups: diverged (the loss overflowed),
+    collapsed (survived, but a hidden layer has no neuron active on any training example: the net outputs a
+    constant, and its dead layer would read as perfectly sparse) and the seeds that learned; statistics,
+    curves and extras are over the seeds that learned (`stats.learner_values`), the others kept apart.
 
     key: the run's name in claims (stable whatever its schedule); label: what legends and tables show.
     """
-    from .stats import survivor_mean, survivor_median
+    from .stats import learner_mean, learner_median
 
-    survivors = [r for r in rows if not r.diverged]
+    learned = [r for r in rows if not r.diverged and not r.collapsed]
+    collapsed = [r for r in rows if not r.diverged and r.collapsed]
     diverged = [r for r in rows if r.diverged]
     metrics = list(rows[0].curves) if rows else []
     record = {
@@ -225,27 +288,31 @@ def run_record(key: str, label: str, spec: dict, rows: list[SeedRow], grid: np.n
         "label": label,
         **spec,
         "deterministic": deterministic,
-        "seeds": [r.seed for r in survivors],
+        "seeds": [r.seed for r in learned],
         "seeds_tried": len(rows),
         "seeds_diverged": len(diverged),
         "diverged_seeds": [r.seed for r in diverged],
-        "diverged": not survivors,
-        "final_per_seed": [{"seed": r.seed, "diverged": r.diverged, **r.final} for r in rows],
-        "curves": {"iteration": grid, **{m: _stack(survivors, m) for m in metrics}},
+        "seeds_collapsed": len(collapsed),
+        "collapsed_seeds": [r.seed for r in collapsed],
+        "diverged": not learned and not collapsed,
+        "final_per_seed": [{"seed": r.seed, "diverged": r.diverged, "collapsed": r.collapsed, **r.final}
+                           for r in rows],
+        "curves": {"iteration": grid, **{m: _stack(learned, m) for m in metrics}},
+        "curves_collapsed": {m: _stack(collapsed, m) for m in metrics},
         "curves_diverged": {m: _stack(diverged, m) for m in metrics},
     }
     finals = list(rows[0].final) if rows else []
-    record["final_median"] = {k: survivor_median(record, k) for k in finals}
-    record["final_mean"] = {k: survivor_mean(record, k) for k in finals}
-    extras = {k: [r.extras[k] for r in survivors] for k in (rows[0].extras if rows else {})}
+    record["final_median"] = {k: learner_median(record, k) for k in finals}
+    record["final_mean"] = {k: learner_mean(record, k) for k in finals}
+    extras = {k: [r.extras[k] for r in learned] for k in (rows[0].extras if rows else {})}
     if extras:
         record["extras"] = extras
     return record
 
 
 def divergence_note(run: dict, n_seeds: int | None = None, interval: bool = False) -> str:
-    """'k of m diverged' for legends and summaries (survival conditioning is part of the result); with
-    interval=True its 95% interval too (`stats.rate_text`).
+    """'k of m diverged' (and 'j of the s surviving collapsed') for legends and summaries: survival conditioning
+    is part of the result; with interval=True each rate with its 95% interval (`stats.rate_text`).
 
     With n_seeds (the survivors asked for), says so when fewer survived.
     """
@@ -253,11 +320,15 @@ def divergence_note(run: dict, n_seeds: int | None = None, interval: bool = Fals
 
     if run.get("deterministic"):
         return "diverged" if run["diverged"] else "deterministic"
+    survivors = run["seeds_tried"] - run["seeds_diverged"]
     if interval:
         note = rate_text(run["seeds_diverged"], run["seeds_tried"], "diverged")
     else:
         note = f"{run['seeds_diverged']} of {run['seeds_tried']} diverged"
-    survivors = run["seeds_tried"] - run["seeds_diverged"]
+    lost = run.get("seeds_collapsed", 0)
+    if lost:
+        note += "; " + (rate_text(lost, survivors, "surviving collapsed") if interval else
+                        f"{lost} of {survivors} surviving collapsed")
     if n_seeds is not None and survivors < n_seeds:
         note += f"; only {survivors} of the {n_seeds} seeds asked for survived"
     return note

@@ -64,13 +64,42 @@ def top_eigenvalue(hvp, start, steps: int = LANCZOS_STEPS) -> np.ndarray:
     return tops
 
 
-def sharpness_columns(grid_points: int, points: int) -> np.ndarray:
-    """Which of an evaluation grid's points (indices) also get the sharpness: `points` of them, evenly
-    spread over the grid's indices (so denser where the grid is, at the start), the first and last included.
-    Tens of Hessian-vector products per run and point make it the dearest metric: a subset keeps it cheap."""
-    if points <= 0:
+EARLY = 0.02  # the transient window: the first 2% of training
+
+
+def sharpness_columns(grid, points: int, iterations: int, early: float = EARLY) -> np.ndarray:
+    """Which of an evaluation grid's points (indices) also get the sharpness: every grid point in the first `early`
+    fraction of training, where SGD with a large step can exceed 2/eta for a few updates right after
+    initialization (a transient that evenly spread points miss), then `points` more, log-spaced in iteration
+    over the rest, the last included.  Tens of Hessian-vector products per run and point make it the dearest
+    metric: past the transient, a subset keeps it cheap."""
+    grid = np.asarray(grid)
+    if points <= 0 or not grid.size:
         return np.zeros(0, dtype=np.int64)
-    return np.unique(np.round(np.linspace(0, grid_points - 1, min(points, grid_points))).astype(np.int64))
+    cut = early * iterations
+    dense = np.flatnonzero(grid <= cut)
+    targets = np.geomspace(max(cut, 1.0), max(iterations, 1), points)
+    later = np.minimum(np.searchsorted(grid, targets), len(grid) - 1)
+    return np.unique(np.concatenate([dense, later, [len(grid) - 1]])).astype(np.int64)
+
+
+def sharpness_finals(sharpness: np.ndarray, grid, steps: np.ndarray, iterations: int,
+                     early: float = EARLY) -> dict[str, np.ndarray]:
+    """Per row, from its sharpness curve (R, G; NaN where not measured) and its step sizes (R, T): its largest
+    measured sharpness, and whether the sharpness exceeds 2/eta of the step taken there (1.0 or 0.0) within the
+    first `early` fraction of training and after it.  Gradient descent on a quadratic is stable only below 2/eta."""
+    grid = np.asarray(grid, dtype=np.int64)
+    limit = 2.0 / steps[:, np.minimum(grid, iterations - 1)]
+    above = np.where(np.isfinite(sharpness), sharpness > limit, False)
+    window = grid <= early * iterations
+    with np.errstate(invalid="ignore"):
+        largest = np.where(np.isfinite(sharpness).any(1), np.nanmax(np.where(np.isfinite(sharpness), sharpness,
+                                                                               -np.inf), axis=1), np.nan)
+    def flag(columns):  # NaN where the row was not measured there (seeds past sharpness_seeds, or diverged)
+        seen = np.isfinite(sharpness[:, columns]).any(1)
+        return np.where(seen, above[:, columns].any(1).astype(float), np.nan)
+    return {"sharpness_max": largest, "sharpness_above_2_over_eta_early": flag(window),
+            "sharpness_above_2_over_eta_later": flag(~window)}
 
 
 def _start(rows: int, dim: int, seed: int):

@@ -1,7 +1,7 @@
 """The statistics every result is stated with: survivors' medians and quartiles, rates with a 95% interval.
 
 Every statistic of a run is over its surviving seeds (a diverged seed's metrics are NaN from its divergence
-on): `survivor_values` is the one place that picks them, for the results records, claims, tables and figures.
+on): `learner_values` is the one place that picks them, for the results records, claims, tables and figures.
 
 A divergence rate k of n is an estimate: 0 of 5 is not "none diverge" (its interval reaches 43%).  Rates are
 given with Wilson's score interval, which stays inside [0, 1], is not degenerate at k = 0 or k = n (unlike the
@@ -36,26 +36,32 @@ def rate_text(k: int, n: int, what: str = "") -> str:
     return f"{k} of {n}{' ' + what if what else ''}{interval}"
 
 
-def survivor_values(run: dict, metric: str) -> np.ndarray:
-    """The final `metric` of every surviving seed of a run (a record of the results schema); values that
-    were not measured (NaN, or None in a raw JSON file) are left out."""
-    values = np.array([s[metric] for s in run["final_per_seed"] if not s["diverged"] and s.get(metric) is not None],
+def counted(entry: dict) -> bool:
+    """Whether a per-seed record counts in a run's statistics: the seed survived and did not collapse."""
+    return not entry["diverged"] and not entry.get("collapsed", False)
+
+
+def learner_values(run: dict, metric: str) -> np.ndarray:
+    """The final `metric` of every seed of a run that learned: it survived and did not collapse (a record of the
+    results schema; a collapsed seed's dead layer would count as perfectly sparse); values that were not
+    measured (NaN, or None in a raw JSON file) are left out."""
+    values = np.array([s[metric] for s in run["final_per_seed"] if counted(s) and s.get(metric) is not None],
                       dtype=float)
     return values[~np.isnan(values)]
 
 
-def survivor_median(run: dict, metric: str) -> float:
-    """The median final `metric` over surviving seeds (NaN when none survived)."""
-    values = survivor_values(run, metric)
+def learner_median(run: dict, metric: str) -> float:
+    """The median final `metric` over the seeds that learned (NaN when none did)."""
+    values = learner_values(run, metric)
     return float(np.median(values)) if values.size else math.nan
 
 
-def survivor_mean(run: dict, metric: str) -> float:
-    values = survivor_values(run, metric)
+def learner_mean(run: dict, metric: str) -> float:
+    values = learner_values(run, metric)
     return float(np.mean(values)) if values.size else math.nan
 
 
-def survivor_spread(run: dict, metric: str, fmt: str = ".3g") -> str:
-    """'median [min, max]' over surviving seeds, or 'no survivor'."""
-    v = survivor_values(run, metric)
+def learner_spread(run: dict, metric: str, fmt: str = ".3g") -> str:
+    """'median [min, max]' over the seeds that learned, or 'no survivor'."""
+    v = learner_values(run, metric)
     return f"{np.median(v):{fmt}} [{v.min():{fmt}}, {v.max():{fmt}}]" if v.size else "no survivor"

@@ -6,7 +6,7 @@ a submodule's implicit import of its own package does not.  Layers, from the bot
   1  the engine: data, metrics, kernels, diag_nets, relu_nets, stabilization, landscape, sharpness, seeds
   2  what reads results: claims, plotting
   3  the experiment families (largestep.experiments.<family>), and the registry they are listed in
-  4  what serves users: readme, compare, notebooks, __main__
+  4  what serves users: readme, report, compare, notebooks, __main__
 deep_nets (the deep-net trainer) may use layers 0-2; the deep family (layer 3) launches it; its sweep command
 (deep_nets.sweep) serves users, at layer 4.
 """
@@ -24,7 +24,8 @@ LAYERS = {
     "largestep.seeds": 1,
     "largestep.claims": 2, "largestep.plotting": 2,
     "largestep.experiments": 3,
-    "largestep.readme": 4, "largestep.compare": 4, "largestep.notebooks": 4, "largestep.__main__": 4,
+    "largestep.readme": 4, "largestep.compare": 4, "largestep.report": 4, "largestep.notebooks": 4,
+    "largestep.__main__": 4,
 }
 
 

@@ -68,3 +68,18 @@ def test_a_huge_grid_is_refused_from_its_counts_before_any_cell_is_built():
     with pytest.raises(ConfigError, match="3000 x 3000 = 9,000,000 cells"):
         plan(get("phase_diag"), config)
     assert time.perf_counter() - start < 2
+
+
+def test_the_boundary_band_comes_from_the_rates_intervals():
+    from largestep.stats import wilson_interval
+
+    counts = {0.1: (20, 0), 0.2: (20, 6), 0.3: (20, 14), 0.4: (20, 20)}
+    results = {"phase": {"lrs": [0.1, 0.2, 0.3, 0.4], "fractions": [0.5]},
+               "runs": [_cell(lr, 0.5, *counts[lr]) for lr in counts]}
+    low, high = phase.boundary_band(results)
+    upper = [wilson_interval(counts[lr][1], 20)[1] for lr in counts]  # the boundary of the upper bounds comes first
+    lower = [wilson_interval(counts[lr][1], 20)[0] for lr in counts]
+    assert low[0] == pytest.approx(phase.boundary(list(counts), upper))
+    assert high[0] == pytest.approx(phase.boundary(list(counts), lower))
+    assert low[0] < phase.boundaries(results)[0] < high[0]
+    assert "[" in phase.boundary_text(results)

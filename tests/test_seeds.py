@@ -5,7 +5,7 @@ import pytest
 
 from largestep.results import save_json
 from largestep.seeds import (FLOAT32_OVERFLOW, Batch, divergence_note, diverged, evaluation_grid, march, run_record,
-                             train_until_survivors)
+                             train_tries, train_until_survivors)
 
 
 def test_evaluation_grid_has_the_first_100_and_250_spaced_points():
@@ -60,6 +60,18 @@ def test_survivors_are_drawn_until_n_survive_and_the_prefix_is_kept():
     assert sorted(set(r for r, _ in first_round)) == [0, 1, 2, 3]
     tried = [pair for batch in log for pair in batch]
     assert len(tried) == len(set(tried))  # no (run, seed) trained twice
+
+
+def test_fixed_tries_train_every_seed_whatever_diverges_in_bounded_batches():
+    log = []
+    trainer = _fake_trainer(lambda r, s: (r == 1 and s % 3 != 0) or r == 3, log)
+    rows, seconds = train_tries(trainer, stochastic=[True, True, False, True], tries=7, rows_per_batch=5)
+    assert [[r.seed for r in run] for run in rows] == [list(range(7)), list(range(7)), [0], list(range(7))]
+    assert [r.diverged for r in rows[1]] == [s % 3 != 0 for s in range(7)]
+    assert max(len(batch) for batch in log) == 5 and sum(len(b) for b in log) == 22  # in batches of 5 rows
+    again, _ = train_tries(_fake_trainer(lambda r, s: (r == 1 and s % 3 != 0) or r == 3, []),
+                           stochastic=[True, True, False, True], tries=7, rows_per_batch=100)
+    assert [[(r.seed, r.diverged) for r in run] for run in again] == [[(r.seed, r.diverged) for r in run] for run in rows]
 
 
 def test_run_record_statistics_are_over_survivors_only(tmp_path):

@@ -227,7 +227,7 @@ def summary(results: dict) -> str:
     import numpy as np
 
     from ..seeds import divergence_note
-    from ..stats import survivor_values
+    from ..stats import learner_values
 
     seconds = ", ".join(f"{k} {v:.1f}s" for k, v in results.get("seconds", {}).items())
     head = (f"{results['experiment']}{' (quick)' if results.get('quick') else ''}: {seconds}; median [min, max] "
@@ -239,7 +239,7 @@ def summary(results: dict) -> str:
     for run in results["runs"]:
         parts = []
         for metric in run["final_median"]:
-            values = survivor_values(run, metric)
+            values = learner_values(run, metric)
             if values.size:
                 spread = f" [{values.min():.3g}, {values.max():.3g}]" if values.size > 1 else ""
                 parts.append(f"{metric}={float(np.median(values)):.4g}{spread}")

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import diag_nets, metrics
-from ..claims import Claim, every_seed_within, medians_below, medians_fall, seeds_below
+from ..claims import Claim, all_of, every_seed_within, medians_below, medians_fall, seeds_below, sharpness_above
 from ..config import ConfigError, check_keys, to_dict
 from ..data import sparse_regression
 from ..plotting import panels, recorded_curves, sharpness_figure
 from ..results import fail, require, require_config
 from ..schedules import Schedule
-from ..seeds import evaluation_grid, run_record, train_until_survivors
-from ..sharpness import diag_net_sharpness, sharpness_columns
+from ..seeds import SEED_POLICIES, evaluation_grid, measure_survivors, run_record, train_seeds
+from ..sharpness import diag_net_sharpness, sharpness_columns, sharpness_finals
 from . import Experiment
 
 
@@ -50,6 +50,7 @@ class DiagConfig:
     rank_tol: float = 1e-15  # Jacobian rank: s_k / s_max > tol, on the first 2d test points
     l0_threshold: float = 1e-50
     sharpness_points: int = 0  # > 0: the train loss's top Hessian eigenvalue at this many grid iterations
+    seed_policy: str = "survivors"  # or "tries": n seeds tried per run whatever diverges (phase maps)
 
     def validate(self) -> None:
         for name in ("n", "d", "r", "iterations", "n_test"):
@@ -69,6 +70,8 @@ class DiagConfig:
             raise ConfigError(f"r (support size) must be <= d, got r={self.r}, d={self.d}")
         if 2 * self.d > self.n_test:
             raise ConfigError(f"the Jacobian rank uses the first 2d test points: need n_test >= 2d = {2 * self.d}")
+        if self.seed_policy not in SEED_POLICIES:
+            raise ConfigError(f"seed_policy must be one of {', '.join(SEED_POLICIES)}, got {self.seed_policy!r}")
         if not (np.isfinite(self.init_scale) and self.init_scale > 0):
             raise ConfigError(f"init_scale must be > 0, got {self.init_scale}")
         check_runs(self.runs)
@@ -111,9 +114,9 @@ def run(config: DiagConfig, n_seeds: int = 5, progress=None) -> dict:
     jacobian_rank = metrics.DiagNetJacobianRank(x_eval, config.rank_tol)
     grid = evaluation_grid(config.iterations, config.grid_early, config.grid_spaced)
     steps = np.stack([r.schedule.values(config.iterations) for r in config.runs])
-    sharp_at = set(sharpness_columns(len(grid), config.sharpness_points).tolist())
+    sharp_at = set(sharpness_columns(grid, config.sharpness_points, config.iterations).tolist())
 
-    def evaluate(algorithm, u, v, calls):
+    def evaluate(algorithm, u, v, calls, with_sharpness):
         column = calls[algorithm] = calls.get(algorithm, -1) + 1  # train_runs evaluates each grid point in turn
         beta = u * v
         values = {
@@ -125,19 +128,26 @@ def run(config: DiagConfig, n_seeds: int = 5, progress=None) -> dict:
         if config.sharpness_points:
             values["sharpness"] = np.full(len(u), np.nan)
             finite = np.flatnonzero(np.isfinite(values["train_loss"]))  # a diverged row's sharpness means nothing
-            if finite.size and column in sharp_at:
+            if with_sharpness and finite.size and column in sharp_at:
                 values["sharpness"][finite] = diag_net_sharpness(data.x_train, data.y_train, u[finite], v[finite])
         return values
 
-    def train_batch(run_ids, seeds):
+    def train_batch(run_ids, seeds, with_sharpness=False):
         calls = {}
-        return diag_nets.train_runs(data.x_train, data.y_train, steps[run_ids],
-                                    [config.runs[r].algorithm for r in run_ids], seeds, grid,
-                                    lambda algorithm, u, v: evaluate(algorithm, u, v, calls),
-                                    config.init_scale, progress)
+        batch = diag_nets.train_runs(data.x_train, data.y_train, steps[run_ids],
+                                     [config.runs[r].algorithm for r in run_ids], seeds, grid,
+                                     lambda algorithm, u, v: evaluate(algorithm, u, v, calls, with_sharpness),
+                                     config.init_scale, progress)
+        if config.sharpness_points:
+            batch.final.update(sharpness_finals(batch.curves["sharpness"], grid, steps[run_ids], config.iterations))
+        return batch
 
     stochastic = [r.algorithm == "sgd" for r in config.runs]
-    rows, seconds = train_until_survivors(train_batch, stochastic, n_seeds)
+    rows, seconds = train_seeds(config.seed_policy, train_batch, stochastic, n_seeds)
+    if config.sharpness_points:  # the dearest metric, on the surviving seeds only: trained again, measured
+        spent = measure_survivors(rows, lambda ids, seeds: train_batch(ids, seeds, with_sharpness=True),
+                                  ["sharpness"])
+        seconds = {k: seconds.get(k, 0.0) + spent.get(k, 0.0) for k in {*seconds, *spent}}
     runs = []
     for spec, run_rows, is_stochastic in zip(config.runs, rows, stochastic):
         record = run_record(spec.key, spec.name(), {
@@ -179,7 +189,7 @@ def figures(results: dict) -> dict:
     specs = [s for s in specs if s["metric"] in recorded]
     figs = {results["experiment"]: panels(results, specs, suptitle=title(results))}
     if "sharpness" in recorded:
-        figs[f"{results['experiment']}_sharpness"] = sharpness_figure(results)
+        figs[f"{results['experiment']}_sharpness"] = sharpness_figure(results, title(results))
     return figs
 
 
@@ -214,6 +224,9 @@ DIAG_SGD = Experiment(
               seeds_below("test_loss", ["early", "middle", "late"], "constant")),
         Claim("test loss falls with the decay point: median {early.at} > {middle.at} > {late.at}", False,
               medians_fall("test_loss", ["early", "middle", "late"])),
+        Claim("no surviving seed's sharpness exceeds 2/η of its step, early or later, in any run", False,
+              all_of(sharpness_above(["constant", "early", "middle", "late"], "early", none=True),
+                     sharpness_above(["constant", "early", "middle", "late"], "later", none=True)), paper=False),
     ),
     notebook="diag_nets.ipynb",
     headline=("l0_norm", "jacobian_rank", "test_loss"),

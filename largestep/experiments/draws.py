@@ -22,7 +22,7 @@ from ..config import ConfigError, to_dict
 from ..schedules import Schedule
 from ..plotting import figure_style, legend_below, run_colors, titled
 from ..results import NotResults, fail, require, require_config
-from ..stats import wilson_interval
+from ..stats import counted, wilson_interval
 from . import Experiment, relu
 
 
@@ -151,7 +151,12 @@ def figures(results: dict) -> dict:
                 j = schedules.index(run["schedule_label"])
                 x = seeds.index(run["data_seed"]) + (j - (len(schedules) - 1) / 2) * width
                 values = np.array([s[metric] for s in run["final_per_seed"]
-                                   if not s["diverged"] and s.get(metric) is not None], float)
+                                   if counted(s) and s.get(metric) is not None], float)
+                dead = np.array([s[metric] for s in run["final_per_seed"] if not s["diverged"] and s.get("collapsed")
+                                 and s.get(metric) is not None], float)
+                if dead.size:  # collapsed seeds (a dead layer), apart from the medians
+                    ax.scatter(np.full(dead.size, x), dead, s=14, marker="x", color=colors[run["schedule_label"]],
+                               lw=0.8)
                 if values.size:
                     ax.scatter(np.full(values.size, x), values, s=7, color=colors[run["schedule_label"]], alpha=0.6,
                                lw=0)
@@ -184,8 +189,9 @@ def figures(results: dict) -> dict:
         what = base.title if base is not None else results["config"]["experiment"]
         fig.suptitle(titled(results, f"{what}:\nevery schedule on {len(seeds)} data draws (data seed {seeds[0]} is "
                                      "the paper's)")
-                     + f"\ndots: surviving seeds, bars: medians ({results['n_seeds']} survivors asked per run); "
-                       "statistics are conditioned on survival", fontsize=11)
+                     + f"\ndots: seeds that learned, x: collapsed seeds (a dead layer), bars: medians over the seeds "
+                       f"that learned ({results['n_seeds']} survivors asked per run; conditioned on survival)",
+                     fontsize=11)
     return {name: fig}
 
 

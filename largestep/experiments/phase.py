@@ -3,13 +3,13 @@
 The paper shows four schedules of one seed per model.  Here every cell of a grid eta x f is a run of the
 base experiment (`diag_sgd`'s diagonal nets or `relu_two_layer`'s teacher-student net, same data, model and
 number of iterations): step eta until the fraction f of training, then the same small step `final_lr` in
-every cell.  All cells and seeds train as one batched program of the base experiment (its `run`), with the
-survivor policy per cell (seeds drawn until `n_seeds` survive, at most 10x tried), and metrics recorded at
-initialization and at the end only.  The maps (`phase_figures`) show medians over surviving seeds, the
-fraction of seeds tried that diverged, and the eta at which that fraction reaches 1/2 in each column
-(`boundary`), computed from the stored counts.  `python -m largestep reproduce phase_diag phase_relu` (about
-15 s and 6 s here); narrated in phase_diagrams.ipynb.  Sections: config, run, the maps in numbers, figures,
-claims, the two experiments.
+every cell.  Every cell tries the same number of training seeds (20 by default), whatever diverges, so that
+its divergence rate is an estimate with a known count and a 95% interval; the maps show medians over the
+seeds that survived, the fraction that diverged, and per column the eta at which that fraction reaches 1/2
+(`boundary`), with the range of eta where its interval still contains 1/2 (`boundary_band`).  All cells and
+seeds train as batched programs of the base experiment (its `run`); metrics are recorded at initialization
+and at the end only.  `python -m largestep reproduce phase_diag phase_relu` (tens of seconds here); narrated in
+phase_diagrams.ipynb.  Sections: config, run, the maps in numbers, figures, claims, the two experiments.
 """
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ from ..config import ConfigError, to_dict
 from ..plotting import figure_style, legend_below, titled
 from ..results import NotResults, fail, require_config
 from ..schedules import Schedule
-from ..stats import survivor_median as median
-from ..stats import survivor_values as final_values
+from ..stats import rate_text, wilson_interval
+from ..stats import learner_median as median
+from ..stats import learner_values as final_values
 from . import Experiment, diag, relu
 
 # what each base's maps show, in order: (metric, title, log colour scale)
@@ -96,7 +97,8 @@ class PhaseConfig:
         else:
             runs = tuple(relu.ReluRun(_key(lr, f), s, _label(lr, f)) for (lr, f), s in zip(cells, schedules))
             extra = {"neuron_movement": False}
-        return dataclasses.replace(base, runs=runs, grid_early=0, grid_spaced=2, sharpness_points=0, **extra)
+        return dataclasses.replace(base, runs=runs, grid_early=0, grid_spaced=2, sharpness_points=0,
+                                   seed_policy="tries", **extra)
 
 
 BASES = {"diag_sgd": diag.DIAG_SGD, "relu_two_layer": relu.RELU_TWO_LAYER}
@@ -194,6 +196,31 @@ def boundaries(results: dict) -> np.ndarray:
     return np.array([boundary(results["phase"]["lrs"], fraction[:, j]) for j in range(fraction.shape[1])])
 
 
+def interval_maps(results: dict) -> tuple[np.ndarray, np.ndarray]:
+    """The 95% (Wilson) interval of each cell's divergence rate: (lower, upper) maps."""
+    low = cell_grid(results, lambda r: wilson_interval(r["seeds_diverged"], r["seeds_tried"])[0])
+    high = cell_grid(results, lambda r: wilson_interval(r["seeds_diverged"], r["seeds_tried"])[1])
+    return low, high
+
+
+def boundary_band(results: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Per column, the step sizes between which the 50% boundary lies at 95%: where the interval's upper bound
+    first reaches 1/2 (below it, fewer than half diverge, at 95%) and where its lower bound does (above it,
+    more than half)."""
+    low, high = interval_maps(results)
+    lrs = results["phase"]["lrs"]
+    return (np.array([boundary(lrs, high[:, j]) for j in range(high.shape[1])]),
+            np.array([boundary(lrs, low[:, j]) for j in range(low.shape[1])]))
+
+
+def boundary_text(results: dict) -> str:
+    """'0.285 [0.28, 0.29] / ...': each column's 50%-divergence eta with its 95% band."""
+    edge, (first, last) = boundaries(results), boundary_band(results)
+    def shown(value):
+        return f"{value:.3g}" if np.isfinite(value) else "beyond the grid"
+    return " / ".join(f"{shown(e)} [{shown(a)}, {shown(b)}]" for e, a, b in zip(edge, first, last))
+
+
 def runs_description(results: dict) -> str:
     """'η 0.05..0.32 (12) × f 0.05..0.9 (8), then η=0.05': the grid in one line."""
     phase = results["phase"]
@@ -217,12 +244,11 @@ def headline(results: dict) -> str:
         values = median_map(results, metric)
         if np.isfinite(values).any():
             i, j = np.unravel_index(np.nanargmin(values), values.shape)
+            cell = _cell(results, phase["lrs"][i], phase["fractions"][j])
             parts.append(f"lowest median {metric.replace('_', ' ')} {values[i, j]:.3g} at η={phase['lrs'][i]:g}, "
-                         f"f={phase['fractions'][j]:g}")
-    edge = boundaries(results)
-    shown = [f"{e:.3g}" if np.isfinite(e) else "beyond the grid" for e in edge]
-    parts.append(f"50%-divergence η from f={phase['fractions'][0]:g} to {phase['fractions'][-1]:g}: "
-                 + " / ".join(shown))
+                         f"f={phase['fractions'][j]:g} ({rate_text(cell['seeds_diverged'], cell['seeds_tried'], 'diverged')})")
+    parts.append(f"50%-divergence η [95% band] from f={phase['fractions'][0]:g} to {phase['fractions'][-1]:g}: "
+                 + boundary_text(results))
     return "; ".join(parts)
 
 
@@ -239,8 +265,22 @@ def _number(value: float, log: bool) -> str:
     return f"{value:.0f}" if abs(value) >= 10 or float(value).is_integer() else f"{value:.2f}"
 
 
-def _panel(fig, ax, values, lrs, fractions, edge, title, log=False, vmin=None, vmax=None, cmap="viridis"):
+def _staircase(fraction: np.ndarray) -> tuple[list, list]:
+    """The 50% boundary along the cells' edges: in each column, the edge between the last row where fewer than
+    half the seeds diverged and the first where at least half did (x, y in cell coordinates)."""
+    xs, ys = [], []
+    for j in range(fraction.shape[1]):
+        above = np.flatnonzero(fraction[:, j] >= 0.5)
+        row = above[0] if above.size else np.nan
+        xs += [j, j + 1]
+        ys += [row, row]
+    return xs, ys
+
+
+def _panel(fig, ax, values, lrs, fractions, fraction, uncertain, title, log=False, vmin=None, vmax=None,
+           cmap="viridis", labels=None):
     from matplotlib.colors import LogNorm, Normalize
+    from matplotlib.patches import Rectangle
 
     finite = values[np.isfinite(values)]
     if log and finite.size and (finite > 0).all():
@@ -253,45 +293,51 @@ def _panel(fig, ax, values, lrs, fractions, edge, title, log=False, vmin=None, v
     fig.colorbar(mesh, ax=ax, shrink=0.9)
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
-            text = _number(values[i, j], log)
-            if text:
+            text = labels[i][j] if labels is not None else _number(values[i, j], log)
+            if text and np.isfinite(values[i, j]):
                 shade = mesh.cmap(norm(values[i, j]))
                 dark = 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2] < 0.5
-                ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=5.5,
+                ax.text(j + 0.5, i + 0.5, text, ha="center", va="center", fontsize=7,
                         color="white" if dark else "black")
-    # the boundary, in cell coordinates: eta -> row index by linear interpolation between grid rows
-    rows = np.interp(edge, lrs, np.arange(len(lrs))) + 0.5
-    columns = np.arange(len(fractions)) + 0.5
-    drawn = np.isfinite(edge)
-    ax.plot(columns[drawn], rows[drawn], color="red", lw=2, marker="o", ms=3, label="50% of seeds diverge")
-    ax.set_xticks(columns, [f"{f:g}" for f in fractions])
+            if uncertain[i, j]:  # its 95% interval holds 1/2: the boundary may pass here
+                ax.add_patch(Rectangle((j + 0.06, i + 0.06), 0.88, 0.88, fill=False, ec="red", lw=0.9, ls=":"))
+    ax.plot(*_staircase(fraction), color="red", lw=2.2, solid_capstyle="butt", label="50% of the seeds tried diverge")
+    ax.plot([], [], color="red", lw=0.9, ls=":", label="cells whose 95% interval of the rate holds 50%")
+    ax.set_xticks(np.arange(len(fractions)) + 0.5, [f"{f:g}" for f in fractions])
     ax.set_yticks(np.arange(len(lrs)) + 0.5, [f"{lr:g}" for lr in lrs])
-    ax.set_xlabel("end of the large-step phase f")
-    ax.set_ylabel("initial step size η")
+    ax.set_xlabel("end of the large-step phase f (one column per grid value)")
+    ax.set_ylabel("initial step size η (one row per grid value; rows not to scale)")
     ax.set_title(title)
     ax.grid(False)
 
 
 def figures(results: dict) -> dict:
-    """{experiment: figure}: one heat map per metric of the base, the divergence fraction, the boundary on each."""
+    """{experiment: figure}: one heat map per metric of the base and one of the divergence rate (k of m per cell),
+    each with the 50% boundary drawn along the cells' edges and the cells where it is uncertain outlined."""
     import matplotlib.pyplot as plt
 
     phase = results["phase"]
     lrs, fractions = phase["lrs"], phase["fractions"]
-    edge = boundaries(results)
+    fraction = divergence_fraction(results)
+    low, high = interval_maps(results)
+    uncertain = (low <= 0.5) & (high >= 0.5)
+    counts = cell_grid(results, lambda r: r["seeds_diverged"])
+    tried = cell_grid(results, lambda r: r["seeds_tried"])
+    labels = [[f"{counts[i, j]:.0f}/{tried[i, j]:.0f}" if np.isfinite(tried[i, j]) else "" for j in range(len(fractions))]
+              for i in range(len(lrs))]
     maps = phase["maps"]
     with figure_style():
-        fig, axes = plt.subplots(2, 2, figsize=(13, 10.5), layout="constrained")
+        fig, axes = plt.subplots(2, 2, figsize=(14, 12), layout="constrained")
         for ax, (metric, title, log) in zip(axes.flat, maps):
-            _panel(fig, ax, median_map(results, metric), lrs, fractions, edge, f"{title}, median over survivors",
-                   log=log)
-        _panel(fig, axes.flat[len(maps)], divergence_fraction(results), lrs, fractions, edge,
-               "fraction of the seeds tried that diverged", vmin=0, vmax=1, cmap="magma")
-        legend_below(fig, *axes.flat[0].get_legend_handles_labels())
-        n = results.get("n_seeds")
+            _panel(fig, ax, median_map(results, metric), lrs, fractions, fraction, uncertain,
+                   f"{title}, median over survivors", log=log)
+        _panel(fig, axes.flat[len(maps)], fraction, lrs, fractions, fraction, uncertain,
+               "seeds diverged, of the seeds tried", vmin=0, vmax=1, cmap="magma", labels=labels)
+        legend_below(fig, *axes.flat[0].get_legend_handles_labels(), most=2)
+        tries = int(np.nanmax(tried)) if np.isfinite(tried).any() else 0
         fig.suptitle(titled(results, f"{NAMES.get(phase['base'], phase['base'])}: step η until the fraction f of "
-                                     f"training, then η={phase['final_lr']:g}\n{n} surviving seeds asked for per "
-                                     "cell (at most 10x tried); statistics are conditioned on survival; grey: "
+                                     f"training, then η={phase['final_lr']:g}\n{tries} training seeds tried per "
+                                     "cell; medians over the seeds that survived (conditioned on survival); grey: "
                                      "no seed survived"), fontsize=11)
     return {results["experiment"]: fig}
 
@@ -345,7 +391,7 @@ def cell_median_below(metric: str, a: tuple, b: tuple, fmt: str = ".3g"):
     def check(ra, rb):
         k, n = paired_below(ra, rb, metric)
         return (bool(median(ra, metric) < median(rb, metric)),
-                f"{spread(ra, metric, fmt)} vs {spread(rb, metric, fmt)}; paired seeds lower: {k}/{n}")
+                f"{spread(ra, metric, fmt)} vs {spread(rb, metric, fmt)}; paired seeds lower: {k} of {n}")
     return check(a, b)
 
 
@@ -354,21 +400,36 @@ def lowest_cell_past_boundary(metric: str):
     def check(results, others):
         values = median_map(results, metric)
         i, j = np.unravel_index(np.nanargmin(values), values.shape)
-        lr, edge = results["phase"]["lrs"][i], boundaries(results)[j]
-        fraction = divergence_fraction(results)[i, j]
+        lr, f = results["phase"]["lrs"][i], results["phase"]["fractions"][j]
+        edge, (first, last) = boundaries(results)[j], boundary_band(results)
+        cell = _cell(results, lr, f)
         return (bool(np.isfinite(edge) and lr >= edge),
-                f"lowest median {values[i, j]:.3g} at η={lr:g}, f={results['phase']['fractions'][j]:g}, where "
-                f"{fraction:.0%} of the seeds tried diverged; that column's 50% boundary: η={edge:.3g}")
+                f"lowest median {values[i, j]:.3g} at η={lr:g}, f={f:g}, where "
+                f"{rate_text(cell['seeds_diverged'], cell['seeds_tried'], 'diverged')}; that column's 50% boundary: "
+                f"η={edge:.3g} (95% band {first[j]:.3g} to {last[j]:.3g})")
     return check
 
 
 def boundary_spread(at_least: float | None = None, at_most: float | None = None):
-    """The boundary's step size at the smallest f minus at the largest f: >= at_least and/or <= at_most."""
+    """The boundary's step size at the smallest f minus at the largest f: >= at_least and/or <= at_most (point
+    estimates; the numbers give each column's 95% band)."""
     def check(results, others):
         edge = boundaries(results)
         drop = edge[0] - edge[-1]
         holds = bool(np.isfinite(drop) and (at_least is None or drop >= at_least) and (at_most is None or abs(drop) <= at_most))
-        return holds, "50%-divergence η per f: " + " / ".join(f"{e:.3g}" for e in edge)
+        return holds, "50%-divergence η [95% band] per f: " + boundary_text(results)
+    return check
+
+
+def cell_loses_some_seeds(lr: float, fraction: float):
+    """Some but not all seeds of the cell diverge: the 95% interval of its rate excludes 0 and 1."""
+    def check(results, others):
+        cell = _cell(results, lr, fraction)
+        if cell is None:
+            return False, f"the grid has no cell η={lr:g}, f={fraction:g}"
+        low, high = wilson_interval(cell["seeds_diverged"], cell["seeds_tried"])
+        return (bool(low > 0 and high < 1),
+                f"η={lr:g}, f={fraction:g}: {rate_text(cell['seeds_diverged'], cell['seeds_tried'], 'diverged')}")
     return check
 
 
@@ -381,6 +442,8 @@ CLAIMS_DIAG = [
           "exceeds that at f = 0.9 by at least 0.01", True, boundary_spread(at_least=0.01)),
     Claim("the sparsest cell (median ℓ0) lies at or past its column's 50%-divergence boundary", True,
           lowest_cell_past_boundary("l0_norm")),
+    Claim("below the boundary a cell is not safe: at η = 0.29, f = 0.05, some but not all seeds diverge (the rate's "
+          "95% interval excludes 0 and 1)", True, cell_loses_some_seeds(0.29, 0.05)),
     Claim("along η = 0.27 the test loss falls with the length of the large-step phase (median, f = 0.9 vs 0.05)",
           False, cell_median_below("test_loss", (0.27, 0.9), (0.27, 0.05))),
     Claim("along η = 0.28, where the sparsity gain is, the test loss also falls with f (median, f = 0.9 vs 0.05)",
@@ -390,16 +453,17 @@ CLAIMS_DIAG = [
 CLAIMS_RELU = [
     Claim("divergence is decided early: the 50%-divergence η is the same (within 0.01) for every f", True,
           boundary_spread(at_most=0.01)),
-    Claim("larger steps give sparser features: every surviving seed at η = 0.46 ends sparser than every surviving "
-          "seed at η = 0.1 (f = 0.5)", True, cell_seeds_below("feature_sparsity", (0.46, 0.5), (0.1, 0.5))),
+    # past the boundary, at the largest step where several of the 20 seeds tried survive (at 0.46, one or none)
+    Claim("larger steps give sparser features: every surviving seed at η = 0.42 ends sparser than every surviving "
+          "seed at η = 0.1 (f = 0.5)", True, cell_seeds_below("feature_sparsity", (0.42, 0.5), (0.1, 0.5))),
     Claim("the sparsest cell (median feature sparsity) lies at or past the 50%-divergence boundary", True,
           lowest_cell_past_boundary("feature_sparsity")),
     Claim("below the boundary (η = 0.38) a longer large-step phase gives sparser features (median, f = 0.9 vs "
           "0.02)", False, cell_median_below("feature_sparsity", (0.38, 0.9), (0.38, 0.02))),
     Claim("below the boundary (η = 0.38) a longer large-step phase gives a lower test loss (median, f = 0.9 vs "
           "0.02)", False, cell_median_below("test_loss", (0.38, 0.9), (0.38, 0.02))),
-    Claim("past the boundary (η = 0.46) a longer large-step phase gives sparser features (median, f = 0.9 vs 0.02)",
-          False, cell_median_below("feature_sparsity", (0.46, 0.9), (0.46, 0.02))),
+    Claim("past the boundary (η = 0.42) a longer large-step phase gives sparser features (median, f = 0.9 vs 0.02)",
+          False, cell_median_below("feature_sparsity", (0.42, 0.9), (0.42, 0.02))),
 ]
 
 
@@ -420,6 +484,7 @@ PHASE_DIAG = Experiment(
     run=run,
     claims=tuple(CLAIMS_DIAG),
     notebook="phase_diagrams.ipynb",
+    seeds=20,  # tried per cell, whatever diverges: a rate with an interval of about +-0.2 or narrower
 )
 
 PHASE_RELU = Experiment(
@@ -431,4 +496,5 @@ PHASE_RELU = Experiment(
     run=run,
     claims=tuple(CLAIMS_RELU),
     notebook="phase_diagrams.ipynb",
+    seeds=20,
 )

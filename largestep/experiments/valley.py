@@ -22,6 +22,7 @@ from ..config import ConfigError, check_keys, to_dict
 from ..data import sparse_regression
 from ..plotting import as_array, figure_style, legend_below, panels, run_colors, titled
 from ..results import fail, require, require_config, require_grid, require_numbers
+from ..stats import counted
 from ..schedules import Schedule
 from ..seeds import Batch, divergence_note, diverged, evaluation_grid, run_record, train_until_survivors
 from . import Experiment
@@ -136,7 +137,7 @@ def stabilization_figures(results: dict) -> dict:
                 ax_eta.annotate(f"diverged\n(all by iteration {max(run['diverged_at'])})", (run["lr"], 1.0), xytext=(-6, -24),
                                 textcoords="offset points", fontsize=8, color=color, ha="right")
             else:
-                per_seed = [s for s in run["final_per_seed"] if not s["diverged"]]
+                per_seed = [s for s in run["final_per_seed"] if counted(s)]
                 lo = min(s["loss_min_last_half"] for s in per_seed)
                 hi = max(s["loss_max_last_half"] for s in per_seed)
                 if hi <= 0:  # converged exactly: theta* is a fixed point that float64 reaches
