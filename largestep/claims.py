@@ -35,6 +35,7 @@ class Claim:
     check: Callable[[dict, dict], tuple[bool, str]]  # (results, other experiments' results by name) -> (holds, numbers)
     needs: str | None = None  # another experiment whose results the check compares with
     paper: bool = True  # a claim that is not robust: the paper's ordering (True) or an observation of ours
+    uses: tuple[str, ...] = ()  # metrics it reads that not every study records (the sharpness)
 
     @property
     def kind(self) -> str:
@@ -291,7 +292,8 @@ def report(name: str, verdicts: list[Verdict], quick: bool = False, note: str = 
         head = f"{name} claims: {len(verdicts)} shown as SKIP (quick run: the claims are stated for the full-scale settings)"
     else:
         head = (f"{name} claims: {sum(v.holds for v in robust)} of {len(robust)} robust claims pass"
-                + (f"; {sum(v.holds for v in ordering)} of {len(ordering)} of the paper's orderings hold" if ordering else "")
+                + (f"; {sum(v.holds for v in ordering)} of {len(ordering)} reported claims (not robust) hold"
+                   if ordering else "")
                 + (f" ({note})" if note else ""))
     lines = [head]
     for v in verdicts:

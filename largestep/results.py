@@ -296,6 +296,14 @@ def require(record: dict, field: str, kind, want: str, where: str = ""):
     return value
 
 
+def require_counts(record: dict, field: str, where: str = "") -> list:
+    """record[field], a list of whole numbers (seeds, counts)."""
+    values = require(record, field, list, "a list of whole numbers", where)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise fail(f"{where}.{field}" if where else field, "a list of whole numbers", values)
+    return values
+
+
 def require_numbers(values, field: str, depth: int, finite: bool = False) -> None:
     """A list (depth 1) or list of lists (depth 2) of numbers and nulls (finite=True: finite numbers only)."""
     if not isinstance(values, list):
@@ -367,10 +375,8 @@ def check_schema(results, families=None) -> None:
             raise NotResults(f"field '{where}.seeds_diverged' must lie in [0, seeds_tried = {tried}], got {lost}")
         require(run, "diverged", bool, "true or false", where)
         require(run, "deterministic", bool, "true or false", where)
-        for name in ("seeds", "diverged_seeds"):
-            seeds = require(run, name, list, "a list of seeds", where)
-            if not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
-                raise fail(f"{where}.{name}", "a list of whole numbers", seeds)
+        for name in ("seeds", "diverged_seeds", *(("collapsed_seeds",) if "collapsed_seeds" in run else ())):
+            require_counts(run, name, where)
         per_seed = require(run, "final_per_seed", list, "a list of per-seed records", where)
         finals = require(run, "final_median", dict, "an object of numbers", where)
         for j, entry in enumerate(per_seed):

@@ -26,8 +26,10 @@ def recording(*args, **kwargs):
     seen.append(blas_threads())
     return rank(*args, **kwargs)
 metrics.rank_from_jacobian = recording
-exp = get("relu_two_layer")
-run_experiment(exp, exp.config.quick(), n_seeds=1, progress=False)
+import dataclasses
+exp = get("relu_multi_layer")  # the metrics are many small LAPACK calls: where BLAS threads matter
+run_experiment(exp, dataclasses.replace(exp.config, iterations=200, grid_early=5, grid_spaced=5), n_seeds=1,
+               progress=False)
 print(json.dumps({"outside": blas_threads(), "inside": seen[0], "calls": len(seen)}))
 """
 

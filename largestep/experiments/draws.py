@@ -21,7 +21,7 @@ from ..claims import Claim
 from ..config import ConfigError, to_dict
 from ..schedules import Schedule
 from ..plotting import figure_style, legend_below, run_colors, titled
-from ..results import NotResults, fail, require, require_config
+from ..results import NotResults, fail, require, require_config, require_counts
 from ..stats import counted, wilson_interval
 from . import Experiment, relu
 
@@ -58,7 +58,7 @@ class DataDrawsConfig:
     def base_config(self, data_seed: int):
         base = BASES[self.experiment].config
         base = base.quick() if self.quick_mode else base
-        return dataclasses.replace(base, data_seed=data_seed, grid_early=0, grid_spaced=2)
+        return dataclasses.replace(base, data_seed=data_seed, grid_early=0, grid_spaced=2, sharpness_points=0)
 
 
 BASES = {"relu_two_layer": relu.RELU_TWO_LAYER, "relu_multi_layer": relu.RELU_MULTI_LAYER}
@@ -87,7 +87,8 @@ FITS = f"every large-step run fits the training data (median train loss < {relu.
 def _draw_record(data_seed: int, paper: bool, results: dict, base: Experiment) -> dict:
     """The claims on one draw: holds (True/False), or None where a run they compare has no surviving seed."""
     testable = all(not run["diverged"] for run in results["runs"])
-    outcomes = [(v.text, v.holds if testable else None, v.numbers) for v in claims.evaluate(results, base.claims)]
+    outcomes = [(v.text, v.holds if testable else None, v.numbers)
+                for v in claims.evaluate(results, studied_claims(base))]
     train = [run["final_median"]["train_loss"] for run in results["runs"] if run["key"] != "small"]
     outcomes.append((FITS, bool(max(train) < relu.UNDERFIT_LOSS) if testable else None,
                      "median train loss " + ", ".join(f"{v:.2g}" for v in train)))
@@ -207,13 +208,20 @@ def _holds_on_every_draw(k: int):
     return check
 
 
+def studied_claims(base: Experiment) -> list:
+    """The base experiment's claims that the study can test: those on the final metrics it records (not the
+    sharpness, which it does not measure)."""
+    return [claim for claim in base.claims if not claim.uses]
+
+
 def draws_claims(base: Experiment) -> tuple:
     """The base experiment's claims, each over every draw where it can be tested (robust where the base
     claim is), and whether the large-step runs fit the data (reported: a draw can stall)."""
-    texts = [claim.text for claim in base.claims] + [FITS]
-    robust = [claim.robust for claim in base.claims] + [False]
-    return tuple(Claim(f"on every testable draw: {text}", r, _holds_on_every_draw(k))
-                 for k, (text, r) in enumerate(zip(texts, robust)))
+    chosen = studied_claims(base)
+    kinds = [(claim.robust, claim.paper) for claim in chosen] + [(False, True)]
+    texts = [claim.text for claim in chosen] + [FITS]
+    return tuple(Claim(f"on every testable draw: {text}", robust, _holds_on_every_draw(k), paper=paper)
+                 for k, (text, (robust, paper)) in enumerate(zip(texts, kinds)))
 
 
 def check(results: dict) -> None:
@@ -239,9 +247,7 @@ def check(results: dict) -> None:
         require(draw, "paper", bool, "true or false", at)
         require(draw, "testable", bool, "true or false", at)
         for name in ("survivors", "tried"):
-            counts = require(draw, name, list, "a list of counts", at)
-            if not all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
-                raise fail(f"{at}.{name}", "a list of whole numbers", counts)
+            require_counts(draw, name, at)
         outcomes = require(draw, "claims", list, "a list of claim outcomes", at)
         if len(outcomes) != len(draws[0]["claims"]):
             raise NotResults(f"field '{at}.claims': every draw must record the same claims")

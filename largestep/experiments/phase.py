@@ -453,9 +453,10 @@ CLAIMS_DIAG = [
 CLAIMS_RELU = [
     Claim("divergence is decided early: the 50%-divergence η is the same (within 0.01) for every f", True,
           boundary_spread(at_most=0.01)),
-    # past the boundary, at the largest step where several of the 20 seeds tried survive (at 0.46, one or none)
-    Claim("larger steps give sparser features: every surviving seed at η = 0.42 ends sparser than every surviving "
-          "seed at η = 0.1 (f = 0.5)", True, cell_seeds_below("feature_sparsity", (0.42, 0.5), (0.1, 0.5))),
+    # past the boundary, at the largest step where several of the 20 seeds tried survive (at 0.46, one or none);
+    # in medians: with 20 seeds tried, one survivor of the large step ends within the small step's range
+    Claim("larger steps give sparser features: the median at η = 0.42 is below the median at η = 0.1 (f = 0.5)",
+          True, cell_median_below("feature_sparsity", (0.42, 0.5), (0.1, 0.5))),
     Claim("the sparsest cell (median feature sparsity) lies at or past the 50%-divergence boundary", True,
           lowest_cell_past_boundary("feature_sparsity")),
     Claim("below the boundary (η = 0.38) a longer large-step phase gives sparser features (median, f = 0.9 vs "

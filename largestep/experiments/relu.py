@@ -612,10 +612,10 @@ RELU_TWO_LAYER = Experiment(
     run=run,
     claims=_teacher_student_claims(["feature_sparsity"], rank_robust=True) + (  # ranks far apart
         Claim("past the first 2% of training no surviving seed's sharpness exceeds 2/η of its step, in any run",
-              True, sharpness_above(["small", "early", "middle", "late"], "later", none=True)),
+              True, sharpness_above(["small", "early", "middle", "late"], "later", none=True), uses=("sharpness",)),
         Claim("in the first 2% of training, the large step pushes the sharpness of some surviving seeds above 2/η "
               "for a few updates (a transient the small step does not show)", False,
-              sharpness_above(["early", "middle", "late"], "early", none=False), paper=False),
+              sharpness_above(["early", "middle", "late"], "early", none=False), paper=False, uses=("sharpness",)),
     ),
     notebook="fc_nets_two_layer.ipynb",
     headline=("test_loss", "feature_sparsity", "jacobian_rank"),
