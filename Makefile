@@ -16,7 +16,7 @@ reproduce: $(VENV)/.installed  ## rerun every toy experiment into runs/reproduce
 
 figures: $(VENV)/.installed  ## rewrite the committed images/ and README's generated blocks, on purpose
 	$(PY) -m largestep reproduce --out images
-	$(PY) -m largestep table --write README.md
+	$(PY) -m largestep table --write README.md docs/results.md
 
 test: $(VENV)/.installed  ## the full suite, as CI runs it
 	$(PY) -m pytest -q
@@ -42,7 +42,7 @@ deep-demo: $(VENV)/.installed  ## deep_nets: the MNIST-1D study through train.py
 
 deep-figures: $(VENV)/.installed  ## rewrite images/deep_mnist1d.* and README's blocks, on purpose
 	$(PY) -m largestep reproduce deep_mnist1d --out images
-	$(PY) -m largestep table --write README.md
+	$(PY) -m largestep table --write README.md docs/results.md
 
 clean-venv:
 	rm -rf $(VENV)

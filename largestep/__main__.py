@@ -43,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--quick", action="store_true",
                      help=f"cut iterations (same figure shape) for a fast check; also set by {QUICK_ENV}=1")
     rep.add_argument("--seeds", type=int, default=None,
-                     help="surviving training seeds per run (default: each experiment's, 5 for most); diverging "
-                          "seeds are replaced, up to 10x as many tried, and reported")
+                     help="surviving training seeds per run, or tries per cell of a phase map (default: each "
+                          "experiment's, see --list; 2 with --quick); diverging seeds are replaced, up to 10x as "
+                          "many tried, and reported")
     rep.add_argument("--out", default=None,
                      help="output directory, created if missing (default: runs/reproduce, or runs/quick with "
                           "--quick and runs/custom with --set; the committed results in images/ are rewritten "
@@ -77,14 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("old", metavar="OLD", help="directory of the reference results (e.g. images)")
     tab = sub.add_parser(
         "table",
-        help="print README's generated blocks (table of figures, findings) from the results files",
-        description="Print README's table of figures (one row per results file in DIR: runs, medians of the "
-                    "headline metrics over surviving seeds, divergence, time) and its findings (every claim with "
-                    "its verdict and numbers); with --write, replace the blocks between README's markers. "
-                    + EXIT_STATUS + " e.g. python -m largestep table --write README.md",
+        help="print the generated blocks of README and docs/results.md from the results files",
+        description="Print the findings (README: each experiment's robust claims with their verdicts and "
+                    "numbers, the others' verdicts), the table of figures (one row per results file in DIR: runs, "
+                    "medians of the headline metrics over surviving seeds, divergence, time) and all findings "
+                    "(every claim with its numbers); with --write, replace the blocks between their markers in "
+                    "each file that holds them. "
+                    + EXIT_STATUS + " e.g. python -m largestep table --write README.md docs/results.md",
     )
     tab.add_argument("--dir", default="images", help="where the results files are read (default: images)")
-    tab.add_argument("--write", metavar="README.md", help="replace the blocks in this file instead of printing them")
+    tab.add_argument("--write", metavar="FILE", nargs="+",
+                     help="replace the blocks these files hold (README.md, docs/results.md) instead of printing them")
     drw = sub.add_parser(
         "draw",
         help="redraw the figures of results files (no training)",
@@ -162,7 +166,8 @@ def reproduce(args) -> int:
         width = max(len(n) for n in names)
         for name in names:
             exp = experiments.get(name)
-            print(f"{name:{width}s}  {exp.title}{'  (run only when named)' if exp.on_request else ''}")
+            seeds = f"{exp.seeds} {'tries per cell' if exp.family == 'phase' else 'seeds'}"
+            print(f"{name:{width}s}  {seeds:>17s}  {exp.title}{'  (run only when named)' if exp.on_request else ''}")
         return 0
     if args.out is None:
         args.out = default_out(args)
@@ -317,16 +322,16 @@ def table(args) -> int:
     if not args.write:
         print("\n\n".join(blocks.values()))
         return 0
-    try:
-        text = Path(args.write).read_text()
-        updated = readme.replace_blocks(text, blocks)
-        atomic_write(args.write, lambda tmp: Path(tmp).write_text(updated))
-    except ValueError as err:
-        raise UsageError(f"cannot update {args.write}: {err}") from None
-    except OSError as err:
-        raise UsageError(f"cannot update {args.write} ({err.filename or args.write}: {err.strerror or err}): "
-                         "fix its permissions, or write elsewhere") from None
-    print(f"wrote {', '.join(blocks)} into {args.write}")
+    for target in args.write:
+        try:
+            updated = readme.replace_blocks(Path(target).read_text(), blocks)
+            atomic_write(target, lambda tmp: Path(tmp).write_text(updated))
+        except ValueError as err:
+            raise UsageError(f"cannot update {target}: {err}") from None
+        except OSError as err:
+            raise UsageError(f"cannot update {target} ({err.filename or target}: {err.strerror or err}): "
+                             "fix its permissions, or write elsewhere") from None
+        print(f"wrote {', '.join(readme.held(updated))} into {target}")
     return 0
 
 

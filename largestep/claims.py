@@ -200,10 +200,12 @@ def sharpness_above(runs: list[str], window: str, none: bool):
                      and s.get(name) is not None]
             counts[0] += int(sum(flags))
             counts[1] += len(flags)
-            parts.append(f"{run['label']}: {rate_text(int(sum(flags)), len(flags))}, largest "
-                         f"{learner_spread(run, 'sharpness_max')}")
+            parts.append(f"{run['label']}: {rate_text(int(sum(flags)), len(flags))}")
+        largest = "; ".join(f"{run_of(results, key)['label']}: {learner_spread(run_of(results, key), 'sharpness_max')}"
+                            for key in runs)
         holds = counts[1] > 0 and (counts[0] == 0 if none else counts[0] > 0)
-        return holds, "; ".join(parts)
+        return holds, f"above 2/η {'in the first 2%' if window == 'early' else 'later'}: {'; '.join(parts)} " \
+                      f"(each seed's largest sharpness: {largest})"
     return check
 
 

@@ -1,22 +1,26 @@
-"""README's generated blocks, printed from the results files, so that no number in them can drift from the data.
+"""The generated blocks of README.md and docs/results.md, printed from the results files, so that no number in
+them can drift from the data.
 
-- the table of figures: one row per results file (the experiment, its notebook, the headline metrics as
-  medians over surviving seeds, one value per run, what diverged with its interval, the time it took);
-- the findings (`report.findings`): every claim of every experiment with its verdict and the numbers behind it,
-  robust claims first, the others marked as reported, not robust.
+- the findings (README): per experiment, its robust claims with their verdicts and numbers, and one line with
+  the verdicts of the claims reported, not robust;
+- the table of figures (docs/results.md): one row per results file (the experiment, its notebook, the headline
+  metrics as medians over surviving seeds, one value per run, what diverged with its interval, its time);
+- all findings (docs/results.md): every claim with its verdict and the numbers behind it.
 
-`python -m largestep table [--dir DIR]` prints them; `--write README.md` replaces each block between its
-markers; a test fails when README's blocks and the committed results disagree.
+`python -m largestep table [--dir DIR]` prints them; `--write README.md docs/results.md` replaces each block
+between its markers in the files that hold them; a test fails when a block and the committed results disagree.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 MARKERS = {
-    "table": ("<!-- table of figures: begin (python -m largestep table --write README.md) -->",
+    "table": ("<!-- table of figures: begin (python -m largestep table --write docs/results.md) -->",
               "<!-- table of figures: end -->"),
     "findings": ("<!-- findings: begin (python -m largestep table --write README.md) -->",
                  "<!-- findings: end -->"),
+    "all findings": ("<!-- all findings: begin (python -m largestep table --write docs/results.md) -->",
+                     "<!-- all findings: end -->"),
 }
 NAMES = {"l0_norm": "ℓ0 of β", "jacobian_rank": "Jacobian rank", "test_loss": "test loss", "train_loss": "train loss",
          "loss_min_last_half": "min loss over the 2nd half", "loss_max_last_half": "max loss over the 2nd half",
@@ -87,16 +91,22 @@ def blocks(directory="images") -> dict[str, str]:
     from .report import findings
 
     loaded = _results(directory)
-    return {"table": table(loaded), "findings": findings(loaded)}
+    return {"findings": findings(loaded, full=False), "table": table(loaded), "all findings": findings(loaded)}
+
+
+def held(text: str) -> list[str]:
+    """The blocks whose two markers `text` holds."""
+    return [name for name, (begin, end) in MARKERS.items() if begin in text and end in text]
 
 
 def replace_blocks(text: str, new: dict[str, str]) -> str:
-    """`text` with each block between its markers replaced."""
-    for name, body in new.items():
+    """`text` with each block it holds replaced between its markers."""
+    if not held(text):
+        raise ValueError("it holds no block's markers: add the two marker lines where a block goes, e.g. "
+                         + " ... ".join(MARKERS["findings"]))
+    for name in held(text):
+        body = new[name]
         begin, end = MARKERS[name]
-        if begin not in text or end not in text:
-            raise ValueError(f"README has no {name} markers: add the two marker lines where the {name} go "
-                             f"({begin} ... {end})")
         head, rest = text.split(begin, 1)
         _, tail = rest.split(end, 1)
         text = f"{head}{begin}\n{body}\n{end}{tail}"

@@ -22,15 +22,14 @@ def run_lines(results: dict) -> list[str]:
     return lines
 
 
-def claim_lines(results: dict, others: dict | None = None, numbers: bool = True) -> list[str]:
+def claim_lines(results: dict, others: dict | None = None, numbers: bool = True, robust_only: bool = False) -> list[str]:
     """One line per claim, robust ones first: verdict, kind, text (and the numbers behind it)."""
     verdicts = claim_kinds.evaluate(results, claims_for(results), others or {})
-    quick = bool(results.get("quick"))
     lines = []
-    for robust in (True, False):
+    for robust in (True, False) if not robust_only else (True,):
         for v in (v for v in verdicts if v.claim.robust == robust):
-            status = "n/a" if v.holds is None else "SKIP" if quick else "PASS" if v.holds else "FAIL"
-            lines.append(f"- **{status}** ({v.claim.kind}) {v.text}" + (f". <sub>{v.numbers}</sub>" if numbers else ""))
+            lines.append(f"- **{_status(v, results)}** ({v.claim.kind}) {v.text}"
+                         + (f". <sub>{v.numbers}</sub>" if numbers else ""))
     return lines
 
 
@@ -60,17 +59,29 @@ def what_to_look_at(results: dict, *others: dict) -> str:
     return "\n\n".join(parts)
 
 
-def findings(loaded: list[dict]) -> str:
-    """README's findings: per results file, every claim with its verdict and numbers, robust ones first."""
+def findings(loaded: list[dict], full: bool = True) -> str:
+    """The findings over the results files: per file, its robust claims with their verdicts and numbers; with
+    `full`, every other claim too, each with its numbers (docs/results.md); without, the claims that are
+    reported, not robust, in one line per file, verdicts only (README, read in five minutes)."""
     others = {r["experiment"]: r for r in loaded}
     lines = []
     for results in loaded:
-        claims = claim_lines(results, others)
-        if not claims:
+        verdicts = claim_kinds.evaluate(results, claims_for(results), others)
+        if not verdicts:
             continue
-        robust = [line for line in claims if "(robust)" in line]
-        passed = sum("**PASS**" in line for line in robust)
+        robust = [v for v in verdicts if v.claim.robust]
+        passed = sum(bool(v.holds) for v in robust)
         quick = " (quick run: shown for the code's sake, not the result)" if results.get("quick") else ""
         lines.append(f"**`{results['experiment']}`**{quick}: {passed} of {len(robust)} robust claims pass")
-        lines += claims
+        lines += claim_lines(results, others, robust_only=not full)
+        if full:
+            continue
+        reported = [f"{_status(v, results)} {v.text}" for v in verdicts if not v.claim.robust]
+        if reported:
+            lines.append("- reported, not robust: " + "; ".join(reported))
     return "\n".join(lines)
+
+
+def _status(verdict, results: dict) -> str:
+    return ("n/a" if verdict.holds is None else "SKIP" if results.get("quick") else
+            "PASS" if verdict.holds else "FAIL")

@@ -52,11 +52,14 @@ def _argv(command: str, out: Path) -> list[str]:
         argv = ["draw", *(str(ROOT / a) for a in argv[1:] if a.endswith(".json")), "--out", str(out)]
     if argv[:1] in (["check"], ["table"]):  # the repository's results files; README rewritten as a copy in out
         argv += ["--dir", str(ROOT / "images")]
-    if argv[:1] == ["table"] and "--write" in argv:
+    if argv[:1] == ["table"] and "--write" in argv:  # each file it writes, as a copy in out
         out.mkdir(parents=True, exist_ok=True)
-        copy = out / "README.md"
-        copy.write_text((ROOT / "README.md").read_text())
-        argv[argv.index("--write") + 1] = str(copy)
+        for i in range(argv.index("--write") + 1, len(argv)):
+            if argv[i].startswith("--"):
+                break
+            copy = out / Path(argv[i]).name
+            copy.write_text((ROOT / argv[i]).read_text())
+            argv[i] = str(copy)
     return argv
 
 

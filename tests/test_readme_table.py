@@ -8,10 +8,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_readme_blocks_equal_the_ones_printed_from_images():
-    text = (ROOT / "README.md").read_text()
-    for name, block in readme.blocks(ROOT / "images").items():
-        assert readme.block_in(text, name) == block, \
-            f"README's {name} differ from the results files: run `python -m largestep table --write README.md`"
+    texts = {name: (ROOT / name).read_text() for name in ("README.md", "docs/results.md")}
+    blocks = readme.blocks(ROOT / "images")
+    assert sorted(name for text in texts.values() for name in readme.held(text)) == sorted(blocks)
+    for file, text in texts.items():
+        for name in readme.held(text):
+            assert readme.block_in(text, name) == blocks[name], (
+                f"{file}'s {name} differ from the results files: run "
+                "`python -m largestep table --write README.md docs/results.md`")
 
 
 def test_headline_takes_medians_per_run_and_counts_divergence_with_its_interval():

@@ -88,6 +88,9 @@ def get(name: str) -> Experiment:
 # ---------------------------------------------------------------- plan and run
 
 
+QUICK_SEEDS = 2  # seeds per run (tries per phase-map cell) of a quick run unless asked otherwise
+
+
 def plan(experiment: Experiment, config=None, n_seeds: int | None = None, quick: bool = False):
     """The config to run (the experiment's own, its quick() version, or `config`) and the seeds, checked once
     before anything runs: every field (`config.validate`), every run label that matplotlib will draw, and the
@@ -97,7 +100,8 @@ def plan(experiment: Experiment, config=None, n_seeds: int | None = None, quick:
 
     if config is None:
         config = experiment.config.quick() if quick else experiment.config
-    n_seeds = experiment.seeds if n_seeds is None else n_seeds
+    if n_seeds is None:  # a quick run checks the pipeline, not the statistics: a few seeds are enough
+        n_seeds = min(experiment.seeds, QUICK_SEEDS) if quick else experiment.seeds
     if n_seeds < 1:
         raise ConfigError(f"the number of seeds must be >= 1, got {n_seeds}")
     config.validate()
