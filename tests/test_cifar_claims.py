@@ -155,6 +155,12 @@ def test_a_sweep_of_other_runs_states_no_claims(tmp_path, capsys):
     assert code == 0 and out.strip() == "mine: no claims stated for these results"
 
 
+def test_docs_show_the_papers_table_as_the_package_holds_it():
+    text = (ROOT / "docs" / "cifar.md").read_text()
+    assert cifar.reference_markdown() in text
+    assert "](cifar.md)" in (ROOT / "docs" / "deep_nets.md").read_text()
+
+
 def test_collect_then_check_on_tiny_trained_runs(tmp_path, capsys, monkeypatch):
     """The SOTA setting's schedules on a tiny MLP and generated data, trained for real (in this process, each with
     the arguments the sweep gives it), collected by the sweep command and checked."""
