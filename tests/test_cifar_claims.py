@@ -90,6 +90,16 @@ def test_runs_in_the_papers_settings_agree_pass_with_the_papers_values_beside(tm
                                      "0.770"]
     assert "block 1 is reported, not claimed" in out
     assert "differ from the paper's" not in out
+    assert out.count("        basis: ") == 6  # every claim says what its kind rests on
+
+
+def test_notebooks_print_the_same_claims_and_values(tmp_path, capsys):
+    from largestep import experiments
+
+    path = collected(tree(tmp_path / "runs"), tmp_path)
+    _, expected = check(path, capsys)
+    experiments.print_claims(experiments.load(path))
+    assert capsys.readouterr().out == expected
 
 
 def test_runs_that_disagree_fail_and_exit_1(tmp_path, capsys):
