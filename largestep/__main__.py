@@ -231,7 +231,8 @@ def claims_report(results: dict, others: dict, directory: Path) -> tuple[str, in
                 claims.Verdict(v.claim, v.text, None, f"not evaluated: {notes[v.claim.needs]}") for v in verdicts]
     quick = bool(results.get("quick"))
     text = claims.report(results["experiment"], verdicts, quick, experiments.scale_note(results))
-    return text, claims.robust_failures(verdicts, quick)
+    beside = experiments.references(results)
+    return text + ("\n" + beside if beside else ""), claims.robust_failures(verdicts, quick)
 
 
 def read_results(path: Path, needed_by: str = "") -> dict:

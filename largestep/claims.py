@@ -36,6 +36,7 @@ class Claim:
     needs: str | None = None  # another experiment whose results the check compares with
     paper: bool = True  # a claim that is not robust: the paper's ordering (True) or an observation of ours
     uses: tuple[str, ...] = ()  # metrics it reads that not every study records (the sharpness)
+    basis: str = ""  # why it is robust or only an ordering: the seeds and the spread its kind rests on
 
     @property
     def kind(self) -> str:
@@ -301,4 +302,6 @@ def report(name: str, verdicts: list[Verdict], quick: bool = False, note: str = 
     for v in verdicts:
         status = "n/a " if v.holds is None else "SKIP" if quick else "PASS" if v.holds else "FAIL"
         lines.append(f"  {status}  [{v.claim.kind}] {v.text}\n        {v.numbers}")
+        if v.claim.basis:
+            lines.append(f"        basis: {v.claim.basis}")
     return "\n".join(lines)

@@ -3,11 +3,12 @@
 Each experiment family lives in one module of this package with its configs, `run`, figures and claims:
 `valley` (stabilization_1d, loss_surface), `diag` (diag_sgd, diag_gd), `relu` (the four ReLU experiments),
 `draws` (the ReLU claims over data draws), `phase` (the (eta, f) maps) and `deep` (deep_mnist1d through
-deep_nets/train.py).  A family module defines module-level `Experiment`s and `figures(results)` (and may
+deep_nets/train.py; the claims of the paper's collected CIFAR sweeps in its companion module `cifar`).  A family module defines module-level `Experiment`s and `figures(results)` (and may
 define `extras(results, out_dir)` for files other than figures, `check(results)` for the results' own
-fields, `summary(results)` for the one-line summary, and `content_claims(results)` for results of its family
-that no registered experiment made).  Families are imported on first use, so that listing the experiments
-loads neither numba, nor torch, nor matplotlib.
+fields, `summary(results)` for the one-line summary, and, for results of its family that no registered
+experiment made, `content_claims(results)`, `content_note(results)` (how they differ from the settings those
+claims are stated for) and `references(results)` (the paper's values beside theirs)).  Families are imported
+on first use, so that listing the experiments loads neither numba, nor torch, nor matplotlib.
 
 A results file records its experiment and family; `draw`, `check`, `table` and `compare` read it through
 `load` (one schema check where a file enters) and dispatch on the family it records.
@@ -212,6 +213,22 @@ def print_claims(results: dict, *others: dict) -> None:
 
     verdicts = evaluate(results, claims_for(results), {o["experiment"]: o for o in others})
     print(report(results["experiment"], verdicts, bool(results.get("quick")), scale_note(results)))
+    beside = references(results)
+    if beside:
+        print(beside)
+
+
+def _content_hook(results: dict, name: str) -> str:
+    """A family's text on results that no registered experiment made ('' for a registered one, or no hook)."""
+    if results["experiment"] in FAMILY:
+        return ""
+    hook = getattr(family_module(results["family"]), name, None)
+    return hook(results) if hook else ""
+
+
+def references(results: dict) -> str:
+    """The paper's published values beside the medians of `results`, where its family holds them ('' otherwise)."""
+    return _content_hook(results, "references")
 
 
 def scale_note(results: dict) -> str:
@@ -221,7 +238,7 @@ def scale_note(results: dict) -> str:
     if results.get("quick"):
         return "quick run: the claims are stated for the full-scale settings"
     if results["experiment"] not in FAMILY:
-        return ""
+        return _content_hook(results, "content_note")
     return "" if results.get("config") == to_dict(get(results["experiment"]).config) else \
         "config differs from the paper's settings"
 

@@ -15,6 +15,8 @@ resumes the others, and deletes nothing.  Seeds follow the shared survivor polic
 the processes are started by the deep launcher (deep_nets.launch.run_here, shared with the sweep command) and read
 back by deep_nets.runs.read_run.  `python -m largestep reproduce deep_mnist1d` (5-11 minutes here, 4 seeds; the
 quick version under a minute); narrated in deep_nets/plot_feature_sparsity.ipynb.
+Results that `python -m deep_nets.sweep --collect` writes are of this family too: their claims, and the paper's
+values printed beside them, are in the companion module `cifar` (the paper's CIFAR grids).
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ from ..results import is_plain_name
 from ..schedules import DEEP_SCHEDULES
 from ..seeds import Batch, run_record, train_until_survivors
 from . import Experiment
+from .cifar import content_claims, content_note, references  # noqa: F401  (the family's hooks for collected sweeps)
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,16 @@ def run(config: DeepStudyConfig, n_seeds: int = 5, progress=None) -> dict:
     # a rerun reuses finished run directories: its time says so ("runs_reused")
     return {"runs": runs, "seconds": {"train": time.perf_counter() - start},
             "runs_trained": processes["trained"], "runs_reused": processes["reused"]}
+
+
+def check(results: dict) -> None:
+    """What the claims of collected sweeps read beyond the shared schema: each run's train.py flags."""
+    from ..results import NotResults
+
+    for k, run in enumerate(results["runs"]):
+        flags = run.get("flags", {})
+        if not isinstance(flags, dict):
+            raise NotResults(f"field 'runs.{k}.flags' must be an object of train.py's flags, got {flags!r}")
 
 
 def figures(results: dict) -> dict:
