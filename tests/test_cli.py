@@ -25,7 +25,7 @@ def _check_quick_results(name, directory, printed, capsys, tmp_path):
         for run, spec in zip(results["runs"], config_runs):
             assert run["label"] == spec["label"] or (not spec["label"] and run["label"])
     for run in results["runs"]:
-        assert run["seeds_tried"] == len(run["seeds"]) + run["seeds_diverged"]
+        assert run["seeds_tried"] == len(run["seeds"]) + run["seeds_diverged"] + run.get("seeds_collapsed", 0)
         assert run["seeds_diverged"] == len(run["diverged_seeds"])
         assert set(run["final_median"]) and "iteration" in run["curves"]
     assert (directory / f"{name}.png").stat().st_size > 10_000

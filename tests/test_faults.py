@@ -393,7 +393,9 @@ def diverging_overrides(name: str) -> list[str]:
 
 # the experiments that train runs of their own (the data-draws studies run relu_* again; deep_mnist1d's
 # divergence is train.py's, tested in test_deep_nets)
-SWEEPS = [n for n in experiments.default_names() if hasattr(experiments.get(n).config, "runs")]
+# (relu_1d_overreg left out: relu_1d's config and figures with another warmup)
+SWEEPS = [n for n in experiments.default_names() if hasattr(experiments.get(n).config, "runs")
+          and n != "relu_1d_overreg"]
 
 
 @pytest.mark.parametrize("name", SWEEPS)
@@ -697,24 +699,26 @@ def test_a_corrupted_results_file_is_one_line_naming_the_file_or_reads_whole(nam
     directory, _ = quick_reproduce
     tree = json.loads((directory / f"{name}.json").read_text())
     rng = np.random.default_rng(sum(map(ord, name)))
-    for case in range(12):
+    commands = ((lambda path, where: ["draw", str(path), "--out", str(where / "drawn")], (0, 2)),
+                (lambda path, where: ["check", str(path)], (0, 1, 2)),
+                (lambda path, where: ["table", "--dir", str(where)], (0, 2)),
+                (lambda path, where: ["compare", str(where), str(directory)], (0, 1, 2)))
+    for case in range(8):  # each reader meets two damaged files per experiment (drawing is what costs)
         bad, change = _mutated(tree, rng)
         where = tmp_path / f"case{case}"
         where.mkdir()
         path = where / f"{name}.json"
         path.write_text(json.dumps(bad))
-        for argv, allowed in ((["draw", str(path), "--out", str(where / "drawn")], (0, 2)),
-                              (["check", str(path)], (0, 1, 2)),
-                              (["table", "--dir", str(where)], (0, 2)),
-                              (["compare", str(where), str(directory)], (0, 1, 2))):
-            try:
-                code = largestep_main(argv)
-            except Exception as err:  # noqa: BLE001  (the failure this test looks for)
-                pytest.fail(f"{change}: {argv[0]} raised {type(err).__name__}: {err}")
-            out, err = capsys.readouterr()
-            assert code in allowed, (change, argv[0], code, err)
-            if code == 2:
-                assert one_error_line(err) and str(path) in err, (change, argv[0], err)
+        command, allowed = commands[case % len(commands)]
+        argv = command(path, where)
+        try:
+            code = largestep_main(argv)
+        except Exception as err:  # noqa: BLE001  (the failure this test looks for)
+            pytest.fail(f"{change}: {argv[0]} raised {type(err).__name__}: {err}")
+        out, err = capsys.readouterr()
+        assert code in allowed, (change, argv[0], code, err)
+        if code == 2:
+            assert one_error_line(err) and str(path) in err, (change, argv[0], err)
 
 
 @pytest.mark.parametrize("content,words", [
