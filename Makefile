@@ -18,11 +18,11 @@ figures: $(VENV)/.installed  ## rewrite the committed images/ and README's gener
 	$(PY) -m largestep reproduce --out images
 	$(PY) -m largestep table --write README.md docs/results.md
 
-test: $(VENV)/.installed  ## the full suite, as CI runs it
-	$(PY) -m pytest -q
+test: $(VENV)/.installed  ## the full suite, as CI runs it (two worker processes: pytest-xdist)
+	$(PY) -m pytest -q -n 2
 
 test-fast: $(VENV)/.installed  ## the fast tier, for the edit loop (no process launches, no full-scale runs)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n 2 -m "not slow"
 
 notebooks: $(VENV)/.installed  ## re-execute every notebook in place at full scale
 	$(PY) -m largestep.notebooks --save *.ipynb deep_nets/plot_feature_sparsity.ipynb

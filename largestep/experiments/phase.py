@@ -139,8 +139,13 @@ def check(results: dict) -> None:
         values = phase.get(name)
         if not isinstance(values, list) or not values or not all(isinstance(v, (int, float)) for v in values):
             raise NotResults(f"field 'phase.{name}' must be a non-empty list of numbers")
-    if not isinstance(phase.get("maps"), list) or not isinstance(phase.get("final_lr"), (int, float)):
-        raise NotResults("field 'phase.maps' must be a list and 'phase.final_lr' a number")
+    maps = phase.get("maps")
+    if not isinstance(maps, list) or not all(
+            isinstance(m, list) and len(m) == 3 and isinstance(m[0], str) and isinstance(m[1], str)
+            and isinstance(m[2], bool) for m in maps):
+        raise NotResults("field 'phase.maps' must be a list of [metric, title, log scale] entries")
+    if not isinstance(phase.get("final_lr"), (int, float)):
+        raise NotResults("field 'phase.final_lr' must be a number")
     for k, run in enumerate(results["runs"]):
         require_config(run, Schedule, "schedule", f"runs.{k}")
         if run.get("lr") not in phase["lrs"] or run.get("fraction") not in phase["fractions"]:
