@@ -8,7 +8,7 @@ A number in prose passes when it is one of:
   of its lists ("12 step sizes"), as a percentage too (a decay point 0.3 is "30%"), or 2/η of one (the stability
   limit the sharpness is drawn against, shown rounded): hyperparameters are what a reader needs to rerun, and the
   configs are where they live, so a number that is not there is not a hyperparameter;
-- the level of an interval ("95% interval");
+- the level of an interval ("95% interval"); a command's duration ("9 min": machine-bound, stated with its machine);
 - a year, a date, a version number (3.10+, 2.5.1, CUDA 12.4), or the number of a figure, section, table or
   equation ("Figure 3");
 - a heading's or a numbered list's own number;
@@ -56,6 +56,9 @@ SKIPPED = [
     re.compile(r"^\s*(?:#+\s*)?\d+\.\s", re.MULTILINE),  # a heading's or a list item's own number
     PAPER_REFERENCE,
     re.compile(r"\b95% (?=(?:confidence )?(?:intervals?|band|CI)\b)"),  # the intervals' level, a method
+    # how long a command takes ("make test takes 9 min"): machine-bound, said with its machine, and no claim rests
+    # on it; README must give the two commands' times
+    re.compile(r"(?<![\w.])\d+(?:\.\d+)?\s?(?:s|sec|seconds?|min|minutes?|h|hours?)\b"),
     re.compile(r"\bpaper's (?:own )?\$?(?:\\eta|η)?\s*=?\s*\d+(?:\.\d+)?\$?"),  # "the paper's 0.272"
 ]
 # A section that holds the paper's own reported values says so in its heading ("## What the paper reports"), and
