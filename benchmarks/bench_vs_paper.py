@@ -72,7 +72,7 @@ def check_paper_dir(path: Path | None) -> Path:
 
 # ---------------------------------------------------------------- the paper's side
 
-# Runs in a fresh process: argv = DIR, the spec (JSON), the arrays (.npz).  Prints one JSON line.
+# Runs in a fresh process: argv = DIR, the hyperparameters (JSON), the arrays (.npz).  Prints one JSON line.
 DRIVER = r"""
 import json, os, sys, time, traceback
 paper_dir, spec = sys.argv[1], json.load(open(sys.argv[2]))
