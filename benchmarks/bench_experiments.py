@@ -9,8 +9,8 @@
    the run (data, surfaces, ...), figures (PNG + PDF), animation (loss_surface's GIF), and the total.
    The same work as the paper's code: the sharpness (an optional metric of ours) is switched off here.
    Seconds are CPU seconds by default: on a shared machine CPU time is what the work costs, wall time is what
-   the other jobs leave of it (--clock wall for wall time).  Against the paper's own code: whole-process
-   seconds for one seed measured side by side on a quiet machine with one BLAS thread (so wall = CPU there).
+   the other jobs leave of it (--clock wall for wall time).  Against the paper's own code, on this machine:
+   benchmarks/bench_vs_paper.py --paper-dir DIR.
    --compare DIR runs the same in another source tree (e.g. `git archive OLD_COMMIT | tar -x -C DIR`) and
    prints the ratios old / new per phase, both measured in this one run, the two trees' processes alternating.
 2. Per-step and per-evaluation costs of our batched kernels at the experiments' batch sizes against the
@@ -30,12 +30,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Whole-process seconds of the paper's code for one seed (the speed issue's side-by-side table).
-PAPER_SECONDS = {"diag_sgd": 99.7, "diag_gd": 46.9, "relu_two_layer": 123.9, "relu_1d": 235.5,
-                 "relu_multi_layer": 317.6, "loss_surface": 12.5}
-# The speed issue's table gives, for loss_surface, the paper's whole process (12.5 s) and where OUR time went that
-# day: computation 4.4 s, figures and GIF ~30 s.  The paper's computation alone was not timed.
-OURS_THEN_LOSS_SURFACE_COMPUTATION = 4.4
 PHASES = ("start-up", "train", "metrics", "run other", "figures", "animation", "total")
 
 # What one `reproduce NAME` process does, phase by phase; prints a JSON line.  With clock=cpu, the trainers'
@@ -136,16 +130,14 @@ def bench_experiments(names, seeds: int, clock: str, compare: Path | None, repea
     compared_names = available_in(compare) if compare is not None else set()
     print(f"1. whole experiments, full scale, --seeds {seeds}, {clock.upper()} seconds, median of {repeats} "
           f"processes each ({load()}, {os.cpu_count()} cores)")
-    header = f"{'experiment':18s}" + "".join(f"{p:>10s}" for p in PHASES) + f"{'paper':>8s}{'direct':>9s}"
+    header = f"{'experiment':18s}" + "".join(f"{p:>10s}" for p in PHASES)
     print(header)
     for name in names:
         other = [compare] if name in compared_names else []
         timed = run_children([ROOT] + other, name, seeds, clock, repeats)
         new = timed[0]
-        paper = PAPER_SECONDS.get(name)
         cells = "".join(f"{new[p]:10.2f}" for p in PHASES)
-        vs = f"{paper:8.1f}{paper / new['total']:8.1f}x" if paper and seeds == 1 else ""
-        print(f"{name:18s}{cells}{vs}", flush=True)
+        print(f"{name:18s}{cells}", flush=True)
         if compare is not None and not other:
             print(f"{'  before':18s}  (not an experiment of {compare})", flush=True)
         elif compare is not None:
@@ -155,16 +147,12 @@ def bench_experiments(names, seeds: int, clock: str, compare: Path | None, repea
                 f"{old[p] / new[p]:9.1f}x" if new[p] > 0.005 else f"{'-':>10s}" for p in PHASES), flush=True)
         if name == "loss_surface" and seeds == 1:
             computation = new["train"] + new["metrics"] + new["run other"]
-            print(f"  loss_surface computation {computation:.2f} s, with figures and animation {new['total']:.2f} s "
-                  f"(the paper's whole process {PAPER_SECONDS['loss_surface']} s; its computation alone was not timed; "
-                  f"ours that day: {OURS_THEN_LOSS_SURFACE_COMPUTATION} s; benchmarks/bench_vs_paper.py)")
+            print(f"  loss_surface computation {computation:.2f} s, with figures and animation {new['total']:.2f} s")
             ffmpeg = shutil.which("ffmpeg")
             print("  animation: " + (f"GIF and MP4 (ffmpeg {ffmpeg}, whose encoding " + (
                 "runs in its own process, not counted in CPU seconds)" if clock == "cpu" else "overlaps ours)")
                 if ffmpeg else "GIF only (no ffmpeg on PATH)"))
-    print(f"  ({load()} at the end; paper: the paper's code, one seed, one BLAS thread, timed on another machine; "
-          "direct: paper / ours as measured here, which assumes the two machines equally fast: "
-          "benchmarks/bench_vs_paper.py estimates the speed-up without that assumption)")
+    print(f"  ({load()} at the end; against the paper's code on this machine: benchmarks/bench_vs_paper.py)")
 
 
 def median_cpu(fn, repeats: int = 5) -> float:

@@ -6,9 +6,8 @@ Reports, per experiment, the median wall seconds over repeats of `run_experiment
 `python -m largestep reproduce NAME --seeds N` runs, without writing files), the seconds spent training
 and computing metrics, and the rows trained (runs x seeds tried, diverged seeds included).  The work is the
 paper's: our optional sharpness metric (on by default in relu_two_layer) is off.  Timings on a shared machine
-are noisy: compare ratios, and rerun when the load is low.  Against the paper's own code, whose seconds were
-measured once on another machine, see benchmarks/bench_vs_paper.py: a ratio of those seconds to seconds measured
-here would assume the two machines equally fast.
+are noisy: compare ratios, and rerun when the load is low.  Against the paper's own code, on this machine:
+benchmarks/bench_vs_paper.py --paper-dir DIR.
 
 --baseline also times, now and on this machine, the paper's procedure written plainly here (not the paper's
 code): one seed, one Python loop of torch SGD steps per run on an nn.Sequential in float32, and at every
