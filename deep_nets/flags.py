@@ -11,6 +11,7 @@ from largestep.results import is_plain_name
 from largestep.schedules import DeepScheduleNames, lr_schedule
 
 MODELS = ("resnet18_plain", "resnet18", "resnet34_plain", "resnet_tiny", "mlp")
+GROUPED_MODELS = ("mlp",)  # those deep_nets.group trains several to a process (no BatchNorm)
 DATASETS = ("cifar10", "cifar100", "mnist1d", "synthetic", "npz:PATH")
 EVAL_BATCH = {"cpu": 128, "cuda": 1000}  # evaluation batch by device: on CPU larger batches run slower
 

@@ -15,7 +15,8 @@ The runs of a group must share what the stacked step and the data set need: data
 from __future__ import annotations
 
 import contextlib
-import math
+import sys
+import traceback
 
 import torch
 import torch.nn.functional as F
@@ -24,14 +25,38 @@ from largestep.config import ConfigError
 
 from deep_nets.data import load_dataset
 from deep_nets.distributed import start
-from deep_nets.flags import parse
+from deep_nets.flags import GROUPED_MODELS, parse
 from deep_nets.loop import Training, begin, check_data_fits, holding, open_run, stop, versions
 from deep_nets.progress import Interrupt
 from deep_nets.run_dir import RESUME_HINT, cannot_write
 from deep_nets.runs import run_config, run_dir
 
-GROUPED_MODELS = ("mlp",)
 SHARED = ("dataset", "data_dir", "model", "model_width", "batch_size", "device", "threads", "precision", "compile")
+
+
+def main(argvs: list[list[str]]) -> int:
+    """train_group as a process (deep_nets.launch): 0 when every run finished or diverged (each run directory says
+    which), 2 with one line for what train.py would refuse, 3 for an unexpected error, 128+N after signal N."""
+    from deep_nets.data import DataError
+    from deep_nets.run_dir import RunError
+    from largestep.results import sigterm_as_interrupt
+
+    try:
+        with sigterm_as_interrupt():
+            statuses = train_group(argvs)
+    except (ConfigError, DataError, RunError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted before training started; nothing saved", file=sys.stderr)
+        return 130
+    except Exception as err:  # a fault of this program or of torch: exit 1 would read as "diverged"
+        traceback.print_exc()
+        print(f"error: a group of train.py runs stopped on an unexpected {type(err).__name__} (traceback above): "
+              f"{err}".splitlines()[0], file=sys.stderr)
+        return 3
+    stopped = [s for s in statuses if s not in (0, 1)]
+    return stopped[0] if stopped else 0
 
 
 def check_group(args: list) -> None:
@@ -170,10 +195,3 @@ def stacked_losses(stacked: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor
             out = F.relu(out)
     runs, batch = y.shape
     return F.cross_entropy(out.reshape(runs * batch, -1), y.reshape(-1), reduction="none").view(runs, batch).mean(1)
-
-
-def groups_of(items: list, size: int) -> list[list]:
-    """`items` dealt into ceil(len / size) groups of at most `size`, round robin, so that the runs of a grid that
-    end early (diverged) spread over the groups."""
-    count = max(1, math.ceil(len(items) / max(1, size)))
-    return [items[g::count] for g in range(count) if items[g::count]]

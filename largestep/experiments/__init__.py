@@ -35,6 +35,7 @@ FAMILY = {
     "relu_multi_layer_draws": "draws",
     "phase_diag": "phase",
     "phase_relu": "phase",
+    "deep_phase": "phase",
     "deep_mnist1d": "deep",
 }
 FAMILIES = tuple(dict.fromkeys(FAMILY.values()))
