@@ -23,7 +23,7 @@ from ..claims import Claim, paired_below, spread
 from ..config import ConfigError, to_dict
 from ..plotting import figure_style, legend_below, titled
 from ..results import NotResults, fail, require_config
-from ..schedules import Schedule, two_step_name
+from ..schedules import TWO_STEP, Schedule, two_step_name
 from ..stats import rate_text, wilson_interval
 from ..stats import learner_median as median
 from ..stats import learner_values as final_values
@@ -57,6 +57,7 @@ class PhaseConfig:
     fractions: tuple[float, ...]  # ends of the large-step phase, increasing, in (0, 1) (the map's columns)
     final_lr: float  # the step after the large-step phase, the same in every cell
     quick_mode: bool = False  # the base experiment's quick() config (fewer iterations)
+    collected_from: str = ""  # a map collected from a sweep's train.py runs (experiment COLLECTED): their folder
 
     def validate(self) -> None:
         if self.experiment not in BASES:
@@ -118,6 +119,7 @@ class PhaseConfig:
                                    seed_policy="tries", **extra)
 
 
+COLLECTED = "train.py"  # the base of a map collected from a sweep's run directories (deep_nets.sweep --collect)
 BASES = {"diag_sgd": diag.DIAG_SGD, "relu_two_layer": relu.RELU_TWO_LAYER, "deep_mnist1d": deep.DEEP_MNIST1D}
 MAX_CELLS = 10_000
 
@@ -148,9 +150,10 @@ def run(config: PhaseConfig, n_seeds: int = 5, progress=None) -> dict:
 def check(results: dict) -> None:
     """The map's own fields, for `experiments.load`: its configs, the grid, and every cell on it."""
     config = require_config(results, PhaseConfig)
-    if config.experiment not in BASES:
-        raise fail("config.experiment", f"one of {', '.join(BASES)}", config.experiment)
-    require_config(results, type(BASES[config.experiment].config), "base_config")
+    if config.experiment not in (*BASES, COLLECTED):
+        raise fail("config.experiment", f"one of {', '.join((*BASES, COLLECTED))}", config.experiment)
+    if config.experiment != COLLECTED:  # a collected map's runs carry their own flags
+        require_config(results, type(BASES[config.experiment].config), "base_config")
     phase = results.get("phase")
     if not isinstance(phase, dict):
         raise NotResults("field 'phase' is missing or not an object")
@@ -165,6 +168,26 @@ def check(results: dict) -> None:
         if run.get("lr") not in phase["lrs"] or run.get("fraction") not in phase["fractions"]:
             raise NotResults(f"field 'runs.{k}': its lr and fraction must be values of phase.lrs and "
                              "phase.fractions")
+
+
+def from_collected(results: dict) -> dict | None:
+    """A sweep's collected train.py runs (deep_nets.runs.collect_runs) as a phase map, when every run's schedule is
+    the two-step family with one step after the decay (a grid of lr_init x untilF_thenS); None otherwise."""
+    cells = []
+    for run in results["runs"]:
+        match = TWO_STEP.fullmatch(str(run.get("flags", {}).get("lr_schedule", "")))
+        if match is None:
+            return None
+        cells.append((float(run["flags"]["lr_init"]), float(match.group(1)), float(match.group(2))))
+    if not cells or len({c[2] for c in cells}) != 1 or len(set(c[:2] for c in cells)) != len(cells):
+        return None  # not one map: several final steps, or two runs (other flags) in one cell
+    lrs, fractions = sorted({c[0] for c in cells}), sorted({c[1] for c in cells})
+    config = PhaseConfig(COLLECTED, tuple(lrs), tuple(fractions), cells[0][2],
+                         collected_from=results["config"].get("collected_from", ""))
+    runs = [{**run, "lr": lr, "fraction": f} for run, (lr, f, _) in zip(results["runs"], cells)]
+    return {**results, "family": "phase", "config": to_dict(config), "runs": runs,
+            "phase": {"base": COLLECTED, "lrs": lrs, "fractions": fractions, "final_lr": cells[0][2],
+                      "maps": [list(m) for m in MAPS["deep_mnist1d"]], "min_survivors": 1}}
 
 
 # ---- the maps, from a results dict alone
@@ -276,7 +299,7 @@ def headline(results: dict) -> str:
 # ---------------------------------------------------------------- figures
 
 NAMES = {"diag_sgd": "Diagonal nets (diag_sgd data)", "relu_two_layer": "Two-layer ReLU teacher-student (relu_two_layer data)",
-         "deep_mnist1d": "5-layer ReLU MLP on MNIST-1D (deep_mnist1d, train.py runs)"}
+         "deep_mnist1d": "5-layer ReLU MLP on MNIST-1D (deep_mnist1d, train.py runs)", COLLECTED: "train.py runs"}
 
 
 def _number(value: float, log: bool) -> str:
