@@ -609,13 +609,26 @@ PHASE_RELU = Experiment(
     seeds=20,
 )
 
-# the deep map: the small constant step (η=0.05, the first row: decayed to itself) up to steps that diverge at once
+# the deep map: the small constant step (η=0.05, the first row: decayed to itself) up to steps that diverge at once.
+# In the committed map (images/deep_phase.json) the same seeds diverge in every column of a row (2 of 6 at 0.65,
+# 4 of 6 at 0.8, all from 1.0): divergence is decided within the first 5% of training, so cells past the boundary
+# have fewer than the 4 survivors a median needs
 CLAIMS_DEEP = [
+    Claim("larger steps give sparser block-4 features: at f = 0.9 every surviving seed at η = 0.65 ends sparser than "
+          "every seed of the small constant step η = 0.05", True,
+          cell_seeds_below("feature_sparsity_block4", (0.65, 0.9), (0.05, 0.9))),
+    Claim("along η = 0.65 a longer large-step phase is sparser: every surviving seed at f = 0.9 ends with sparser "
+          "block-4 features than every surviving seed at f = 0.05", False,
+          cell_seeds_below("feature_sparsity_block4", (0.65, 0.9), (0.65, 0.05))),
     Claim("a large-step phase gives sparser block-4 features: the sparsest cell (median) is below every cell of the "
           "small constant step's row η = 0.05", False, lowest_cell_below("feature_sparsity_block4", 0.05)),
     Claim("below the boundary (the largest η where every cell has < 50% diverged), block-4 sparsity falls with the "
           "length of the large-step phase (median, largest f vs smallest)", False,
           falls_with_f_below_boundary("feature_sparsity_block4")),
+    Claim("along η = 0.65 the test error falls with the length of the large-step phase (median, f = 0.9 vs 0.05)",
+          False, cell_median_below("test_err", (0.65, 0.9), (0.65, 0.05))),
+    Claim("divergence is decided early: the 50%-divergence η is the same (within 0.01) for every f", False,
+          boundary_spread(at_most=0.01), paper=False),
     Claim("the sparsest cell (median block-4 sparsity) lies at or past its column's 50%-divergence boundary", False,
           lowest_cell_past_boundary("feature_sparsity_block4"), paper=False),
     Claim("test error follows sparsity: across cells, median test error rises with median block-4 sparsity "
