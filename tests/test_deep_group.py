@@ -85,3 +85,23 @@ def test_runs_that_cannot_share_a_step_are_refused(tmp):
         group.train_group([argv(tmp, "constant", 0.05, 0), wide])
     with pytest.raises(ConfigError, match="only mlp"):
         group.check_group([parse(["--model=resnet_tiny"])])
+
+
+def test_a_group_stopped_midway_resumes_to_the_runs_trained_alone(tmp):
+    """--stop_at_iteration saves each run's checkpoint (as a signal would); the group run again with --resume
+    continues every run where it stopped and ends where the uninterrupted runs trained alone end."""
+    runs = [argv(tmp, "until0.5_then0.05", 0.6, 0), argv(tmp, "constant", 0.05, 1)]
+    runs = [[a.replace("--exp_name=grouped", "--exp_name=resumed") for a in run] for run in runs]
+    assert group.train_group([run + ["--stop_at_iteration=50"] for run in runs]) == [0, 0]
+    assert [rows(run_dir(vars(parse(run))))[-1]["iteration"] for run in runs] == [31, 31]
+    assert group.train_group(runs) == [0, 0]
+    for run in runs:
+        resumed = torch.load(run_dir(vars(parse(run))) / "checkpoint.pt", weights_only=True)
+        alone_argv = [a.replace("--exp_name=resumed", "--exp_name=alone") for a in run]
+        if not run_dir(vars(parse(alone_argv))).exists():
+            assert train.main(alone_argv) == 0
+        alone = torch.load(run_dir(vars(parse(alone_argv))) / "checkpoint.pt", weights_only=True)
+        assert resumed["iteration"] == 124
+        for key, value in alone["model"].items():
+            torch.testing.assert_close(resumed["model"][key], value, rtol=RTOL, atol=1e-6)
+        assert [r["iteration"] for r in rows(run_dir(vars(parse(run))))] == [0, 31, 62, 93, 124]
