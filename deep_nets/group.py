@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 import traceback
 
 import torch
@@ -55,6 +56,8 @@ def main(argvs: list[list[str]]) -> int:
         print(f"error: a group of train.py runs stopped on an unexpected {type(err).__name__} (traceback above): "
               f"{err}".splitlines()[0], file=sys.stderr)
         return 3
+    # the CPU seconds of the group's process: on a shared machine the number to compare with one process per run
+    print(f"group of {len(argvs)} runs: {time.process_time():.1f} s of CPU in this process", flush=True)
     stopped = [s for s in statuses if s not in (0, 1)]
     return stopped[0] if stopped else 0
 
