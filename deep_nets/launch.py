@@ -120,7 +120,14 @@ def run_here(runs: list[PlannedRun], slots: int, logs: Path, gpus: int = 0, on_d
     context = None if gpus else warm_context()
     grouped = per_process > 1 and not gpus
     outcomes: list[Outcome | None] = [None] * len(runs)
-    pending = groups_of(list(range(len(runs))), per_process) if grouped else [[k] for k in range(len(runs))]
+    todo = list(range(len(runs)))
+    if grouped:  # a finished run needs no process (nor a group's set-up): its directory says how it ended
+        for k in [k for k in todo if finished(runs[k].directory)]:
+            outcomes[k] = Outcome(1 if _diverged(runs[k].directory) else 0, True, logs)
+            todo.remove(k)
+            if on_done is not None:
+                on_done(k, outcomes[k])
+    pending = groups_of(todo, per_process) if grouped else [[k] for k in todo]
     running = {}  # slot -> (run indices, process, reused per run, log)
     free = list(range(gpus)) if gpus else list(range(slots))
     try:
