@@ -108,3 +108,16 @@ def test_the_quick_deep_map_trains_every_cell_through_train_py_runs_and_reuses_t
     again = experiments.run_experiment(experiment, quick=True, n_seeds=2, progress=False)
     assert again["runs_trained"] == 0 and again["runs_reused"] == 18
     np.testing.assert_equal([r["final_per_seed"] for r in again["runs"]], [r["final_per_seed"] for r in results["runs"]])
+
+
+def test_a_results_file_older_than_a_config_field_reads_as_the_settings_it_ran():
+    """A field added to a config since a results file was written (here collected_from) had its default then: the
+    file is not 'config differs' for lacking it, but is when a field it records differs."""
+    from largestep.config import to_dict
+    from largestep.experiments import scale_note
+
+    config = to_dict(get("deep_phase").config)
+    older = {k: v for k, v in config.items() if k != "collected_from"}
+    assert scale_note({"experiment": "deep_phase", "config": older}) == ""
+    assert scale_note({"experiment": "deep_phase", "config": {**older, "final_lr": 0.1}}) != ""
+    assert scale_note({"experiment": "deep_phase", "config": {**config, "collected_from": "runs/x"}}) != ""
