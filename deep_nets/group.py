@@ -1,9 +1,11 @@
 """Several train.py runs of one small model trained in one process, each step of all of them one grouped program.
 
-On a CPU the small runs of a study (the MLP on MNIST-1D) spend much of their time outside arithmetic: a process
-start, and per step a few dozen small kernel launches per run.  Here the runs of a group share the process and the
-data set, and each step stacks their parameters and computes every run's loss and gradient with batched matrix
-products (one per layer for the whole group).  Everything else is each run's own, as under train.py: its flags
+A study of many short runs of a small model (the phase map of the MLP on MNIST-1D: 210 runs) pays, with one
+process per run, each process's start (torch's import, the data set, set-up: a quarter of such a run's CPU time
+here).  Here the runs of a group share the process and the data set, and each step stacks their parameters and
+computes every run's loss and gradient with batched matrix products (one per layer for the whole group).  On this
+CPU that does not make a step cheaper: the MLP's step is arithmetic-bound (about 3 ms of one core, alone or
+grouped; docs/deep_nets.md).  Everything else is each run's own, as under train.py: its flags
 (deep_nets.flags.parse), run directory, lock, config.json, metrics.jsonl, checkpoints, resume, data order,
 schedule, optimizer, weight average and evaluations (deep_nets.loop.Training), so that a grouped run's directory
 is read, reused and resumed like any other.  Its numbers equal the run trained alone up to float32 rounding
