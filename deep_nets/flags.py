@@ -8,9 +8,10 @@ import math
 
 from largestep.config import ConfigError
 from largestep.results import is_plain_name
-from largestep.schedules import DEEP_SCHEDULES, lr_schedule
+from largestep.schedules import DeepScheduleNames, lr_schedule
 
 MODELS = ("resnet18_plain", "resnet18", "resnet34_plain", "resnet_tiny", "mlp")
+GROUPED_MODELS = ("mlp",)  # those deep_nets.group trains several to a process (no BatchNorm)
 DATASETS = ("cifar10", "cifar100", "mnist1d", "synthetic", "npz:PATH")
 EVAL_BATCH = {"cpu": 128, "cuda": 1000}  # evaluation batch by device: on CPU larger batches run slower
 
@@ -49,8 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "that admits numpy arrays, lists, dicts, bytes and numbers alone, and their shapes and "
                         "labels are still checked")
     p.add_argument("--lr_init", type=float, default=0.1, help="initial step size eta")
-    p.add_argument("--lr_schedule", default="constant", choices=DEEP_SCHEDULES,
-                   help="step-size schedule (see largestep.schedules.lr_schedule)")
+    p.add_argument("--lr_schedule", default="constant", choices=DeepScheduleNames(),
+                   help="step-size schedule (see largestep.schedules.lr_schedule); untilF_thenS: lr_init until "
+                        "the fraction F of training (0.X), then the step S")
     p.add_argument("--warmup_exp", type=float, default=1.0,
                    help="piecewise_0Xepochs warmup: >1 geometric, <1 power, =1 linear towards warmup_factor")
     p.add_argument("--warmup_factor", type=float, default=1.0,

@@ -77,6 +77,27 @@ def _train_here(argv: list[str], log: str, cwd: str, env: dict) -> None:
     sys.exit(train.main(argv))
 
 
+def _train_group_here(argvs: list[list[str]], log: str, cwd: str, env: dict) -> None:
+    """The body of one group's process (deep_nets.group): its runs, one log."""
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    from deep_nets import group
+
+    sys.exit(group.main(argvs))
+
+
+def groups_of(items: list, size: int) -> list[list]:
+    """`items` dealt into ceil(len / size) groups of at most `size`, round robin, so that the runs of a grid that
+    end early (diverged) spread over the groups."""
+    count = max(1, -(-len(items) // max(1, size)))
+    return [items[g::count] for g in range(count) if items[g::count]]
+
+
 def warm_context():
     """Processes forked from one server that has imported torch once: on a CPU a run's process then starts in a
     tenth of a second instead of 4-5 s (torch, and the torch._dynamo that its optimizer imports), which for the
@@ -88,47 +109,76 @@ def warm_context():
     return context
 
 
-def run_here(runs: list[PlannedRun], slots: int, logs: Path, gpus: int = 0, on_done=None) -> list[Outcome]:
+def run_here(runs: list[PlannedRun], slots: int, logs: Path, gpus: int = 0, on_done=None,
+             per_process: int = 1) -> list[Outcome]:
     """Train `runs` on this machine, `slots` at a time (with `gpus`, one per GPU, each seeing only its own), each
     run one process writing its log to logs/<exp_name>/<run name>.log; the outcomes in the order of `runs`.
-    on_done(k, outcome) is called as run k ends.  Ctrl-C or SIGTERM stops the running ones (each saves a
-    checkpoint: rerun to resume) and is raised again."""
+    per_process > 1 (CPU, small models: deep_nets.group): up to that many runs share a process and train as one
+    group, logging to logs/<exp_name>/group-<its first run's name>.log.  on_done(k, outcome) is called as run k
+    ends.  Ctrl-C or SIGTERM stops the running ones (each saves a checkpoint: rerun to resume) and is raised
+    again."""
     context = None if gpus else warm_context()
+    grouped = per_process > 1 and not gpus
     outcomes: list[Outcome | None] = [None] * len(runs)
-    pending, running = list(range(len(runs))), {}  # slot -> (k, process, reused)
+    todo = list(range(len(runs)))
+    if grouped:  # a finished run needs no process (nor a group's set-up): its directory says how it ended
+        for k in [k for k in todo if finished(runs[k].directory)]:
+            outcomes[k] = Outcome(1 if _diverged(runs[k].directory) else 0, True, logs)
+            todo.remove(k)
+            if on_done is not None:
+                on_done(k, outcomes[k])
+    pending = groups_of(todo, per_process) if grouped else [[k] for k in todo]
+    running = {}  # slot -> (run indices, process, reused per run, log)
     free = list(range(gpus)) if gpus else list(range(slots))
     try:
         while pending or running:
             while pending and free:
-                k, slot = pending.pop(0), free.pop(0)
-                run = runs[k]
-                log = logs / run.directory.parent.name / f"{run.directory.name}.log"
+                ks, slot = pending.pop(0), free.pop(0)
+                first = runs[ks[0]].directory
+                log = logs / first.parent.name / f"{'group-' if grouped else ''}{first.name}.log"
                 log.parent.mkdir(parents=True, exist_ok=True)
                 env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": str(slot)} if gpus else {})}
+                reused = [finished(runs[k].directory) for k in ks]
                 if context is None:  # CUDA does not survive a fork: a fresh interpreter per run
                     with open(log, "ab") as f:
-                        process = subprocess.Popen([sys.executable, str(TRAIN_PY), *run.argv], stdout=f,
+                        process = subprocess.Popen([sys.executable, str(TRAIN_PY), *runs[ks[0]].argv], stdout=f,
                                                    stderr=subprocess.STDOUT, env=env)
-                else:
-                    process = context.Process(target=_train_here, args=(run.argv, str(log), os.getcwd(), env))
+                elif grouped:
+                    process = context.Process(target=_train_group_here,
+                                              args=([runs[k].argv for k in ks], str(log), os.getcwd(), env))
                     process.start()
-                running[slot] = (k, process, finished(run.directory), log)
+                else:
+                    process = context.Process(target=_train_here, args=(runs[ks[0]].argv, str(log), os.getcwd(), env))
+                    process.start()
+                running[slot] = (ks, process, reused, log)
             time.sleep(0.05)
-            for slot, (k, process, reused, log) in list(running.items()):
+            for slot, (ks, process, reused, log) in list(running.items()):
                 status = process.poll() if isinstance(process, subprocess.Popen) else process.exitcode
                 if status is None:
                     continue
                 del running[slot]
                 free.append(slot)
-                outcome = Outcome(status, reused and status in (0, 1), log)
-                if outcome.failed:
-                    outcome.reason = last_error(log, status)
-                outcomes[k] = outcome
-                if on_done is not None:
-                    on_done(k, outcome)
+                for k, was_done in zip(ks, reused):
+                    # a group's process ends 0 when each of its runs finished or diverged (its directory says
+                    # which); 1 is no run's "diverged" there but a process that died before its log began
+                    own = status if not grouped else (1 if _diverged(runs[k].directory) else 0) if status == 0 \
+                        else 3 if status == 1 else status
+                    outcome = Outcome(own, was_done and own in (0, 1), log)
+                    if outcome.failed:
+                        outcome.reason = last_error(log, status)
+                    outcomes[k] = outcome
+                    if on_done is not None:
+                        on_done(k, outcome)
     finally:
         stop_all([process for _, process, _, _ in running.values()])
     return outcomes
+
+
+def _diverged(directory: Path) -> bool:
+    try:
+        return read_run(directory).diverged
+    except RunDirError:
+        return False
 
 
 def stop_all(processes: list) -> None:

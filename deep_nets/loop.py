@@ -3,6 +3,7 @@ to the end, evaluating and checkpointing on the run's evaluation grid (deep_nets
 seed's process (under torchrun: one process per GPU, rank 0 writing)."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import glob
 import math
@@ -65,6 +66,14 @@ def versions(device) -> dict:
 
 
 def hold_and_run(a, config: dict, data, processes: Processes) -> int:
+    with holding(a) as lock:
+        return run(a, config, data, processes, lock)
+
+
+@contextlib.contextmanager
+def holding(a):
+    """The run directory of `a` locked for this process (its stale staging and temporary files removed); on exit
+    the lock is released and the directories this call created for a run that never started are removed."""
     directory = run_dir(vars(a))
     created = make_dirs(directory.parent, f"out_dir {a.out_dir!r}")
     lock = RunLock(directory)
@@ -80,7 +89,7 @@ def hold_and_run(a, config: dict, data, processes: Processes) -> int:
         for name in ("checkpoint.pt", "metrics.jsonl", "config.json"):  # a write cut short by SIGKILL
             for stale in directory.glob(f".{name}.*"):
                 stale.unlink(missing_ok=True)
-        return run(a, config, data, processes, lock)
+        yield lock
     finally:
         lock.release()
         for d in created:  # a run that never started leaves no directory behind
@@ -240,6 +249,18 @@ class Training:
 def run(a, config: dict, data, processes: Processes, lock: RunLock | None) -> int:
     """Start or resume the run of `config` (its directory locked by the caller on rank 0) and train it to the end;
     the other ranks get rank 0's checkpoint."""
+    opened = open_run(a, config, data, processes, lock)
+    if isinstance(opened, int):
+        return opened
+    training, checkpoint = opened
+    with Interrupt() as interrupt:  # a signal from here on stops training after its next step, with a checkpoint
+        begin(training, checkpoint, config)
+        return train_to_end(training, run_dir(vars(a)), interrupt)
+
+
+def open_run(a, config: dict, data, processes: Processes, lock: RunLock | None):
+    """(the run's Training, the checkpoint it resumes from or None); or the exit status of a run that has nothing
+    left to train (0 complete, 1 diverged)."""
     directory = run_dir(vars(a))
     checkpoint = prepare_run_dir(a, config, directory) if processes.is_main else None
     checkpoint = processes.share(checkpoint)
@@ -253,12 +274,16 @@ def run(a, config: dict, data, processes: Processes, lock: RunLock | None) -> in
     training = Training(a, config, data, processes, lock)
     if checkpoint is None:
         say(training.describe(), flush=True)
-    with Interrupt() as interrupt:  # a signal from here on stops training after its next step, with a checkpoint
-        if checkpoint is not None:
-            resume(training, checkpoint, directory, config, lock)
-        else:
-            publish_first_evaluation(training, directory, config)
-        return train_to_end(training, directory, interrupt)
+    return training, checkpoint
+
+
+def begin(training: "Training", checkpoint: dict | None, config: dict) -> None:
+    """Restore the checkpoint, or publish the run directory with its first evaluation."""
+    directory = run_dir(vars(training.a))
+    if checkpoint is not None:
+        resume(training, checkpoint, directory, config, training.lock)
+    else:
+        publish_first_evaluation(training, directory, config)
 
 
 def train_to_end(training: Training, directory: Path, interrupt: Interrupt) -> int:

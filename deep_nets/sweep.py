@@ -32,7 +32,7 @@ from largestep.results import is_plain_name, sigterm_as_interrupt
 from deep_nets.flags import build_parser, parse
 from deep_nets.launch import Outcome, PlannedRun, TrainJob, run_here
 from deep_nets.runs import RunDirError, collect_runs, run_dir
-SECTIONS = {"out_dir", "flags", "cross", "setting"}
+SECTIONS = {"out_dir", "flags", "cross", "setting", "estimate"}
 SWEEP_OWNS = {"out_dir", "resume"}  # set by the sweep for every run
 MAX_RUNS = 2000  # a grid larger than this is refused unless --max-runs allows it (a typo can cross lists into 10**6)
 CONFIRM_ABOVE = 4  # starting more runs than this on this machine asks for --yes
@@ -181,10 +181,13 @@ def collect(out_dir: Path, name: str) -> int:
     """<out_dir>/<name>.json from the run directories below out_dir, and its figures, as one set."""
     from largestep import experiments
 
+    from largestep.experiments import phase
+
     try:
         results = collect_runs(out_dir, name)
     except RunDirError as err:
         raise ConfigError(str(err)) from None
+    results = phase.from_collected(results) or results  # a grid of lr_init x untilF_thenS: its phase map
     for line in results["skipped"]:
         print(line)
     if not results["runs"]:
@@ -197,6 +200,24 @@ def collect(out_dir: Path, name: str) -> int:
     print(f"{written[0]}: {len(results['runs'])} runs, {len(results['incomplete'])} unfinished run directories left "
           f"out, {len(results['skipped'])} skipped; wrote {', '.join(map(str, written[1:]))}")
     return 0
+
+
+def gpu_hours(estimate: dict, runs: list[PlannedRun], where: str) -> str:
+    """'# 70 runs x 19,500 iterations x 0.05 s = 19.0 GPU-hours (...)': the grid's GPU time from a step time,
+    the grid's [estimate] step_seconds (per iteration, evaluations included), and where that number comes from."""
+    step, source = estimate.get("step_seconds"), estimate.get("source")
+    if not isinstance(step, (int, float)) or not step > 0 or not isinstance(source, str) or not source.strip():
+        raise ConfigError(f"{where}: [estimate] needs step_seconds (> 0, seconds per iteration) and source (where "
+                          "that number comes from: measured where, or an assumption)")
+    iterations = 0
+    for run in runs:
+        a = parse(run.argv)
+        per_epoch = {"cifar10": 50_000, "cifar100": 50_000}.get(a.dataset)
+        if per_epoch is None:
+            raise ConfigError(f"{where}: [estimate] counts iterations of CIFAR runs only, not {a.dataset}")
+        iterations += a.epochs * (per_epoch // a.batch_size)
+    return (f"# {len(runs)} runs, {iterations:,} iterations x {step:g} s = {iterations * step / 3600:,.1f} GPU-hours "
+            f"({source})")
 
 
 def build_sweep_parser() -> argparse.ArgumentParser:
@@ -239,6 +260,8 @@ def main(argv=None) -> int:
             for run in runs:
                 print(shlex.join(TrainJob(run.argv, a.gpus if a.executor == "slurm" else 1).command(shown=True)))
             print(f"# {len(runs)} runs into {out_dir}/ ({a.executor} executor)", file=sys.stderr)
+            if "estimate" in grid:
+                print(gpu_hours(grid["estimate"], runs, str(path)), file=sys.stderr)
             return 0
         if a.executor == "slurm":
             return submit_slurm(a, runs, out_dir)

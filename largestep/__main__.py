@@ -31,14 +31,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser(
         "reproduce",
         help="run experiments and write DIR/<name>.json and DIR/<name>.png/.pdf",
-        description="Run the named experiments (all but deep_mnist1d by default), each batched over runs and "
-                    "seeds, and write DIR/<name>.json (config, per-run curves, final metrics, seeds tried and "
+        description="Run the named experiments (all but deep_mnist1d and deep_phase by default), each batched over "
+                    "runs and seeds, and write DIR/<name>.json (config, per-run curves, final metrics, seeds tried and "
                     "diverged, provenance) and its figures DIR/<name>.png and .pdf, replacing an experiment's "
                     "earlier files as one set once all of them are written; then print its claims. Every "
                     "argument and config is checked before anything runs. " + EXIT_STATUS,
     )
     rep.add_argument("names", nargs="*", metavar="NAME",
-                     help="experiments to run (see --list); default: all but deep_mnist1d (minutes; name it to run it)")
+                     help="experiments to run (see --list); default: all but deep_mnist1d and deep_phase (minutes; "
+                          "name them to run them)")
     rep.add_argument("--list", action="store_true", help="print the known experiments and exit")
     rep.add_argument("--quick", action="store_true",
                      help=f"cut iterations (same figure shape) for a fast check; also set by {QUICK_ENV}=1")

@@ -20,6 +20,7 @@ Two evaluations of the same formula:
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -147,6 +148,23 @@ class Schedule:
 
 DEEP_SCHEDULES = ("constant", "piecewise", "cosine", "piecewise_01epochs", "piecewise_03epochs",
                   "piecewise_05epochs", "step_01epochs", "step_03epochs", "step_05epochs")
+# the phase maps' two-step family: lr_init until the fraction F of training, then the step S (the same S in every
+# cell of a map, whatever lr_init, so that cells differ only in the large-step phase): "until0.3_then0.05"
+TWO_STEP = re.compile(r"until(0\.[0-9]*[1-9])_then([0-9]+(?:\.[0-9]*)?(?:e-?[0-9]+)?)")
+
+
+def two_step_name(fraction: float, final_lr: float) -> str:
+    return f"until{fraction:g}_then{final_lr:g}"
+
+
+class DeepScheduleNames:
+    """The names --lr_schedule accepts (argparse `choices`): the fixed ones and the two-step family."""
+
+    def __contains__(self, name) -> bool:
+        return name in DEEP_SCHEDULES or (isinstance(name, str) and TWO_STEP.fullmatch(name) is not None)
+
+    def __iter__(self):
+        return iter((*DEEP_SCHEDULES, "untilF_thenS"))
 
 
 def deep_schedule(name: str, lr_init: float, warmup_factor: float = 1.0, warmup_exp: float = 1.0) -> Schedule:
@@ -165,8 +183,9 @@ def deep_schedule(name: str, lr_init: float, warmup_factor: float = 1.0, warmup_
     warmup_factor = 1 that is 50 at f = 0.1, 16.7 at 0.3 and 10 at 0.5 — so runs that differ in f also
     differ five-fold in how far the step falls.  Kept for parity with the paper's runs.
     """
-    if name not in DEEP_SCHEDULES:
-        raise ConfigError(f"unknown lr_schedule {name!r} (known: {', '.join(DEEP_SCHEDULES)})")
+    if name not in DeepScheduleNames():
+        raise ConfigError(f"unknown lr_schedule {name!r} (known: {', '.join(DeepScheduleNames())}, "
+                          "F in (0, 1) written 0.X)")
     for label, value in (("lr_init", lr_init), ("warmup_factor", warmup_factor), ("warmup_exp", warmup_exp)):
         if not (math.isfinite(value) and value > 0):
             raise ConfigError(f"{label} must be a finite number > 0, got {value}")
@@ -177,6 +196,12 @@ def deep_schedule(name: str, lr_init: float, warmup_factor: float = 1.0, warmup_
         return Schedule(lr, ((0.5, 10.0), (0.75, 10.0)))
     if name == "cosine":
         return Schedule(lr, cosine=True)
+    two_step = TWO_STEP.fullmatch(name)
+    if two_step:
+        fraction, final = float(two_step.group(1)), float(two_step.group(2))
+        if not (math.isfinite(final) and final > 0):
+            raise ConfigError(f"lr_schedule {name!r}: the step after the decay must be > 0")
+        return Schedule(lr, ((fraction, lr / final),))
     f = int(name.split("_")[1][:2]) / 10
     if name.startswith("step_"):
         return Schedule(lr, ((f, 10.0), (0.9, 10.0)))

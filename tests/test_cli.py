@@ -40,7 +40,7 @@ def _check_quick_results(name, directory, printed, capsys, tmp_path):
     assert f"{name} claims: {len(experiments.get(name).claims)} shown as SKIP (quick run" in printed
 
 
-@pytest.mark.parametrize("name", [n for n in experiments.available() if n != "deep_mnist1d"])
+@pytest.mark.parametrize("name", [n for n in experiments.available() if not experiments.get(n).on_request])
 def test_quick_reproduce_writes_results_and_figures(name, quick_reproduce, tmp_path, capsys):
     directory, printed = quick_reproduce
     _check_quick_results(name, directory, printed[name], capsys, tmp_path)

@@ -217,3 +217,52 @@ def test_slurm_where_there_is_none_is_one_line_and_nothing_is_written(tmp_path, 
     err = capsys.readouterr().err
     assert "--executor slurm" in err and "srun" in err and len(err.strip().splitlines()) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["g.toml"]
+
+
+def test_the_phase_grid_lists_eta_by_f_by_seed_and_its_gpu_hours(capsys):
+    """phase_cifar10: the paper's setting without explicit regularization, 7 step sizes x 5 ends of the large-step
+    phase x 2 seeds, each cell decayed to the paper's small step; --dry-run adds the GPU-hours, labelled by source."""
+    path = ROOT / "deep_nets" / "sweeps" / "phase_cifar10.toml"
+    assert sweep.main([str(path), "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    runs = [build_parser().parse_args(shlex.split(line)[2:]) for line in out.splitlines()]
+    assert len(runs) == 70 and len({dn_runs.run_dir(vars(r)) for r in runs}) == 70
+    assert {r.lr_init for r in runs} == {0.01, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5} and {r.seed for r in runs} == {0, 1}
+    assert {r.lr_schedule for r in runs} == {f"until{f}_then0.01" for f in (0.05, 0.1, 0.3, 0.5, 0.9)}
+    assert all((r.model, r.model_width, r.epochs, r.batch_size, r.momentum, r.l2_reg, r.no_data_augm) ==
+               ("resnet18_plain", 64, 100, 256, 0.0, 0.0, True) for r in runs)
+    # 70 runs x 100 epochs x 195 iterations x 0.06 s
+    assert "# 70 runs, 1,365,000 iterations x 0.06 s = 22.8 GPU-hours (ESTIMATE, not measured" in err
+
+
+@pytest.mark.slow
+def test_a_phase_sweep_collects_into_the_phase_figure(tmp_path, capsys):
+    """A 2 x 2 grid of lr_init x untilF_thenS trained here, collected: a results file of the phase family that
+    `load` checks, with the cells where the grid put them (one diverges), and the phase figure."""
+    from largestep import experiments
+
+    out = tmp_path / "sweep"
+    (tmp_path / "tinyphase.toml").write_text(f"""out_dir = "{out}"
+[flags]
+dataset = "synthetic"
+model = "mlp"
+model_width = 16
+epochs = 1
+batch_size = 4
+eval_iter_freq = 256
+sparsity_examples = 256
+bn_refresh_examples = 100
+no_data_augm = true
+device = "cpu"
+[[setting]]
+lr_init = [0.01, 1e6]
+lr_schedule = ["until0.2_then0.01", "until0.6_then0.01"]
+""")
+    assert sweep.main([str(tmp_path / "tinyphase.toml"), "--jobs=2", "--yes"]) == 0
+    capsys.readouterr()
+    results = experiments.load(out / "tinyphase.json")
+    assert results["family"] == "phase" and results["phase"]["lrs"] == [0.01, 1e6]
+    assert results["phase"]["fractions"] == [0.2, 0.6] and results["phase"]["final_lr"] == 0.01
+    assert sorted((r["lr"], r["fraction"], r["seeds_diverged"]) for r in results["runs"]) == \
+        [(0.01, 0.2, 0), (0.01, 0.6, 0), (1e6, 0.2, 1), (1e6, 0.6, 1)]
+    assert (out / "tinyphase.png").stat().st_size > 10_000

@@ -969,7 +969,7 @@ def test_a_grid_of_a_million_runs_is_counted_and_refused_before_any_is_made(tmp_
                             "--lr_init must be a finite number > 0, got -0.6"),
     ("runs.1.lr_schedule=linear", "deep_mnist1d: runs.1.lr_schedule: unknown schedule 'linear' (known: constant, "
                                   "piecewise, cosine, piecewise_01epochs, piecewise_03epochs, piecewise_05epochs, "
-                                  "step_01epochs, step_03epochs, step_05epochs)"),
+                                  "step_01epochs, step_03epochs, step_05epochs, untilF_thenS)"),
     ("eval_iter_freq=0", "deep_mnist1d: runs.0 (constant, lr_init 0.05): train.py refuses it: --eval_iter_freq must "
                          "be >= 1, got 0"),
     ("runs_dir=/", "deep_mnist1d: runs_dir must end in a plain folder name (letters, digits, '_', '-', '.'), got '/'"),

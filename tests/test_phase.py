@@ -83,3 +83,41 @@ def test_the_boundary_band_comes_from_the_rates_intervals():
     assert high[0] == pytest.approx(phase.boundary(list(counts), lower))
     assert low[0] < phase.boundaries(results)[0] < high[0]
     assert "[" in phase.boundary_text(results)
+
+
+def test_the_quick_deep_map_trains_every_cell_through_train_py_runs_and_reuses_them(tmp_path, monkeypatch):
+    """deep_phase's quick map (3 x 3 cells, 2 seeds tried each, one epoch): every (cell, seed) is a train.py run
+    directory trained in groups; the results file is of the phase family (load checks it, the phase figure draws
+    it); a rerun reuses every run directory and gives the same map."""
+    from largestep import experiments
+
+    monkeypatch.chdir(tmp_path)  # its run directories and the generated data set go here
+    experiment = get("deep_phase")
+    results = experiments.run_experiment(experiment, quick=True, n_seeds=2, progress=False)
+    phase_ = results["phase"]
+    assert (phase_["lrs"], phase_["fractions"], phase_["min_survivors"]) == ([0.05, 0.65, 1.3], [0.05, 0.3, 0.9], 2)
+    assert len(results["runs"]) == 9 and all(r["seeds_tried"] == 2 for r in results["runs"])
+    assert results["runs_trained"] == 18 and results["runs_reused"] == 0
+    assert len(list((tmp_path / "runs" / "quick" / "deep_phase").iterdir())) == 18
+    assert not phase.divergence_fraction(results)[0].any()  # the small step's row: nothing diverges
+    (tmp_path / "out").mkdir()
+    written = experiments.save(results, tmp_path / "out")
+    loaded = experiments.load(written[0])
+    assert np.array_equal(phase.median_map(loaded, "feature_sparsity_block4"),
+                          phase.median_map(results, "feature_sparsity_block4"), equal_nan=True)
+    again = experiments.run_experiment(experiment, quick=True, n_seeds=2, progress=False)
+    assert again["runs_trained"] == 0 and again["runs_reused"] == 18
+    np.testing.assert_equal([r["final_per_seed"] for r in again["runs"]], [r["final_per_seed"] for r in results["runs"]])
+
+
+def test_a_results_file_older_than_a_config_field_reads_as_the_settings_it_ran():
+    """A field added to a config since a results file was written (here collected_from) had its default then: the
+    file is not 'config differs' for lacking it, but is when a field it records differs."""
+    from largestep.config import to_dict
+    from largestep.experiments import scale_note
+
+    config = to_dict(get("deep_phase").config)
+    older = {k: v for k, v in config.items() if k != "collected_from"}
+    assert scale_note({"experiment": "deep_phase", "config": older}) == ""
+    assert scale_note({"experiment": "deep_phase", "config": {**older, "final_lr": 0.1}}) != ""
+    assert scale_note({"experiment": "deep_phase", "config": {**config, "collected_from": "runs/x"}}) != ""

@@ -36,6 +36,7 @@ FAMILY = {
     "relu_multi_layer_draws": "draws",
     "phase_diag": "phase",
     "phase_relu": "phase",
+    "deep_phase": "phase",
     "deep_mnist1d": "deep",
 }
 FAMILIES = tuple(dict.fromkeys(FAMILY.values()))
@@ -239,7 +240,15 @@ def scale_note(results: dict) -> str:
         return "quick run: the claims are stated for the full-scale settings"
     if results["experiment"] not in FAMILY:
         return _content_hook(results, "content_note")
-    return "" if results.get("config") == to_dict(get(results["experiment"]).config) else \
+    import dataclasses
+    import json
+
+    config = get(results["experiment"]).config
+    current, recorded = to_dict(config), results.get("config")
+    # a field added since the file was written had its default then: missing, it differs only if no longer default
+    added = {f.name: json.loads(json.dumps(f.default)) for f in dataclasses.fields(config)
+             if f.name not in (recorded or {}) and f.default is not dataclasses.MISSING}
+    return "" if isinstance(recorded, dict) and {**added, **recorded} == current else \
         "config differs from the paper's settings"
 
 

@@ -27,15 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
-from deep_nets.flags import parse
+from deep_nets.flags import GROUPED_MODELS, parse
 from deep_nets.launch import PlannedRun, run_here
 from deep_nets.runs import METRICS, read_run, run_dir, run_label, run_spec
 
 from ..claims import Claim, medians_fall, seeds_below
 from ..config import ConfigError, check_keys
 from ..results import is_plain_name
-from ..schedules import DEEP_SCHEDULES
-from ..seeds import Batch, run_record, train_until_survivors
+from ..schedules import DeepScheduleNames
+from ..seeds import SEED_POLICIES, Batch, run_record, train_seeds
 from . import Experiment
 from .cifar import content_claims, content_note, references  # noqa: F401  (the family's hooks for collected sweeps)
 
@@ -65,6 +65,10 @@ class DeepStudyConfig:
     data_dir: str = "data"  # the generated mnist1d set is cached here
     sparsity_examples: int = 10752  # train.py's fixed examples for train metrics and feature sparsity
     jobs: int = 2  # train.py processes at a time, one thread each
+    runs_per_process: int = 1  # > 1: the runs of a batch share jobs processes, in groups of at most this many
+    # (deep_nets.group: one stacked step for the group, each run its own directory), equal to the runs trained
+    # alone up to float32 rounding
+    seed_policy: str = "survivors"  # or "tries": n seeds tried per run whatever diverges (phase maps)
 
     def validate(self) -> None:
         """train.py's own rules on the exact arguments of every run (deep_nets.flags.parse), then, once, those that
@@ -72,15 +76,20 @@ class DeepStudyConfig:
         from deep_nets.loop import check_data_fits  # torch: imported by the studies that run, not by listing
 
         check_keys(self.runs)
-        if self.jobs < 1:
-            raise ConfigError(f"jobs must be >= 1, got {self.jobs}")
+        if self.jobs < 1 or self.runs_per_process < 1:
+            raise ConfigError(f"jobs and runs_per_process must be >= 1, got {self.jobs}, {self.runs_per_process}")
+        if self.seed_policy not in SEED_POLICIES:
+            raise ConfigError(f"seed_policy must be one of {', '.join(SEED_POLICIES)}, got {self.seed_policy!r}")
+        if self.runs_per_process > 1 and self.model not in GROUPED_MODELS:
+            raise ConfigError(f"runs_per_process > 1 needs a model without BatchNorm ({', '.join(GROUPED_MODELS)}), "
+                              f"got {self.model}")
         if not self.runs_dir.strip() or not is_plain_name(Path(self.runs_dir).name):
             raise ConfigError(f"runs_dir must end in a plain folder name (letters, digits, '_', '-', '.'), "
                               f"got {self.runs_dir!r}")
         for k, run in enumerate(self.runs):
-            if run.lr_schedule not in DEEP_SCHEDULES:  # the field's name, where train.py would name its flag
+            if run.lr_schedule not in DeepScheduleNames():  # the field's name, where train.py would name its flag
                 raise ConfigError(f"runs.{k}.lr_schedule: unknown schedule {run.lr_schedule!r} (known: "
-                                  f"{', '.join(DEEP_SCHEDULES)})")
+                                  f"{', '.join(DeepScheduleNames())})")
             try:
                 args = parse(self.argv(run, 0))
             except ConfigError as err:
@@ -136,7 +145,8 @@ def run(config: DeepStudyConfig, n_seeds: int = 5, progress=None) -> dict:
         planned = [PlannedRun(argv, run_dir(vars(parse(argv)))) for argv in argvs]
         if progress is not None:  # one stop per train.py process, each a whole run
             progress.start_batch(len(planned), len(planned), len(planned), unit="runs")
-        outcomes = run_here(planned, config.jobs, logs,
+        per_process = min(config.runs_per_process, -(-len(planned) // config.jobs))  # every slot busy
+        outcomes = run_here(planned, config.jobs, logs, per_process=per_process,
                             on_done=None if progress is None else (lambda k, outcome: progress.advance(1)))
         failed = [(p, o) for p, o in zip(planned, outcomes) if o.failed]
         if failed:
@@ -149,7 +159,7 @@ def run(config: DeepStudyConfig, n_seeds: int = 5, progress=None) -> dict:
         curves = {m: np.stack([r.curves[m] for r in records]) for m in METRICS}
         return Batch(curves=curves, diverged=np.array([r.diverged for r in records]))
 
-    rows, _ = train_until_survivors(train_batch, [True] * len(config.runs), n_seeds)
+    rows, _ = train_seeds(config.seed_policy, train_batch, [True] * len(config.runs), n_seeds)
     iterations = int(grid_holder["grid"][-1])
     runs = []
     for spec, run_rows in zip(config.runs, rows):

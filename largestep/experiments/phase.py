@@ -23,11 +23,11 @@ from ..claims import Claim, paired_below, spread
 from ..config import ConfigError, to_dict
 from ..plotting import figure_style, legend_below, titled
 from ..results import NotResults, fail, require_config
-from ..schedules import Schedule
+from ..schedules import TWO_STEP, Schedule, two_step_name
 from ..stats import rate_text, wilson_interval
 from ..stats import learner_median as median
 from ..stats import learner_values as final_values
-from . import Experiment, diag, relu
+from . import Experiment, deep, diag, relu
 
 # what each base's maps show, in order: (metric, title, log colour scale)
 MAPS = {
@@ -35,7 +35,20 @@ MAPS = {
                  ("jacobian_rank", "Jacobian rank", False)),
     "relu_two_layer": (("test_loss", "test loss", True), ("feature_sparsity", "feature sparsity (lower is sparser)",
                                                          False), ("jacobian_rank", "Jacobian rank", False)),
+    "deep_mnist1d": (("test_err", "test error", False),
+                     *((f"feature_sparsity_block{b}", f"feature sparsity, block {b} (lower: sparser)", False)
+                       for b in range(1, 6))),
 }
+# the surviving seeds a cell's median needs (fewer: drawn grey); the toy maps' medians need one
+MIN_SURVIVORS = {"deep_mnist1d": 4}
+# the deep map's cells: the deep study's network and data, trained for a quarter of its epochs and evaluated on a
+# coarser grid (10 points), so that the map's 210 runs take minutes here.  A step of this MLP costs about 3 ms of
+# one core's arithmetic whether its run trains alone or in a group (measured: docs/deep_nets.md), so the number of
+# steps, not the process per run, sets the map's time; runs share processes (deep_nets.group) to save the rest
+DEEP_SETTINGS = {"epochs": 25, "eval_iter_freq": 155, "sparsity_examples": 2000, "runs_per_process": 128,
+                 "runs_dir": "runs/deep_phase"}
+DEEP_QUICK = {"epochs": 1, "eval_iter_freq": 31, "sparsity_examples": 500, "runs_per_process": 64,
+              "runs_dir": "runs/quick/deep_phase"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +58,7 @@ class PhaseConfig:
     fractions: tuple[float, ...]  # ends of the large-step phase, increasing, in (0, 1) (the map's columns)
     final_lr: float  # the step after the large-step phase, the same in every cell
     quick_mode: bool = False  # the base experiment's quick() config (fewer iterations)
+    collected_from: str = ""  # a map collected from a sweep's train.py runs (experiment COLLECTED): their folder
 
     def validate(self) -> None:
         if self.experiment not in BASES:
@@ -88,6 +102,11 @@ class PhaseConfig:
 
     def _base(self, cells):
         base = BASES[self.experiment].config
+        if self.experiment == "deep_mnist1d":  # a schedule by name (train.py's flag): eta until f, then final_lr
+            runs = tuple(deep.DeepRunSpec(_key(lr, f), two_step_name(f, self.final_lr), lr, label=_label(lr, f))
+                         for lr, f in cells)
+            return dataclasses.replace(base, runs=runs, seed_policy="tries",
+                                       **(DEEP_QUICK if self.quick_mode else DEEP_SETTINGS))
         base = base.quick() if self.quick_mode else base
         timing = "after" if self.experiment == "diag_sgd" else "before"  # as the base experiment divides
         schedules = [Schedule(lr, ((f, lr / self.final_lr),), decay_timing=timing) for lr, f in cells]
@@ -101,7 +120,8 @@ class PhaseConfig:
                                    seed_policy="tries", **extra)
 
 
-BASES = {"diag_sgd": diag.DIAG_SGD, "relu_two_layer": relu.RELU_TWO_LAYER}
+COLLECTED = "train.py"  # the base of a map collected from a sweep's run directories (deep_nets.sweep --collect)
+BASES = {"diag_sgd": diag.DIAG_SGD, "relu_two_layer": relu.RELU_TWO_LAYER, "deep_mnist1d": deep.DEEP_MNIST1D}
 MAX_CELLS = 10_000
 
 
@@ -122,16 +142,19 @@ def run(config: PhaseConfig, n_seeds: int = 5, progress=None) -> dict:
     results.pop("data", None)  # the base figures' scatter of the training set: not drawn here
     results["base_config"] = to_dict(base_config)
     results["phase"] = {"base": config.experiment, "lrs": list(config.lrs), "fractions": list(config.fractions),
-                        "final_lr": config.final_lr, "maps": [list(m) for m in MAPS[config.experiment]]}
+                        "final_lr": config.final_lr, "maps": [list(m) for m in MAPS[config.experiment]],
+                        # a quick map asking for fewer seeds needs them all
+                        "min_survivors": min(MIN_SURVIVORS.get(config.experiment, 1), n_seeds)}
     return results
 
 
 def check(results: dict) -> None:
     """The map's own fields, for `experiments.load`: its configs, the grid, and every cell on it."""
     config = require_config(results, PhaseConfig)
-    if config.experiment not in BASES:
-        raise fail("config.experiment", f"one of {', '.join(BASES)}", config.experiment)
-    require_config(results, type(BASES[config.experiment].config), "base_config")
+    if config.experiment not in (*BASES, COLLECTED):
+        raise fail("config.experiment", f"one of {', '.join((*BASES, COLLECTED))}", config.experiment)
+    if config.experiment != COLLECTED:  # a collected map's runs carry their own flags
+        require_config(results, type(BASES[config.experiment].config), "base_config")
     phase = results.get("phase")
     if not isinstance(phase, dict):
         raise NotResults("field 'phase' is missing or not an object")
@@ -153,6 +176,26 @@ def check(results: dict) -> None:
                              "phase.fractions")
 
 
+def from_collected(results: dict) -> dict | None:
+    """A sweep's collected train.py runs (deep_nets.runs.collect_runs) as a phase map, when every run's schedule is
+    the two-step family with one step after the decay (a grid of lr_init x untilF_thenS); None otherwise."""
+    cells = []
+    for run in results["runs"]:
+        match = TWO_STEP.fullmatch(str(run.get("flags", {}).get("lr_schedule", "")))
+        if match is None:
+            return None
+        cells.append((float(run["flags"]["lr_init"]), float(match.group(1)), float(match.group(2))))
+    if not cells or len({c[2] for c in cells}) != 1 or len(set(c[:2] for c in cells)) != len(cells):
+        return None  # not one map: several final steps, or two runs (other flags) in one cell
+    lrs, fractions = sorted({c[0] for c in cells}), sorted({c[1] for c in cells})
+    config = PhaseConfig(COLLECTED, tuple(lrs), tuple(fractions), cells[0][2],
+                         collected_from=results["config"].get("collected_from", ""))
+    runs = [{**run, "lr": lr, "fraction": f} for run, (lr, f, _) in zip(results["runs"], cells)]
+    return {**results, "family": "phase", "config": to_dict(config), "runs": runs,
+            "phase": {"base": COLLECTED, "lrs": lrs, "fractions": fractions, "final_lr": cells[0][2],
+                      "maps": [list(m) for m in MAPS["deep_mnist1d"]], "min_survivors": 1}}
+
+
 # ---- the maps, from a results dict alone
 
 
@@ -171,8 +214,10 @@ def divergence_fraction(results: dict) -> np.ndarray:
 
 
 def median_map(results: dict, metric: str) -> np.ndarray:
-    """Median final `metric` over each cell's surviving seeds (NaN where none survived)."""
-    return cell_grid(results, lambda run: median(run, metric))
+    """Median final `metric` over each cell's surviving seeds (NaN where fewer than phase.min_survivors, by
+    default one, survived)."""
+    need = results["phase"].get("min_survivors", 1)
+    return cell_grid(results, lambda run: median(run, metric) if final_values(run, metric).size >= need else np.nan)
 
 
 def boundary(lrs, fraction_diverged) -> float:
@@ -259,7 +304,8 @@ def headline(results: dict) -> str:
 
 # ---------------------------------------------------------------- figures
 
-NAMES = {"diag_sgd": "Diagonal nets (diag_sgd data)", "relu_two_layer": "Two-layer ReLU teacher-student (relu_two_layer data)"}
+NAMES = {"diag_sgd": "Diagonal nets (diag_sgd data)", "relu_two_layer": "Two-layer ReLU teacher-student (relu_two_layer data)",
+         "deep_mnist1d": "5-layer ReLU MLP on MNIST-1D (deep_mnist1d, train.py runs)", COLLECTED: "train.py runs"}
 
 
 def _number(value: float, log: bool) -> str:
@@ -331,8 +377,12 @@ def figures(results: dict) -> dict:
     labels = [[f"{counts[i, j]:.0f}/{tried[i, j]:.0f}" if np.isfinite(tried[i, j]) else "" for j in range(len(fractions))]
               for i in range(len(lrs))]
     maps = phase["maps"]
+    columns = 2 if len(maps) < 4 else 4  # the toy maps: 2 x 2; the deep map (test error, 5 blocks): 2 x 4
+    rows = -(-(len(maps) + 1) // columns)
     with figure_style():
-        fig, axes = plt.subplots(2, 2, figsize=(14, 12), layout="constrained")
+        fig, axes = plt.subplots(rows, columns, figsize=(7 * columns, 6 * rows), layout="constrained")
+        for ax in axes.flat[len(maps) + 1:]:
+            ax.set_visible(False)
         for ax, (metric, title, log) in zip(axes.flat, maps):
             _panel(fig, ax, median_map(results, metric), lrs, fractions, fraction, uncertain,
                    f"{title}, median over survivors", log=log)
@@ -340,10 +390,12 @@ def figures(results: dict) -> dict:
                "seeds diverged, of the seeds tried", vmin=0, vmax=1, cmap="magma", labels=labels)
         legend_below(fig, *axes.flat[0].get_legend_handles_labels(), most=2)
         tries = int(np.nanmax(tried)) if np.isfinite(tried).any() else 0
+        need = phase.get("min_survivors", 1)
         fig.suptitle(titled(results, f"{NAMES.get(phase['base'], phase['base'])}: step η until the fraction f of "
                                      f"training, then η={phase['final_lr']:g}\n{tries} training seeds tried per "
                                      "cell; medians over the seeds that survived (conditioned on survival); grey: "
-                                     "no seed survived"), fontsize=11)
+                                     + ("no seed survived" if need <= 1 else f"fewer than {need} seeds survived")),
+                     fontsize=11)
     return {results["experiment"]: fig}
 
 
@@ -404,6 +456,8 @@ def lowest_cell_past_boundary(metric: str):
     """The cell with the lowest median lies at or above its column's 50%-divergence step size."""
     def check(results, others):
         values = median_map(results, metric)
+        if not np.isfinite(values).any():
+            return False, "no cell has a median (too few survivors)"
         i, j = np.unravel_index(np.nanargmin(values), values.shape)
         lr, f = results["phase"]["lrs"][i], results["phase"]["fractions"][j]
         edge, (first, last) = boundaries(results)[j], boundary_band(results)
@@ -435,6 +489,61 @@ def cell_loses_some_seeds(lr: float, fraction: float):
         low, high = wilson_interval(cell["seeds_diverged"], cell["seeds_tried"])
         return (bool(low > 0 and high < 1),
                 f"η={lr:g}, f={fraction:g}: {rate_text(cell['seeds_diverged'], cell['seeds_tried'], 'diverged')}")
+    return check
+
+
+def _below_boundary_rows(results: dict) -> list[int]:
+    """The rows (eta) where every cell has fewer than half its seeds diverged and a median (enough survivors)."""
+    fraction = divergence_fraction(results)
+    known = np.isfinite(median_map(results, results["phase"]["maps"][0][0]))
+    return [i for i in range(fraction.shape[0]) if (fraction[i] < 0.5).all() and known[i].all()]
+
+
+def falls_with_f_below_boundary(metric: str):
+    """At the largest eta whose every cell lies below the 50% boundary, the median at the largest f is below the
+    median at the smallest f (paired counts over seeds that survived in both)."""
+    def check(results, others):
+        rows = _below_boundary_rows(results)
+        phase = results["phase"]
+        if not rows or phase["lrs"][rows[-1]] == phase["lrs"][0]:
+            return False, "no row with a step above the smallest lies wholly below the boundary"
+        lr = phase["lrs"][rows[-1]]
+        first, last = _cell(results, lr, phase["fractions"][0]), _cell(results, lr, phase["fractions"][-1])
+        k, n = paired_below(last, first, metric)
+        medians = median_map(results, metric)[rows[-1]]
+        return (bool(medians[-1] < medians[0]),
+                f"η={lr:g}: median by f {' / '.join(f'{v:.3g}' for v in medians)}; {spread(last, metric)} vs "
+                f"{spread(first, metric)}; paired seeds lower: {k} of {n}")
+    return check
+
+
+def follows(metric: str, other: str):
+    """Across the cells with a median, `metric`'s medians rise with `other`'s: Spearman's rank correlation > 0."""
+    def check(results, others):
+        a, b = median_map(results, metric).ravel(), median_map(results, other).ravel()
+        known = np.isfinite(a) & np.isfinite(b)
+        if known.sum() < 3:
+            return False, f"{int(known.sum())} cells with both medians"
+        ra, rb = (np.argsort(np.argsort(v[known])) for v in (a, b))
+        rho = float(np.corrcoef(ra, rb)[0, 1])
+        return bool(rho > 0), f"Spearman ρ = {rho:.2f} over {int(known.sum())} cells"
+    return check
+
+
+def lowest_cell_below(metric: str, lr: float):
+    """The cell with the lowest median is sparser (lower) than every cell of the row eta = lr (the small step)."""
+    def check(results, others):
+        values = median_map(results, metric)
+        phase = results["phase"]
+        if lr not in phase["lrs"]:
+            return False, f"the grid has no row η={lr:g}"
+        if not np.isfinite(values).any():
+            return False, "no cell has a median (too few survivors)"
+        i, j = np.unravel_index(np.nanargmin(values), values.shape)
+        row = values[phase["lrs"].index(lr)]
+        return (bool(np.isfinite(row).all() and values[i, j] < row.min()),
+                f"lowest median {values[i, j]:.3g} at η={phase['lrs'][i]:g}, f={phase['fractions'][j]:g}; "
+                f"η={lr:g} row: {' / '.join(f'{v:.3g}' for v in row)}")
     return check
 
 
@@ -503,4 +612,42 @@ PHASE_RELU = Experiment(
     claims=tuple(CLAIMS_RELU),
     notebook="phase_diagrams.ipynb",
     seeds=20,
+)
+
+# the deep map: the small constant step (η=0.05, the first row: decayed to itself) up to steps that diverge at once.
+# In the committed map (images/deep_phase.json) the same seeds diverge in every column of a row (2 of 6 at 0.65,
+# 4 of 6 at 0.8, all from 1.0): divergence is decided within the first 5% of training, so cells past the boundary
+# have fewer than the 4 survivors a median needs
+CLAIMS_DEEP = [
+    Claim("larger steps give sparser block-4 features: at f = 0.9 every surviving seed at η = 0.65 ends sparser than "
+          "every seed of the small constant step η = 0.05", True,
+          cell_seeds_below("feature_sparsity_block4", (0.65, 0.9), (0.05, 0.9))),
+    Claim("along η = 0.65 a longer large-step phase is sparser: every surviving seed at f = 0.9 ends with sparser "
+          "block-4 features than every surviving seed at f = 0.05", False,
+          cell_seeds_below("feature_sparsity_block4", (0.65, 0.9), (0.65, 0.05))),
+    Claim("a large-step phase gives sparser block-4 features: the sparsest cell (median) is below every cell of the "
+          "small constant step's row η = 0.05", False, lowest_cell_below("feature_sparsity_block4", 0.05)),
+    Claim("below the boundary (the largest η where every cell has < 50% diverged), block-4 sparsity falls with the "
+          "length of the large-step phase (median, largest f vs smallest)", False,
+          falls_with_f_below_boundary("feature_sparsity_block4")),
+    Claim("along η = 0.65 the test error falls with the length of the large-step phase (median, f = 0.9 vs 0.05)",
+          False, cell_median_below("test_err", (0.65, 0.9), (0.65, 0.05))),
+    Claim("divergence is decided early: the 50%-divergence η is the same (within 0.01) for every f", False,
+          boundary_spread(at_most=0.01), paper=False),
+    Claim("the sparsest cell (median block-4 sparsity) lies at or past its column's 50%-divergence boundary", False,
+          lowest_cell_past_boundary("feature_sparsity_block4"), paper=False),
+    Claim("test error follows sparsity: across cells, median test error rises with median block-4 sparsity "
+          "(Spearman ρ > 0)", False, follows("test_err", "feature_sparsity_block4"), paper=False),
+]
+
+DEEP_PHASE = Experiment(
+    name="deep_phase",
+    title="deep_nets/train.py's MLP on MNIST-1D: map over the initial step size and the end of the large-step phase",
+    config=_config("deep_mnist1d", (0.05, 0.3, 0.5, 0.65, 0.8, 1.0, 1.3), (0.05, 0.1, 0.3, 0.5, 0.9), 0.05),
+    run=run,
+    claims=tuple(CLAIMS_DEEP),
+    notebook="docs/deep_nets.md",  # narrated there (no notebook yet)
+    headline=("test_err", "feature_sparsity_block4"),
+    seeds=6,  # tried per cell, whatever diverges; a cell's medians need 4 survivors (MIN_SURVIVORS)
+    on_request=True,
 )
