@@ -31,7 +31,6 @@ from deep_nets.distributed import start
 from deep_nets.flags import GROUPED_MODELS, parse
 from deep_nets.loop import Training, begin, check_data_fits, holding, open_run, stop, versions
 from deep_nets.progress import Interrupt
-from deep_nets.run_dir import RESUME_HINT, cannot_write
 from deep_nets.runs import run_config, run_dir
 
 SHARED = ("dataset", "data_dir", "model", "model_width", "batch_size", "device", "threads", "precision", "compile")
@@ -130,13 +129,7 @@ def train_together(live: list[tuple[int, Training]], interrupt: Interrupt) -> di
         for k, training in live:
             directory = run_dir(vars(training.a))
             if training.iteration in training.evaluated_at:
-                training.time_train += training.stopwatch.seconds()
-                try:
-                    diverged = training.evaluate()
-                    training.save_checkpoint(diverged)
-                except OSError as err:
-                    raise cannot_write(directory, err, RESUME_HINT) from None
-                training.model.train()
+                diverged = training.evaluate_and_save(directory)
                 if diverged:
                     print(f"diverged (non-finite loss) by iteration {training.iteration}: stopped; metrics kept in "
                           f"{directory}", flush=True)

@@ -63,8 +63,8 @@ def last_error(log: Path, status: int) -> str:
     return f"exit status {status}" + (f": {tail[0].strip()[:200]}" if tail else "")
 
 
-def _train_here(argv: list[str], log: str, cwd: str, env: dict) -> None:
-    """The body of one run's process forked from the warm server: this run's directory, environment and log."""
+def _into_own_files(log: str, cwd: str, env: dict) -> None:
+    """A process forked from the warm server takes its run's directory, environment and log."""
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
@@ -72,6 +72,11 @@ def _train_here(argv: list[str], log: str, cwd: str, env: dict) -> None:
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
+
+
+def _train_here(argv: list[str], log: str, cwd: str, env: dict) -> None:
+    """The body of one run's process."""
+    _into_own_files(log, cwd, env)
     from deep_nets import train
 
     sys.exit(train.main(argv))
@@ -79,13 +84,7 @@ def _train_here(argv: list[str], log: str, cwd: str, env: dict) -> None:
 
 def _train_group_here(argvs: list[list[str]], log: str, cwd: str, env: dict) -> None:
     """The body of one group's process (deep_nets.group): its runs, one log."""
-    os.chdir(cwd)
-    os.environ.clear()
-    os.environ.update(env)
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
+    _into_own_files(log, cwd, env)
     from deep_nets import group
 
     sys.exit(group.main(argvs))

@@ -234,6 +234,18 @@ class Training:
         self.interval_steps, self.time_train, self.images = 0, 0.0, 0
         return self.processes.share(diverged)
 
+    def evaluate_and_save(self, directory: Path) -> bool:
+        """At a point of the evaluation grid: the metrics, then a checkpoint; True when the loss is no longer
+        finite.  The training clock stops for it and the model returns to training mode."""
+        self.time_train += self.stopwatch.seconds()
+        try:
+            diverged = self.evaluate()
+            self.save_checkpoint(diverged)
+        except OSError as err:
+            raise cannot_write(directory, err, RESUME_HINT) from None
+        self.model.train()
+        return diverged
+
     def save_checkpoint(self, diverged: bool = False) -> None:
         if not self.processes.is_main:
             return
@@ -300,14 +312,8 @@ def train_to_end(training: Training, directory: Path, interrupt: Interrupt) -> i
         iteration = training.iteration
         progress.step(iteration)
         if iteration in training.evaluated_at:
-            training.time_train += training.stopwatch.seconds()
             progress.close()
-            try:
-                diverged = training.evaluate()
-                training.save_checkpoint(diverged)
-            except OSError as err:
-                raise cannot_write(directory, err, RESUME_HINT) from None
-            training.model.train()
+            diverged = training.evaluate_and_save(directory)
             if diverged:
                 if processes.is_main:
                     print(f"diverged (non-finite loss) by iteration {iteration}: stopped; metrics kept in {directory}")

@@ -7,7 +7,6 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 
 from deep_nets import runs as dn_runs
 from deep_nets import sweep

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from ..claims import NOT_ROBUST, Claim, medians_fall, seeds_below
+from ..claims import Claim, medians_fall, seeds_below
 
 SOURCE = ("printed by the paper's repository, tml-epfl/sgd-sparse-features, deep_nets/plot_feature_sparsity.ipynb: "
           "ONE seed per run; "
