@@ -11,6 +11,7 @@ from pathlib import Path
 from deep_nets import runs as dn_runs
 from deep_nets import sweep
 from largestep.__main__ import main
+from largestep.claims import NOT_ROBUST
 from largestep.experiments import cifar
 from largestep.results import save_json
 
@@ -78,7 +79,7 @@ def test_runs_in_the_papers_settings_agree_pass_with_the_papers_values_beside(tm
     print(out)
     assert code == 0
     assert "paper_cifar10 claims: 2 of 2 robust claims pass; 4 of 4 reported claims (not robust) hold" in out
-    assert out.count("  PASS  [robust]") == 2 and out.count(f"  PASS  [{cifar.NOT_ROBUST}]") == 4
+    assert out.count("  PASS  [robust]") == 2 and out.count(f"  PASS  [{NOT_ROBUST}]") == 4
     assert "basis: the paper's ordering, one seed: 10.13% > 6.58% > 5.61%" in out
     assert "ONE seed" in out and "tml-epfl/sgd-sparse-features" in out
     # yours (median: seed 1, the paper's value) beside the paper's, for the matching run
@@ -113,7 +114,7 @@ def test_runs_that_disagree_fail_and_exit_1(tmp_path, capsys):
     assert code == 1
     assert "paper_cifar10 claims: 1 of 2 robust claims pass; 0 of 4 reported claims (not robust) hold" in out
     assert re.search(r"FAIL  \[robust\] SOTA setting: every large-step run .*\n.*highest 0.2 vs lowest 0.141", out)
-    assert out.count(f"  FAIL  [{cifar.NOT_ROBUST}]") == 4
+    assert out.count(f"  FAIL  [{NOT_ROBUST}]") == 4
     assert "PASS  [robust] no explicit regularization" in out
 
 
