@@ -4,7 +4,8 @@ committed results?  `python -m largestep compare NEW OLD` prints, per experiment
 - every claim's verdict in OLD and NEW, marked where they differ;
 - each run's divergence count in both (k of m, with its 95% interval);
 - the final medians of NEW that lie outside OLD's interquartile range of the same run and metric: the numbers
-  that moved more than the seed-to-seed spread explains.  Runs are matched by key.
+  that moved more than the seed-to-seed spread explains.  Runs are matched by identity: key, and data draw
+  where a study has several (its schedules' keys repeat on every draw).
 
 At the edge of divergence the last bits of a sum decide which seeds survive, so counts and medians there move
 from one machine to another; a robust claim should not.
@@ -18,13 +19,18 @@ from .seeds import divergence_note
 from .stats import learner_values
 
 
+def identity(run: dict) -> tuple:
+    """What makes a run the same run in two results files of one experiment."""
+    return run.get("data_seed"), run["key"]
+
+
 def moved_medians(new: dict, old: dict) -> list[str]:
     """'run: metric median 0.31 outside [0.12, 0.25] (old quartiles)' for each final median of `new` outside
-    `old`'s interquartile range (runs matched by key; a run with a single survivor in OLD has no range)."""
-    old_runs = {run["key"]: run for run in old["runs"]}
+    `old`'s interquartile range (runs matched by identity; a run with a single survivor in OLD has no range)."""
+    old_runs = {identity(run): run for run in old["runs"]}
     lines = []
     for run in new["runs"]:
-        reference = old_runs.get(run["key"])
+        reference = old_runs.get(identity(run))
         if reference is None:
             lines.append(f"{run['label']}: no run of key {run['key']!r} in the old results")
             continue
@@ -63,12 +69,12 @@ def report(loaded: list[tuple[str, dict, dict | None]], new_dir, old_dir) -> tup
                          f"[{kind}] {v_new.text}")
         if old is None:
             continue
-        old_runs = {run["key"]: run for run in old["runs"]}
-        counts = [f"{run['label']}: {divergence_note(old_runs[run['key']], interval=True)} -> "
+        old_runs = {identity(run): run for run in old["runs"]}
+        counts = [f"{run['label']}: {divergence_note(old_runs[identity(run)], interval=True)} -> "
                   f"{divergence_note(run, interval=True)}"
-                  for run in new["runs"] if run["key"] in old_runs and not run.get("deterministic")
-                  and (run["seeds_diverged"], run["seeds_tried"]) != (old_runs[run["key"]]["seeds_diverged"],
-                                                                      old_runs[run["key"]]["seeds_tried"])]
+                  for run in new["runs"] if identity(run) in old_runs and not run.get("deterministic")
+                  and (run["seeds_diverged"], run["seeds_tried"]) != (old_runs[identity(run)]["seeds_diverged"],
+                                                                      old_runs[identity(run)]["seeds_tried"])]
         if counts:
             lines.append("  divergence moved: " + "; ".join(counts))
         moved = moved_medians(new, old)
