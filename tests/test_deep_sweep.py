@@ -126,14 +126,7 @@ TINY = ["--dataset=synthetic", "--model=mlp", "--model_width=16", "--epochs=4", 
         "--no_data_augm", "--device=cpu"]
 
 
-@pytest.mark.slow
-def test_runs_here_report_each_outcome_and_collect_results_and_figures(tmp_path, capsys):
-    """Three runs, two at a time: one trains, one diverges, one is refused by train.py at start (its batch does
-    not fit the data set, which the dry run cannot know); the failure line gives train.py's reason, the two others
-    are collected into the results file and figures.  A rerun finds the two finished and trains nothing."""
-    out = tmp_path / "sweep"
-    (tmp_path / "tiny.toml").write_text(f"""out_dir = "{out}"
-[flags]
+TINY_FLAGS = """[flags]
 dataset = "synthetic"
 model = "mlp"
 model_width = 16
@@ -144,7 +137,17 @@ sparsity_examples = 256
 bn_refresh_examples = 100
 no_data_augm = true
 device = "cpu"
-[[setting]]
+"""  # a tiny MLP run on the generated set: seconds per run
+
+
+@pytest.mark.slow
+def test_runs_here_report_each_outcome_and_collect_results_and_figures(tmp_path, capsys):
+    """Three runs, two at a time: one trains, one diverges, one is refused by train.py at start (its batch does
+    not fit the data set, which the dry run cannot know); the failure line gives train.py's reason, the two others
+    are collected into the results file and figures.  A rerun finds the two finished and trains nothing."""
+    out = tmp_path / "sweep"
+    (tmp_path / "tiny.toml").write_text(f"""out_dir = "{out}"
+{TINY_FLAGS}[[setting]]
 lr_init = [0.01, 1e6]
 [[setting]]
 lr_init = 0.01
@@ -243,18 +246,7 @@ def test_a_phase_sweep_collects_into_the_phase_figure(tmp_path, capsys):
 
     out = tmp_path / "sweep"
     (tmp_path / "tinyphase.toml").write_text(f"""out_dir = "{out}"
-[flags]
-dataset = "synthetic"
-model = "mlp"
-model_width = 16
-epochs = 1
-batch_size = 4
-eval_iter_freq = 256
-sparsity_examples = 256
-bn_refresh_examples = 100
-no_data_augm = true
-device = "cpu"
-[[setting]]
+{TINY_FLAGS}[[setting]]
 lr_init = [0.01, 1e6]
 lr_schedule = ["until0.2_then0.01", "until0.6_then0.01"]
 """)
