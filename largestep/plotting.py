@@ -103,7 +103,8 @@ def nan_percentiles(values: np.ndarray, q) -> np.ndarray:
 
 
 def run_label(run: dict) -> str:
-    return f"{run['label']} ({divergence_note(run)})"
+    """A run's legend entry: its label, and what diverged and collapsed, each with its 95% interval."""
+    return f"{run['label']} ({divergence_note(run, interval=True)})"
 
 
 def legend_below(fig, handles, labels, most: int = 3) -> None:
