@@ -194,7 +194,7 @@ def sharpness_above(runs: list[str], window: str, none: bool):
     name = f"sharpness_above_2_over_eta_{window}"
 
     def check(results, others):
-        counts, parts = [0, 0], []
+        counts, parts, largest = [0, 0], [], []
         for key in runs:
             run = run_of(results, key)
             flags = [s[name] for s in run["final_per_seed"] if counted(s) and s.get(name) == s.get(name)
@@ -202,11 +202,10 @@ def sharpness_above(runs: list[str], window: str, none: bool):
             counts[0] += int(sum(flags))
             counts[1] += len(flags)
             parts.append(f"{run['label']}: {rate_text(int(sum(flags)), len(flags))}")
-        largest = "; ".join(f"{run_of(results, key)['label']}: {learner_spread(run_of(results, key), 'sharpness_max')}"
-                            for key in runs)
+            largest.append(f"{run['label']}: {learner_spread(run, 'sharpness_max')}")
         holds = counts[1] > 0 and (counts[0] == 0 if none else counts[0] > 0)
         return holds, f"above 2/η {'in the first 2%' if window == 'early' else 'later'}: {'; '.join(parts)} " \
-                      f"(each seed's largest sharpness: {largest})"
+                      f"(each seed's largest sharpness: {'; '.join(largest)})"
     return check
 
 
@@ -283,6 +282,11 @@ def robust_failures(verdicts: list[Verdict], quick: bool = False) -> int:
     return 0 if quick else sum(v.claim.robust and v.holds is False for v in verdicts)
 
 
+def status(verdict: Verdict, quick: bool = False) -> str:
+    """'PASS', 'FAIL', 'n/a' (not evaluable on these results) or, in a quick run, 'SKIP'."""
+    return "n/a" if verdict.holds is None else "SKIP" if quick else "PASS" if verdict.holds else "FAIL"
+
+
 def report(name: str, verdicts: list[Verdict], quick: bool = False, note: str = "") -> str:
     """The claims as printed by `check` and at the end of `reproduce`: PASS/FAIL, robust or not, numbers.
     A quick run's claims are shown as SKIP with their numbers: they are stated for the full-scale settings."""
@@ -300,8 +304,7 @@ def report(name: str, verdicts: list[Verdict], quick: bool = False, note: str = 
                 + (f" ({note})" if note else ""))
     lines = [head]
     for v in verdicts:
-        status = "n/a " if v.holds is None else "SKIP" if quick else "PASS" if v.holds else "FAIL"
-        lines.append(f"  {status}  [{v.claim.kind}] {v.text}\n        {v.numbers}")
+        lines.append(f"  {status(v, quick):4s}  [{v.claim.kind}] {v.text}\n        {v.numbers}")
         if v.claim.basis:
             lines.append(f"        basis: {v.claim.basis}")
     return "\n".join(lines)

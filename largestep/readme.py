@@ -91,7 +91,8 @@ def blocks(directory="images") -> dict[str, str]:
     from .report import findings
 
     loaded = _results(directory)
-    return {"findings": findings(loaded, full=False), "table": table(loaded), "all findings": findings(loaded)}
+    short, full = findings(loaded)
+    return {"findings": short, "table": table(loaded), "all findings": full}
 
 
 def held(text: str) -> list[str]:

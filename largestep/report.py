@@ -22,15 +22,12 @@ def run_lines(results: dict) -> list[str]:
     return lines
 
 
-def claim_lines(results: dict, others: dict | None = None, numbers: bool = True, robust_only: bool = False) -> list[str]:
-    """One line per claim, robust ones first: verdict, kind, text (and the numbers behind it)."""
-    verdicts = claim_kinds.evaluate(results, claims_for(results), others or {})
-    lines = []
-    for robust in (True, False) if not robust_only else (True,):
-        for v in (v for v in verdicts if v.claim.robust == robust):
-            lines.append(f"- **{_status(v, results)}** ({v.claim.kind}) {v.text}"
-                         + (f". <sub>{v.numbers}</sub>" if numbers else ""))
-    return lines
+def claim_lines(results: dict, verdicts: list, robust_only: bool = False) -> list[str]:
+    """One line per claim of `verdicts` (evaluated on `results`), robust ones first: verdict, kind, text and
+    the numbers behind it."""
+    quick = bool(results.get("quick"))
+    return [f"- **{claim_kinds.status(v, quick)}** ({v.claim.kind}) {v.text}. <sub>{v.numbers}</sub>"
+            for robust in ((True,) if robust_only else (True, False)) for v in verdicts if v.claim.robust == robust]
 
 
 def what_to_look_at(results: dict, *others: dict) -> str:
@@ -52,36 +49,32 @@ def what_to_look_at(results: dict, *others: dict) -> str:
     if divergence and own is None:
         parts.append("**Seeds lost** (statistics are over the seeds that learned: conditioned on survival):\n"
                      + "\n".join(divergence))
-    claims = claim_lines(results, {o["experiment"]: o for o in others})
+    verdicts = claim_kinds.evaluate(results, claims_for(results), {o["experiment"]: o for o in others})
+    claims = claim_lines(results, verdicts)
     if claims:
         parts.append("**Claims** (robust: must hold on any machine; reported: may flip with the seeds):\n"
                      + "\n".join(claims))
     return "\n\n".join(parts)
 
 
-def findings(loaded: list[dict], full: bool = True) -> str:
-    """The findings over the results files: per file, its robust claims with their verdicts and numbers; with
-    `full`, every other claim too, each with its numbers (docs/results.md); without, the claims that are
-    reported, not robust, in one line per file, verdicts only (README, read in five minutes)."""
+def findings(loaded: list[dict]) -> tuple[str, str]:
+    """The findings over the results files, each file's claims evaluated once: (README's, docs/results.md's).
+    README's: per file, its robust claims with their verdicts and numbers, and the claims reported, not robust,
+    in one line of verdicts (read in five minutes); docs/results.md's: every claim with its numbers."""
     others = {r["experiment"]: r for r in loaded}
-    lines = []
+    short, full = [], []
     for results in loaded:
         verdicts = claim_kinds.evaluate(results, claims_for(results), others)
         if not verdicts:
             continue
+        quick = bool(results.get("quick"))
         robust = [v for v in verdicts if v.claim.robust]
-        passed = sum(bool(v.holds) for v in robust)
-        quick = " (quick run: shown for the code's sake, not the result)" if results.get("quick") else ""
-        lines.append(f"**`{results['experiment']}`**{quick}: {passed} of {len(robust)} robust claims pass")
-        lines += claim_lines(results, others, robust_only=not full)
-        if full:
-            continue
-        reported = [f"{_status(v, results)} {v.text}" for v in verdicts if not v.claim.robust]
+        note = " (quick run: shown for the code's sake, not the result)" if quick else ""
+        head = (f"**`{results['experiment']}`**{note}: {sum(bool(v.holds) for v in robust)} of {len(robust)} robust "
+                "claims pass")
+        short += [head, *claim_lines(results, verdicts, robust_only=True)]
+        reported = [f"{claim_kinds.status(v, quick)} {v.text}" for v in verdicts if not v.claim.robust]
         if reported:
-            lines.append("- reported, not robust: " + "; ".join(reported))
-    return "\n".join(lines)
-
-
-def _status(verdict, results: dict) -> str:
-    return ("n/a" if verdict.holds is None else "SKIP" if results.get("quick") else
-            "PASS" if verdict.holds else "FAIL")
+            short.append("- reported, not robust: " + "; ".join(reported))
+        full += [head, *claim_lines(results, verdicts)]
+    return "\n".join(short), "\n".join(full)
