@@ -21,7 +21,7 @@ figures: $(VENV)/.installed  ## rewrite the committed images/ and README's gener
 test: $(VENV)/.installed  ## the full suite, as CI runs it (two worker processes: pytest-xdist)
 	$(PY) -m pytest -q -n 2
 
-test-fast: $(VENV)/.installed  ## the fast tier, for the edit loop (tests/conftest.py says what it leaves out; 41 s here)
+test-fast: $(VENV)/.installed  ## the fast tier, for the edit loop: the tests not marked slow (41 s here)
 	$(PY) -m pytest -q -n 2 -m "not slow"
 
 notebooks: $(VENV)/.installed  ## re-execute every notebook in place at full scale

@@ -49,22 +49,10 @@ def _reproduce_quick(out: Path):
     return Path(out), printed
 
 
-# The fast tier (`make test-fast`, the edit loop) leaves out, besides the tests marked slow where they are written,
-# whole files that launch processes, execute notebooks or redraw every committed figure, the tests below that
-# train through processes, and every test that reads the quick reproduce of all toy experiments (about a minute).
-SLOW_FILES = {"test_notebooks.py", "test_distributed.py", "test_deep_sweep.py", "test_deep_group.py",
-              "test_documented_commands.py", "test_startup.py", "test_docker.py", "test_deep_nets.py",
-              "test_deep_runs.py", "test_threads.py", "test_draw.py", "test_figure_layout.py"}
-SLOW_TESTS = ("test_derived_labels_and_claim_texts_follow_overrides", "test_the_quick_deep_map_",
-              "test_kill_at_a_random_point", "test_write_failing_mid_line", "test_two_fresh_starts_at_once",
-              "test_second_process_on_a_run_directory", "test_a_deleted_lock_file", "test_sweep_where_every_run_diverges",
-              "test_images_are_written_only_when_asked", "test_reproduce_writes_results_figures_and_animation",
-              "test_checkpoint_write_failing", "test_failed_run_of_a_sweep", "test_deep_study_settings_are_checked",
-              "test_loss_surface_with_diverged_gradient_flow")
-
-
+# The fast tier (`make test-fast`, the edit loop) leaves out the tests marked slow where they are written (whole
+# files that launch processes, execute notebooks or redraw every committed figure carry `pytestmark`) and every
+# test that reads the quick reproduce of all toy experiments (about a minute to make).
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if (item.path.name in SLOW_FILES or item.name.startswith(SLOW_TESTS)
-                or "quick_reproduce" in getattr(item, "fixturenames", ())):
+        if "quick_reproduce" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)

@@ -114,6 +114,7 @@ def test_overrides_reach_the_run(tmp_path, capsys):
     assert results["runs"][0]["curves"]["iteration"][-1] == 300
 
 
+@pytest.mark.slow
 def test_derived_labels_and_claim_texts_follow_overrides(tmp_path, capsys):
     code, out, err = _run(["reproduce", "diag_sgd", "--quick", "--seeds", "1", "--out", str(tmp_path), "--no-progress",
                            "--set", "runs.3.schedule.decays.0.0=0.7", "--set", "runs.0.schedule.lr=0.2"], capsys)
@@ -137,6 +138,7 @@ def test_the_module_runs_as_a_program_and_has_help():
     ([], "runs/reproduce"),
     (["--quick", "--out", "images"], "images"),
 ])
+@pytest.mark.slow
 def test_images_are_written_only_when_asked(flags, expected, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, _, err = _run(["reproduce", "stabilization_1d", "--seeds", "1", "--no-progress", *flags], capsys)

@@ -11,6 +11,8 @@ from deep_nets.runs import read_run, run_dir
 from deep_nets.flags import parse
 from largestep.config import ConfigError
 
+pytestmark = pytest.mark.slow  # launches processes, executes notebooks or redraws every figure: not in make test-fast
+
 # the grouped step's products add in another order than nn.Linear's: after 2 epochs (124 SGD steps, step sizes up
 # to 0.6) the parameters of a run agree with the run trained alone to this relative tolerance (float32's epsilon is
 # 1.2e-7; measured: at most 9e-7 of each tensor's largest entry), and so do its metrics

@@ -34,6 +34,8 @@ from deep_nets import progress as dn_progress
 from deep_nets import train as dn_train
 from deep_nets.models import MODELS, build_model
 
+pytestmark = pytest.mark.slow  # launches processes, executes notebooks or redraws every figure: not in make test-fast
+
 ROOT = Path(__file__).resolve().parent.parent
 
 TIMING = {"time_train", "time_eval", "images_per_s"}

@@ -7,6 +7,8 @@ import pytest
 
 from deep_nets.runs import RunDirError, collect_runs, read_run
 
+pytestmark = pytest.mark.slow  # launches processes, executes notebooks or redraws every figure: not in make test-fast
+
 ARGS = {"dataset": "mnist1d", "model": "mlp", "model_width": 8, "epochs": 2, "batch_size": 10, "momentum": 0.0,
         "l2_reg": 0.0, "eval_iter_freq": 4, "lr_init": 0.6, "lr_schedule": "piecewise_01epochs", "warmup_exp": 1.0,
         "warmup_factor": 1.0, "seed": 0, "out_dir": "x", "exp_name": "e", "device": "cpu", "threads": 1}

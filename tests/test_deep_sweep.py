@@ -17,6 +17,8 @@ from deep_nets import launch, sweep
 from deep_nets import train as dn_train
 from deep_nets.flags import build_parser, parse
 
+pytestmark = pytest.mark.slow  # launches processes, executes notebooks or redraws every figure: not in make test-fast
+
 ROOT = Path(__file__).resolve().parent.parent
 
 GRID = """

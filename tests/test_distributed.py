@@ -18,6 +18,8 @@ from deep_nets import data as dn_data
 from deep_nets import train as dn_train
 from deep_nets.distributed import Processes
 
+pytestmark = pytest.mark.slow  # launches processes, executes notebooks or redraws every figure: not in make test-fast
+
 ROOT = Path(__file__).resolve().parent.parent
 # an MLP: no BatchNorm, whose statistics PyTorch synchronizes across GPUs only
 ARGS = ["--dataset=synthetic", "--model=mlp", "--model_width=16", "--epochs=4", "--batch_size=8", "--eval_iter_freq=128",

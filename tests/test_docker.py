@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # launches processes, executes notebooks or redraws every figure: not in make test-fast
+
 ROOT = Path(__file__).resolve().parent.parent
 HADOLINT = shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
 

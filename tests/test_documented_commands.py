@@ -13,6 +13,8 @@ import pytest
 
 from largestep.__main__ import build_parser, main, prepare
 
+pytestmark = pytest.mark.slow  # launches processes, executes notebooks or redraws every figure: not in make test-fast
+
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = re.compile(r"python -m largestep(?=[\s`]|$)[^`\n#;)]*")
 PLACEHOLDER = re.compile(r"\b(NAME|N|DIR|FIELD=VALUE|RESULTS\.json)\b|\[|\.\.\.")

@@ -15,6 +15,8 @@ from largestep.experiments import relu
 from largestep.results import load_results, save_json
 from largestep.schedules import Schedule
 
+pytestmark = pytest.mark.slow  # launches processes, executes notebooks or redraws every figure: not in make test-fast
+
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = sorted((ROOT / "images").glob("*.json"))
 

@@ -297,6 +297,7 @@ def test_temporary_files_of_writes_cut_short_by_sigkill_are_removed_on_resume(re
     assert not any(path.exists() for path in left) and (run_dir / "checkpoint.pt").exists()
 
 
+@pytest.mark.slow
 def test_write_failing_mid_line_stops_cleanly_and_resume_recovers(reference, tmp_path, capsys):
     """A metrics append cut off half-way, as a full disk does it (here by a file-size limit, the same short write
     then error, at any point of the run): one line, exit 2; --resume drops the torn line and recomputes it."""
@@ -325,6 +326,7 @@ def wait_for(predicate, timeout=120.0):
 
 
 @pytest.mark.parametrize("sig,delay_seed", [(signal.SIGKILL, 1), (signal.SIGTERM, 2)])
+@pytest.mark.slow
 def test_kill_at_a_random_point_then_resume_is_bit_exact(sig, delay_seed, reference, tmp_path, capsys):
     npz, rows = reference
     args = run_args(npz, tmp_path / "runs", epochs=60)
@@ -345,6 +347,7 @@ def test_kill_at_a_random_point_then_resume_is_bit_exact(sig, delay_seed, refere
 
 # ---------------------------------------------------------------- 2. concurrent writers
 
+@pytest.mark.slow
 def test_second_process_on_a_run_directory_names_the_holder(reference, tmp_path, capsys):
     npz, rows = reference
     args = run_args(npz, tmp_path / "runs", epochs=60)
@@ -367,6 +370,7 @@ def test_second_process_on_a_run_directory_names_the_holder(reference, tmp_path,
     assert strip_timing(read_metrics(run_dirs(tmp_path / "runs")[0])) == rows[60]
 
 
+@pytest.mark.slow
 def test_two_fresh_starts_at_once_make_one_run(reference, tmp_path):
     npz, rows = reference
     args = run_args(npz, tmp_path / "runs", epochs=3)
@@ -399,6 +403,7 @@ SWEEPS = [n for n in experiments.default_names() if hasattr(experiments.get(n).c
 
 
 @pytest.mark.parametrize("name", SWEEPS)
+@pytest.mark.slow
 def test_sweep_where_every_run_diverges_still_writes_results_and_figures(name, tmp_path, capsys):
     code = largestep_main(["reproduce", name, "--quick", "--seeds", "1", "--out", str(tmp_path), "--no-progress",
                            *diverging_overrides(name)])
@@ -410,6 +415,7 @@ def test_sweep_where_every_run_diverges_still_writes_results_and_figures(name, t
     assert not hidden(tmp_path)
 
 
+@pytest.mark.slow
 def test_loss_surface_with_diverged_gradient_flow_draws_its_plane_without_w_flow(tmp_path, capsys):
     code = largestep_main(["reproduce", "loss_surface", "--quick", "--seeds", "1", "--out", str(tmp_path),
                            "--no-progress", "--set", "runs.0.schedule.lr=1000"])

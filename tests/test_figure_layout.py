@@ -17,6 +17,8 @@ from largestep.experiments import figures_for  # noqa: E402
 from largestep.plotting import save_formats  # noqa: E402
 from largestep.results import load_results  # noqa: E402
 
+pytestmark = pytest.mark.slow  # launches processes, executes notebooks or redraws every figure: not in make test-fast
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = sorted((ROOT / "images").glob("*.json"))
 

@@ -8,6 +8,8 @@ import pytest
 
 from largestep.notebooks import execute
 
+pytestmark = pytest.mark.slow  # launches processes, executes notebooks or redraws every figure: not in make test-fast
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(ROOT.glob("*.ipynb")) + sorted((ROOT / "deep_nets").glob("*.ipynb"))
 

@@ -85,6 +85,7 @@ def test_the_boundary_band_comes_from_the_rates_intervals():
     assert "[" in phase.boundary_text(results)
 
 
+@pytest.mark.slow
 def test_the_quick_deep_map_trains_every_cell_through_train_py_runs_and_reuses_them(tmp_path, monkeypatch):
     """deep_phase's quick map (3 x 3 cells, 2 seeds tried each, one epoch): every (cell, seed) is a train.py run
     directory trained in groups; the results file is of the phase family (load checks it, the phase figure draws

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # launches processes, executes notebooks or redraws every figure: not in make test-fast
+
 CHECK = """
 import json, sys
 from largestep import experiments

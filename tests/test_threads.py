@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # launches processes, executes notebooks or redraws every figure: not in make test-fast
+
 ROOT = Path(__file__).resolve().parents[1]
 
 PROBE = r"""

@@ -188,6 +188,7 @@ def test_loss_surface_runs_reproduce_the_papers_printed_numbers():
     np.testing.assert_allclose(test[1], 0.12648761921433635, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_reproduce_writes_results_figures_and_animation(tmp_path):
     from PIL import Image
 
