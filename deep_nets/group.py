@@ -120,6 +120,7 @@ def train_together(live: list[tuple[int, Training]], interrupt: Interrupt) -> di
         if training.iteration >= training.total:
             statuses[k] = 0
     live = [(k, t) for k, t in live if k not in statuses]
+    directories = {k: run_dir(vars(training.a)) for k, training in live}  # once, not at every step
     for _, training in live:
         training.model.train()
         training.stopwatch.start()
@@ -127,7 +128,7 @@ def train_together(live: list[tuple[int, Training]], interrupt: Interrupt) -> di
         step_together([t for _, t in live])
         still = []
         for k, training in live:
-            directory = run_dir(vars(training.a))
+            directory = directories[k]
             if training.iteration in training.evaluated_at:
                 diverged = training.evaluate_and_save(directory)
                 if diverged:
@@ -157,9 +158,7 @@ def step_together(trainings: list[Training]) -> None:
     and schedule, the losses and gradients of all runs from one stacked forward and backward pass."""
     xs, ys = [], []
     for training in trainings:
-        lr = training.schedule((training.iteration + 1) / training.steps_per_epoch)
-        for group in training.optimizer.param_groups:
-            group["lr"] = lr
+        training.set_step_size()
         x, y = training.stream.next()
         xs.append(x)
         ys.append(y)
@@ -168,17 +167,10 @@ def step_together(trainings: list[Training]) -> None:
         stacked = [torch.stack(ps).requires_grad_() for ps in zip(*(t.params for t in trainings))]
     losses = stacked_losses(stacked, x, y)
     grads = torch.autograd.grad(losses.sum(), stacked)
-    losses = losses.detach().double()
     for r, training in enumerate(trainings):
         for p, g in zip(training.params, grads):
             p.grad = g[r]
-        training.optimizer.step()
-        with torch.no_grad():
-            torch._foreach_lerp_(training.ema_params, training.params, 1 - training.a.swa_tau)
-        training.loss_sum += losses[r]
-        training.interval_steps += 1
-        training.iteration += 1
-        training.images += training.a.batch_size
+        training.finish_step(losses[r])
 
 
 def stacked_losses(stacked: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -157,13 +157,20 @@ class Training:
 
     def step(self) -> None:
         """One SGD step at the schedule's step size for the iteration it completes, then the weight average."""
-        lr = self.schedule((self.iteration + 1) / self.steps_per_epoch)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        self.set_step_size()
         x, y = self.stream.next()
         x = x.contiguous(memory_format=self.layout) if x.ndim == 4 else x
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.backward(x, y)
+        self.finish_step(self.backward(x, y))
+
+    def set_step_size(self) -> None:
+        """The schedule's step size for the iteration this step completes."""
+        lr = self.schedule((self.iteration + 1) / self.steps_per_epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def finish_step(self, loss: torch.Tensor) -> None:
+        """With the batch's gradients in place: the optimizer's step, the weight average, the counters."""
         self.optimizer.step()
         with torch.no_grad():
             torch._foreach_lerp_(self.ema_params, self.params, 1 - self.a.swa_tau)
